@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what aios needs to build and test on a fresh Debian/Ubuntu machine: Debian's packages
+# and LibTorch from PyTorch's CPU wheel. Installs only what is missing, so it is a no-op where
+# everything is present (the GPU image, a developer's machine).
+set -euo pipefail
+packages=(cmake ninja-build g++ libopenmpi-dev openmpi-bin libhdf5-dev libcli11-dev libgtest-dev
+          libgmock-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev python3-pip)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install_deps: installing ${missing[*]}"
+  sudo_cmd=(); [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! python3 -c 'import torch' >/dev/null 2>&1; then
+  # The CPU wheel: plain `torch` would pull a CUDA build of several GB.
+  echo "install_deps: installing torch==2.13.0 (CPU wheel)"
+  python3 -m pip install -q torch==2.13.0
+fi

@@ -1,0 +1,240 @@
+#include "data/prepare.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/error.h"
+#include "base/files.h"
+#include "data/llmc_import.h"
+#include "data/shard_writer.h"
+#include "data/text_source.h"
+#include "data/tokenizer.h"
+
+namespace aios {
+namespace {
+
+constexpr std::size_t kTextBlockBytes = 4 << 20;
+constexpr std::int64_t kTokenPiece = 1 << 20;
+
+std::string version_string() { return "aios " AIOS_VERSION; }
+
+void check_options(const PrepareOptions& o) {
+  if (o.output.empty()) throw Error("--output", "is empty", "a directory path for the shard set");
+  if (o.shard_tokens < 1024) {
+    throw Error("--shard-tokens", "value " + std::to_string(o.shard_tokens) + " is too small",
+                "at least 1024 tokens per shard");
+  }
+  if (!(o.val_fraction >= 0 && o.val_fraction < 1)) {
+    throw Error("--val-fraction", "value " + std::to_string(o.val_fraction) + " is out of range",
+                "a fraction in [0, 1)");
+  }
+  if (o.split_block_tokens < 1) {
+    throw Error("--split-block-tokens", "value " + std::to_string(o.split_block_tokens) + " is not positive");
+  }
+  if (o.documents != "file" && o.documents != "line") {
+    throw Error("--documents", "unknown value '" + o.documents + "'", "file or line");
+  }
+  if (o.dtype != "auto" && o.dtype != "uint16" && o.dtype != "uint32") {
+    throw Error("--dtype", "unknown value '" + o.dtype + "'", "auto, uint16 or uint32");
+  }
+  if (o.train_tokenizer_vocab > 0 && o.tokenizer != "byte") {
+    throw Error("--train-tokenizer", "cannot be combined with --tokenizer " + o.tokenizer,
+                "one of them");
+  }
+}
+
+TokenDtype choose_dtype(const std::string& requested, std::int64_t vocab_size) {
+  const TokenDtype needed = smallest_dtype_for(vocab_size);
+  if (requested == "auto") return needed;
+  const TokenDtype chosen = token_dtype_from_string(requested, "--dtype");
+  if (chosen == TokenDtype::kUint16 && needed == TokenDtype::kUint32) {
+    throw Error("--dtype", "uint16 cannot hold a vocabulary of " + std::to_string(vocab_size) + " ids",
+                "uint32 or auto");
+  }
+  return chosen;
+}
+
+// Small corpora get smaller split blocks, so that the validation split is spread over about
+// eight blocks instead of being one block taken from the start.
+std::int64_t effective_split_block(const PrepareOptions& o, std::int64_t estimated_tokens) {
+  if (o.val_fraction <= 0) return o.split_block_tokens;
+  const auto target = static_cast<std::int64_t>(static_cast<double>(estimated_tokens) * o.val_fraction / 8);
+  return std::clamp<std::int64_t>(target, 256, std::max<std::int64_t>(256, o.split_block_tokens));
+}
+
+class Progress {
+ public:
+  Progress(std::int64_t total, const std::function<void(const PrepareProgress&)>& callback)
+      : callback_(callback) { state_.bytes_total = total; }
+  void advance(std::int64_t bytes, std::int64_t tokens) {
+    state_.bytes_done += bytes;
+    state_.tokens = tokens;
+    if (callback_) callback_(state_);
+  }
+
+ private:
+  const std::function<void(const PrepareProgress&)>& callback_;
+  PrepareProgress state_;
+};
+
+void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokenizer,
+                   const std::string& documents, ShardSetWriter& writer, Progress& progress) {
+  const auto eot = tokenizer.end_of_text_id();
+  std::vector<std::uint32_t> ids;
+  auto end_document = [&] {
+    if (eot) writer.append(std::span<const std::uint32_t>(&*eot, 1));
+  };
+  for (const auto& input : inputs) {
+    if (documents == "file") writer.begin_document();
+    read_text_blocks(input.path, kTextBlockBytes, [&](std::string_view block) {
+      ids.clear();
+      if (documents == "file") {
+        tokenizer.encode(block, ids);
+        writer.append(ids);
+      } else {
+        for (std::size_t start = 0; start < block.size();) {
+          std::size_t end = block.find('\n', start);
+          end = end == std::string_view::npos ? block.size() : end + 1;
+          const std::string_view line = block.substr(start, end - start);
+          start = end;
+          if (line == "\n" || line == "\r\n") continue;
+          ids.clear();
+          tokenizer.encode(line, ids);
+          writer.begin_document();
+          writer.append(ids);
+          end_document();
+        }
+      }
+      progress.advance(static_cast<std::int64_t>(block.size()), writer.tokens_appended());
+    });
+    if (documents == "file") end_document();
+  }
+}
+
+// llm.c files mark documents with a delimiter token at each document's start.
+void import_llmc(const std::vector<InputFile>& inputs, std::uint32_t delimiter,
+                 std::int64_t vocab_size, ShardSetWriter& writer, Progress& progress) {
+  for (const auto& input : inputs) {
+    const auto header = read_llmc_header(input.path);
+    read_llmc_tokens(input.path, kTokenPiece, [&](std::span<const std::uint32_t> tokens) {
+      std::size_t start = 0;
+      for (std::size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] >= static_cast<std::uint64_t>(vocab_size)) {
+          throw Error(input.path, "token id " + std::to_string(tokens[i]) + " is not below the vocab size " +
+                                      std::to_string(vocab_size), "--vocab-size larger than every id");
+        }
+        if (tokens[i] == delimiter) {
+          writer.append(tokens.subspan(start, i - start));
+          writer.begin_document();
+          start = i;
+        }
+      }
+      writer.append(tokens.subspan(start));
+      progress.advance(static_cast<std::int64_t>(tokens.size()) * bytes_per_token(header.dtype),
+                       writer.tokens_appended());
+    });
+  }
+}
+
+}  // namespace
+
+PrepareResult prepare_shards(const PrepareOptions& options,
+                             const std::function<void(const PrepareProgress&)>& on_progress) {
+  const auto started = std::chrono::steady_clock::now();
+  check_options(options);
+  const auto inputs = collect_inputs(options.inputs);
+  const bool tokens_input = inputs.front().kind == InputKind::kLlmcTokens;
+  std::int64_t input_bytes = 0;
+  for (const auto& input : inputs) {
+    if ((input.kind == InputKind::kLlmcTokens) != tokens_input) {
+      throw Error(input.path, "mixes llm.c token files with text files in one prepare",
+                  "only text inputs, or only llm.c .bin inputs");
+    }
+    input_bytes += input.bytes;
+  }
+
+  StagedDirectory staging(options.output, options.overwrite);
+  Manifest manifest;
+  manifest.name = file_name(options.output);
+  manifest.created_by = version_string();
+  for (const auto& input : inputs) manifest.sources.push_back(input.path);
+
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::int64_t estimated_tokens = input_bytes;
+  std::uint32_t llmc_delimiter = 0;
+  if (tokens_input) {
+    if (options.tokenizer != "byte" || options.train_tokenizer_vocab > 0) {
+      throw Error("--tokenizer", "does not apply to llm.c token files (they are already tokenized)",
+                  "--vocab-size and --end-of-text-id to describe their vocabulary");
+    }
+    const auto header = read_llmc_header(inputs.front().path);
+    manifest.tokenizer.kind = "llmc-import";
+    manifest.tokenizer.hash = header.magic == kLlmcGpt2Magic ? "gpt2-bpe" : "llama3-tiktoken";
+    manifest.tokenizer.vocab_size = options.vocab_size > 0 ? options.vocab_size : header.default_vocab_size;
+    llmc_delimiter = options.end_of_text_id >= 0 ? static_cast<std::uint32_t>(options.end_of_text_id)
+                                                 : header.default_end_of_text;
+    manifest.tokenizer.end_of_text_id = llmc_delimiter;
+    estimated_tokens = 0;
+    for (const auto& input : inputs) estimated_tokens += read_llmc_header(input.path).tokens;
+  } else {
+    std::string model_path = options.tokenizer;
+    if (options.train_tokenizer_vocab > 0) {
+      std::vector<std::string> paths;
+      for (const auto& input : inputs) paths.push_back(input.path);
+      model_path = train_sentencepiece(paths, options.train_tokenizer_vocab,
+                                       join_path(staging.path(), "tokenizer"));
+      remove_tree(join_path(staging.path(), "tokenizer.vocab"));
+    } else if (model_path != "byte") {
+      tokenizer = load_tokenizer(model_path);  // validates before the copy
+      copy_file(model_path, join_path(staging.path(), "tokenizer.model"));
+    }
+    if (!tokenizer) tokenizer = load_tokenizer(model_path);
+    manifest.tokenizer.kind = tokenizer->kind();
+    manifest.tokenizer.hash = tokenizer->hash();
+    manifest.tokenizer.vocab_size = tokenizer->vocab_size();
+    manifest.tokenizer.end_of_text_id = tokenizer->end_of_text_id();
+    if (tokenizer->kind() == "sentencepiece") {
+      manifest.tokenizer.model_file = "tokenizer.model";
+      estimated_tokens = input_bytes / 4;
+    }
+  }
+  manifest.dtype = choose_dtype(options.dtype, manifest.tokenizer.vocab_size);
+  manifest.shard_tokens = options.shard_tokens;
+  manifest.val_fraction = options.val_fraction;
+  manifest.split_block_tokens = effective_split_block(options, estimated_tokens);
+
+  ShardSetWriterOptions writer_options;
+  writer_options.directory = staging.path();
+  writer_options.shard_tokens = options.shard_tokens;
+  writer_options.val_fraction = options.val_fraction;
+  writer_options.split_block_tokens = manifest.split_block_tokens;
+  writer_options.dtype = manifest.dtype;
+  writer_options.attributes.vocab_size = manifest.tokenizer.vocab_size;
+  writer_options.attributes.tokenizer_kind = manifest.tokenizer.kind;
+  writer_options.attributes.tokenizer_hash = manifest.tokenizer.hash;
+  writer_options.attributes.end_of_text_id = manifest.tokenizer.end_of_text_id;
+  ShardSetWriter writer(writer_options);
+  Progress progress(input_bytes, on_progress);
+
+  if (tokens_input) {
+    import_llmc(inputs, llmc_delimiter, manifest.tokenizer.vocab_size, writer, progress);
+  } else {
+    tokenize_text(inputs, *tokenizer, options.documents, writer, progress);
+  }
+  manifest.shards = writer.finish();
+  if (manifest.tokens("train") + manifest.tokens("val") == 0) {
+    throw Error(options.inputs.front(), "the corpus is empty (no tokens after tokenization)",
+                "at least one non-empty text file");
+  }
+  write_manifest(join_path(staging.path(), kManifestFileName), manifest);
+  staging.commit();
+
+  PrepareResult result;
+  result.manifest = std::move(manifest);
+  result.directory = options.output;
+  result.input_bytes = input_bytes;
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return result;
+}
+
+}  // namespace aios

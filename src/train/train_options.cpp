@@ -1,0 +1,32 @@
+#include "train/train_options.h"
+
+#include "base/error.h"
+
+namespace aios {
+
+void validate(const TrainOptions& o) {
+  if (o.dataset_file.empty()) {
+    throw Error("--dataset-file", "is required", "a shard set directory written by `aios prepare`");
+  }
+  if (o.min_lr > o.lr) {
+    throw Error("--min-lr", "value " + std::to_string(o.min_lr) + " is above --lr " + std::to_string(o.lr),
+                "--min-lr <= --lr");
+  }
+  if (o.warmup_steps > o.steps) {
+    throw Error("--warmup-steps", "value " + std::to_string(o.warmup_steps) + " exceeds --steps " +
+                                      std::to_string(o.steps), "--warmup-steps <= --steps");
+  }
+  const bool explicit_shape = o.n_layer > 0 || o.n_head > 0 || o.n_embd > 0;
+  if (explicit_shape && o.n_embd > 0 && o.n_head > 0 && o.n_embd % o.n_head != 0) {
+    throw Error("--n-embd", std::to_string(o.n_embd) + " is not divisible by --n-head " + std::to_string(o.n_head),
+                "--n-embd a multiple of --n-head");
+  }
+  if (o.amp_dtype != "auto" && o.amp_dtype != "bf16" && o.amp_dtype != "fp16") {
+    throw Error("--amp-dtype", "unknown value '" + o.amp_dtype + "'", "auto, bf16 or fp16");
+  }
+  if (o.device != "auto" && o.device != "cpu" && o.device.rfind("cuda", 0) != 0) {
+    throw Error("--device", "unknown value '" + o.device + "'", "auto, cpu, cuda or cuda:N");
+  }
+}
+
+}  // namespace aios

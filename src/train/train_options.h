@@ -1,0 +1,60 @@
+// Every option of `aios train`, declared once. The CLI binds each field to one flag (the seed's
+// names where it had one) and the same name is the TOML key in --config files.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace aios {
+
+struct TrainOptions {
+  // Data
+  std::string dataset_file;         // --dataset-file: a shard set written by `aios prepare`
+  std::int64_t window_size = 256;   // --window-size: tokens of context per sample
+  bool verify_shards = true;        // --verify-shards: check shard CRCs as they are opened
+
+  // Model
+  std::string model = "tiny";       // --model: tiny | gpt2 | gpt2-medium | gpt2-large | gpt2-xl
+  std::string init_from;            // --init-from: Hugging Face GPT-2 directory
+  std::int64_t n_layer = 0;         // 0 = the preset's value
+  std::int64_t n_head = 0;
+  std::int64_t n_embd = 0;
+  std::int64_t vocab_size = 0;      // 0 = the dataset's vocabulary (or the preset's)
+  double dropout = 0.0;
+
+  // Batch and schedule
+  std::int64_t batch_size = 8;                   // --batch-size: micro-batch per rank
+  std::int64_t gradient_accumulation_steps = 1;  // micro-batches per optimizer step
+  std::int64_t steps = 100;                      // optimizer steps
+  double lr = 6e-4;
+  double min_lr = 6e-5;
+  std::int64_t warmup_steps = 10;
+  double weight_decay = 0.1;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double grad_clip = 1.0;           // global-norm clipping; 0 disables
+
+  // Memory techniques (seed names; each lands with its issue)
+  bool gradient_checkpointing = true;
+  bool amp = true;
+  std::string amp_dtype = "auto";   // auto | bf16 | fp16
+  bool use_8bit_optimizer = false;
+
+  // Evaluation, checkpoints, logs
+  std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end
+  std::int64_t eval_batches = 8;
+  std::string out_dir = "runs/default";  // checkpoints go here
+  std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
+  std::string resume;               // checkpoint path or "latest"
+  std::string log_file;             // JSONL metrics; empty = none
+  std::string device = "auto";      // auto | cpu | cuda | cuda:N
+  std::uint64_t seed = 1337;
+  double peak_tflops = 0;           // device peak for MFU; 0 = the documented default per device
+};
+
+// Cross-option checks that a single option's range cannot express. Throws aios::Error naming
+// the option(s) and the accepted values.
+void validate(const TrainOptions& options);
+
+}  // namespace aios

@@ -1,0 +1,89 @@
+// Runs the built `aios` binary as a user would.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+
+#include "test_support.h"
+
+namespace aios {
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Run run_aios(const std::string& args) {
+  Run run;
+  const std::string command = std::string(AIOS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) run.output.append(buffer.data(), n);
+  const int raw = ::pclose(pipe);
+  run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return run;
+}
+
+int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
+
+TEST(EndToEnd, PrepareInspectAndVersion) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "corpus/a.txt", testing::sample_text(60'000, 1));
+  testing::write_file(dir / "corpus/b.txt", testing::sample_text(20'000, 2));
+  const std::string set = (dir / "set");
+  auto prepared = run_aios("prepare " + (dir / "corpus") + " --output " + set + " --shard-tokens 32768");
+  ASSERT_EQ(prepared.status, 0) << prepared.output;
+  EXPECT_NE(prepared.output.find("prepared " + set), std::string::npos) << prepared.output;
+
+  auto inspected = run_aios("inspect " + set + " --verify");
+  ASSERT_EQ(inspected.status, 0) << inspected.output;
+  EXPECT_NE(inspected.output.find("all 4 shard checksums match"), std::string::npos) << inspected.output;
+  auto shard = run_aios("inspect " + set + "/train-000000.h5");
+  ASSERT_EQ(shard.status, 0) << shard.output;
+  EXPECT_NE(shard.output.find("tokenizer byte"), std::string::npos) << shard.output;
+
+  auto version = run_aios("--version");
+  ASSERT_EQ(version.status, 0);
+  EXPECT_NE(version.output.find("LibTorch 2."), std::string::npos) << version.output;
+  EXPECT_NE(version.output.find("HDF5"), std::string::npos);
+
+  auto help = run_aios("train --help");
+  ASSERT_EQ(help.status, 0);
+  for (const char* flag : {"--gradient-checkpointing", "--no-amp", "--use-8bit-optimizer", "--gradient-accumulation-steps",
+                           "--batch-size", "--steps", "--window-size", "--dataset-file", "--log-file", "--model"}) {
+    EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
+  }
+}
+
+TEST(EndToEnd, BadInputGivesOneLineAndANonZeroExit) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "a.txt", "some text\n");
+  testing::write_file(dir / "bad.toml", "batch-size = 2\nnot-an-option = 1\n");
+  testing::write_file(dir / "empty.txt", "");
+  const std::string missing_set = (dir / "nope");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"prepare " + (dir / "missing.txt"), "missing.txt"},
+      {"prepare " + (dir / "empty.txt") + " -o " + (dir / "s"), "corpus is empty"},
+      {"prepare " + (dir / "a.txt") + " --shard-tokens -5", "--shard-tokens"},
+      {"prepare " + (dir / "a.txt") + " --tokenizer " + (dir / "a.txt") + " -o " + (dir / "t"),
+       "a.txt"},
+      {"train --dataset-file " + missing_set + " --batch-size -1", "--batch-size"},
+      {"train --dataset-file " + missing_set + " --window-size 0", "--window-size"},
+      {"train --dataset-file " + missing_set + " --frobnicate", "--frobnicate"},
+      {"train --config " + (dir / "bad.toml"), "not-an-option"},
+      {"train --dataset-file " + missing_set, "nope"},
+      {"inspect " + (dir / "a.txt"), "a.txt"},
+  };
+  for (const auto& [args, expected] : cases) {
+    const auto run = run_aios(args);
+    EXPECT_NE(run.status, 0) << args;
+    EXPECT_EQ(lines(run.output), 1) << args << "\n" << run.output;
+    EXPECT_NE(run.output.find("aios: error: "), std::string::npos) << args << "\n" << run.output;
+    EXPECT_NE(run.output.find(expected), std::string::npos) << args << "\n" << run.output;
+  }
+}
+
+}  // namespace
+}  // namespace aios

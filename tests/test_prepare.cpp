@@ -1,0 +1,190 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "base/error.h"
+#include "data/llmc_import.h"
+#include "data/prepare.h"
+#include "data/shard_set.h"
+#include "data/tokenizer.h"
+#include "test_support.h"
+
+namespace aios {
+namespace {
+
+std::vector<std::uint32_t> read_split(const ShardSet& set, const std::string& split) {
+  std::vector<std::uint32_t> all;
+  for (const auto& shard : set.shards(split)) {
+    auto reader = set.open_shard(shard, true);
+    std::vector<std::uint32_t> part(static_cast<std::size_t>(reader.size()));
+    reader.read(0, reader.size(), part.data());
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  return all;
+}
+
+// Re-interleaves the two splits with the documented block rule, independently of the writer.
+std::vector<std::uint32_t> reassemble(const ShardSet& set) {
+  const auto train = read_split(set, "train");
+  const auto val = read_split(set, "val");
+  const double f = set.manifest().val_fraction;
+  const auto block = static_cast<std::size_t>(set.manifest().split_block_tokens);
+  std::vector<std::uint32_t> stream;
+  std::size_t t = 0, v = 0;
+  for (std::size_t b = 0; t < train.size() || v < val.size(); ++b) {
+    const bool is_val = std::ceil((b + 1) * f) > std::ceil(b * f);
+    const auto& source = is_val ? val : train;
+    std::size_t& at = is_val ? v : t;
+    const std::size_t take = std::min(block, source.size() - at);
+    stream.insert(stream.end(), source.begin() + static_cast<std::ptrdiff_t>(at),
+                  source.begin() + static_cast<std::ptrdiff_t>(at + take));
+    at += take;
+    if (take < block) break;
+  }
+  return stream;
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Prepare, ByteShardsHoldExactlyTheCorpus) {
+  testing::ScratchDir dir;
+  const std::string a = testing::sample_text(70'001, 1), b = testing::sample_text(33'333, 2);
+  testing::write_file(dir / "in/a.txt", a);
+  testing::write_file(dir / "in/sub/b.txt", b);
+  testing::write_file(dir / "in/.hidden", "skipped");
+  PrepareOptions options;
+  options.inputs = {(dir / "in")};
+  options.output = (dir / "set");
+  options.shard_tokens = 20'000;
+  options.val_fraction = 0.05;
+  const auto result = prepare_shards(options);
+  EXPECT_EQ(result.input_bytes, 103'334);
+  const ShardSet set = ShardSet::open(options.output);
+  EXPECT_EQ(set.manifest().documents("train") + set.manifest().documents("val"), 2);
+  EXPECT_GT(set.manifest().tokens("val"), 0);
+  EXPECT_NEAR(static_cast<double>(set.manifest().tokens("val")) / 103'334, 0.05, 0.02);
+  const auto stream = reassemble(set);
+  EXPECT_EQ(make_byte_tokenizer()->decode(stream), a + b);
+  EXPECT_FALSE(path_exists(dir / ("set.tmp-" + std::to_string(::getpid()))));
+}
+
+TEST(Prepare, LineDocumentsAreCounted) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "lines.txt", "first line\n\nsecond line\nthird\n");
+  PrepareOptions options;
+  options.inputs = {(dir / "lines.txt")};
+  options.output = (dir / "set");
+  options.documents = "line";
+  options.val_fraction = 0;
+  prepare_shards(options);
+  const ShardSet set = ShardSet::open(options.output);
+  EXPECT_EQ(set.manifest().documents("train"), 3);
+  auto reader = set.open_shard(set.shards("train")[0], true);
+  EXPECT_EQ(reader.doc_offsets(), (std::vector<std::uint64_t>{0, 11, 23}));
+}
+
+#if AIOS_WITH_SENTENCEPIECE
+TEST(Prepare, TrainsASentencePieceTokenizerAndStoresIt) {
+  testing::ScratchDir dir;
+  const std::string text = testing::sample_text(150'000, 3);
+  testing::write_file(dir / "a.txt", text);
+  PrepareOptions options;
+  options.inputs = {(dir / "a.txt")};
+  options.output = (dir / "set");
+  options.train_tokenizer_vocab = 500;
+  options.val_fraction = 0;
+  prepare_shards(options);
+  const ShardSet set = ShardSet::open(options.output);
+  EXPECT_EQ(set.manifest().tokenizer.kind, "sentencepiece");
+  // hard_vocab_limit=false lets a small corpus end below the asked size.
+  EXPECT_LE(set.manifest().tokenizer.vocab_size, 500);
+  EXPECT_GT(set.manifest().tokenizer.vocab_size, 300);
+  ASSERT_TRUE(path_exists(dir / "set/tokenizer.model"));
+  auto tokenizer = load_tokenizer(((dir / "set/tokenizer.model")));
+  EXPECT_EQ(tokenizer->hash(), set.manifest().tokenizer.hash);
+  auto ids = read_split(set, "train");
+  ASSERT_EQ(ids.back(), *tokenizer->end_of_text_id());  // one document, closed by end-of-text
+  ids.pop_back();
+  EXPECT_EQ(tokenizer->decode(ids), text);
+  EXPECT_LT(ids.size(), text.size() / 2);
+}
+#endif
+
+TEST(Prepare, EmptyCorpusIsAnErrorAndLeavesNothing) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "empty.txt", "");
+  PrepareOptions options;
+  options.inputs = {(dir / "empty.txt")};
+  options.output = (dir / "set");
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("corpus is empty"), std::string::npos);
+  EXPECT_FALSE(path_exists(dir / "set"));
+  for (const auto& file : list_files_recursive(dir.path())) {
+    EXPECT_EQ(file_name(file), "empty.txt") << file;  // no staging directory left behind
+  }
+}
+
+TEST(Prepare, FailureMidwayKeepsThePreviousOutput) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "a.txt", testing::sample_text(5000, 1));
+  PrepareOptions options;
+  options.inputs = {(dir / "a.txt")};
+  options.output = (dir / "set");
+  prepare_shards(options);
+  const std::string manifest_before = testing::read_file(dir / "set/manifest.json");
+  // Second run: an llm.c file with an id outside --vocab-size fails after shards were started.
+  write_llmc_file((dir / "t.bin"), testing::random_tokens(300'000, 1000, 2), TokenDtype::kUint16);
+  PrepareOptions bad;
+  bad.inputs = {(dir / "t.bin")};
+  bad.output = options.output;
+  bad.overwrite = true;
+  bad.shard_tokens = 1024;
+  bad.vocab_size = 999;
+  EXPECT_NE(error_of([&] { prepare_shards(bad); }).find("not below the vocab size"), std::string::npos);
+  EXPECT_EQ(testing::read_file(dir / "set/manifest.json"), manifest_before);
+  EXPECT_NO_THROW(ShardSet::open(options.output).verify_all_checksums());
+}
+
+TEST(Prepare, ExistingOutputNeedsOverwrite) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "a.txt", "hello world");
+  PrepareOptions options;
+  options.inputs = {(dir / "a.txt")};
+  options.output = (dir / "set");
+  prepare_shards(options);
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("--overwrite"), std::string::npos);
+  options.overwrite = true;
+  EXPECT_NO_THROW(prepare_shards(options));
+}
+
+TEST(Prepare, BadInputsAreNamed) {
+  testing::ScratchDir dir;
+  PrepareOptions options;
+  options.output = (dir / "set");
+  options.inputs = {(dir / "missing.txt")};
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("missing.txt: does not exist"), std::string::npos);
+  make_directories(dir / "emptydir");
+  options.inputs = {(dir / "emptydir")};
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("no files"), std::string::npos);
+  // uint16 cannot hold a 70000-id vocabulary.
+  write_llmc_file((dir / "t.bin"), testing::random_tokens(100, 1000, 2), TokenDtype::kUint16);
+  options.inputs = {(dir / "t.bin")};
+  options.vocab_size = 70'000;
+  options.dtype = "uint16";
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("--dtype"), std::string::npos);
+  // Mixing text and token files.
+  testing::write_file(dir / "a.txt", "text");
+  options = PrepareOptions{};
+  options.output = (dir / "set");
+  options.inputs = {(dir / "t.bin"), (dir / "a.txt")};
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("mixes"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace aios

@@ -1,0 +1,72 @@
+// Helpers shared by the tests: a scratch directory per test and small file utilities.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "base/files.h"
+
+namespace aios::testing {
+
+// A fresh directory under the system temp dir, removed when the test ends.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = join_path(temp_directory(), "aios-test-" + std::to_string(::getpid()) + "-" +
+                                            info->test_suite_name() + "-" + info->name());
+    // Parameterized test names hold '/'.
+    for (std::size_t i = temp_directory().size() + 1; i < path_.size(); ++i) {
+      if (path_[i] == '/') path_[i] = '_';
+    }
+    remove_tree(path_);
+    make_directories(path_);
+  }
+  ~ScratchDir() { remove_tree(path_); }
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return join_path(path_, name); }
+
+ private:
+  std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& contents) {
+  make_directories(parent_path(path));
+  std::ofstream out(path, std::ios::binary);
+  out << contents;
+}
+
+inline std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Deterministic English-like text: words from a small vocabulary, lines and paragraphs.
+inline std::string sample_text(std::size_t bytes, std::uint32_t seed) {
+  static const char* words[] = {"the", "model", "learns", "a", "token", "window", "of", "text", "and",
+                                "gradient", "memory", "shard", "rank", "ünïcode", "日本語", "42", "step"};
+  std::mt19937 rng(seed);
+  std::string text;
+  while (text.size() < bytes) {
+    text += words[rng() % (sizeof(words) / sizeof(words[0]))];
+    const auto r = rng() % 16;
+    text += r == 0 ? "\n" : (r == 1 ? ".\n\n" : " ");
+  }
+  text.resize(bytes);
+  return text;
+}
+
+inline std::vector<std::uint32_t> random_tokens(std::size_t count, std::uint32_t vocab, std::uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::uint32_t> tokens(count);
+  for (auto& t : tokens) t = rng() % vocab;
+  return tokens;
+}
+
+}  // namespace aios::testing

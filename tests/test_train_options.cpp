@@ -1,0 +1,95 @@
+#include <gtest/gtest.h>
+
+#include "base/error.h"
+#include "cli/app.h"
+#include "cli/train_command.h"
+#include "test_support.h"
+
+namespace aios {
+namespace {
+
+TrainOptions parse(std::vector<std::string> args) {
+  TrainOptions options;
+  CLI::App app;
+  cli::enable_config_file(app);
+  cli::bind_train_options(app, options);
+  std::reverse(args.begin(), args.end());  // CLI11 takes the vector in reverse order
+  app.parse(args);
+  return options;
+}
+
+TEST(TrainOptions, SeedFlagNamesParse) {
+  const auto o = parse({"--dataset-file", "shards/x", "--batch-size", "4", "--gradient-accumulation-steps", "8",
+                        "--steps", "20", "--window-size", "512", "--no-gradient-checkpointing", "--no-amp",
+                        "--use-8bit-optimizer", "--log-file", "m.jsonl", "--model", "gpt2"});
+  EXPECT_EQ(o.dataset_file, "shards/x");
+  EXPECT_EQ(o.batch_size, 4);
+  EXPECT_EQ(o.gradient_accumulation_steps, 8);
+  EXPECT_EQ(o.steps, 20);
+  EXPECT_EQ(o.window_size, 512);
+  EXPECT_FALSE(o.gradient_checkpointing);
+  EXPECT_FALSE(o.amp);
+  EXPECT_TRUE(o.use_8bit_optimizer);
+  EXPECT_EQ(o.log_file, "m.jsonl");
+  EXPECT_EQ(o.model, "gpt2");
+}
+
+TEST(TrainOptions, ConfigFileGivesTheSameOptionsAndTheCommandLineWins) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "c.toml",
+                      "dataset-file = \"shards/demo\"\nbatch-size = 3\nwindow-size = 128\namp = false\n"
+                      "gradient-checkpointing = false\nlr = 0.001\n");
+  const auto from_file = parse({"--config", (dir / "c.toml")});
+  EXPECT_EQ(from_file.dataset_file, "shards/demo");
+  EXPECT_EQ(from_file.batch_size, 3);
+  EXPECT_EQ(from_file.window_size, 128);
+  EXPECT_FALSE(from_file.amp);
+  EXPECT_FALSE(from_file.gradient_checkpointing);
+  EXPECT_DOUBLE_EQ(from_file.lr, 0.001);
+  const auto overridden = parse({"--config", (dir / "c.toml"), "--batch-size", "7", "--amp"});
+  EXPECT_EQ(overridden.batch_size, 7);
+  EXPECT_TRUE(overridden.amp);
+  EXPECT_EQ(overridden.window_size, 128);
+}
+
+TEST(TrainOptions, ShippedConfigsParse) {
+  for (const char* name : {"conservative-vram.toml", "long-context.toml", "tiny-demo.toml"}) {
+    const std::string path = join_path(AIOS_SOURCE_DIR "/configs", name);
+    ASSERT_TRUE(path_exists(path)) << path;
+    EXPECT_NO_THROW(parse({"--config", path})) << name;
+  }
+}
+
+TEST(TrainOptions, BadValuesAreRejectedWithTheOptionName) {
+  auto message_of = [](std::vector<std::string> args) -> std::string {
+    try {
+      parse(std::move(args));
+    } catch (const CLI::ParseError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message_of({"--batch-size", "-1"}).find("--batch-size"), std::string::npos);
+  EXPECT_NE(message_of({"--window-size", "0"}).find("--window-size"), std::string::npos);
+  EXPECT_NE(message_of({"--model", "gpt5"}).find("--model"), std::string::npos);
+  EXPECT_NE(message_of({"--bogus"}).find("--bogus"), std::string::npos);
+  testing::ScratchDir dir;
+  testing::write_file(dir / "bad.toml", "batch-size = 2\nbatch-sizee = 3\n");
+  EXPECT_NE(message_of({"--config", (dir / "bad.toml")}).find("batch-sizee"), std::string::npos);
+}
+
+TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
+  TrainOptions o;
+  EXPECT_THROW(validate(o), Error);  // no dataset
+  o.dataset_file = "x";
+  o.min_lr = 1.0;
+  try {
+    validate(o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--min-lr"), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace aios
