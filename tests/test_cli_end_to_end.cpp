@@ -44,6 +44,15 @@ TEST(EndToEnd, PrepareInspectAndVersion) {
   ASSERT_EQ(shard.status, 0) << shard.output;
   EXPECT_NE(shard.output.find("tokenizer byte"), std::string::npos) << shard.output;
 
+  const std::string run = (dir / "run");
+  auto trained = run_aios("train --dataset-file " + set + " --model tiny --n-layer 1 --n-head 2 --n-embd 32 "
+                          "--window-size 32 --batch-size 2 --steps 3 --warmup-steps 1 --device cpu --no-amp "
+                          "--no-gradient-checkpointing --out-dir " + run + " --log-file " + run + "/m.jsonl");
+  ASSERT_EQ(trained.status, 0) << trained.output;
+  EXPECT_NE(trained.output.find("step 3/3"), std::string::npos) << trained.output;
+  EXPECT_EQ(lines(testing::read_file(run + "/m.jsonl")), 4);  // config + 3 steps
+  EXPECT_TRUE(path_exists(run + "/ckpt-00000003.pt"));
+
   auto version = run_aios("--version");
   ASSERT_EQ(version.status, 0);
   EXPECT_NE(version.output.find("LibTorch 2."), std::string::npos) << version.output;

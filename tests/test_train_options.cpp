@@ -15,6 +15,7 @@ TrainOptions parse(std::vector<std::string> args) {
   cli::bind_train_options(app, options);
   std::reverse(args.begin(), args.end());  // CLI11 takes the vector in reverse order
   app.parse(args);
+  cli::apply_config_file(app);
   return options;
 }
 
@@ -65,6 +66,8 @@ TEST(TrainOptions, BadValuesAreRejectedWithTheOptionName) {
     try {
       parse(std::move(args));
     } catch (const CLI::ParseError& e) {
+      return e.what();
+    } catch (const Error& e) {
       return e.what();
     }
     return "";

@@ -8,35 +8,38 @@
 namespace aios::cli {
 
 void enable_config_file(CLI::App& command) {
-  command.set_config("--config", "", "Read options from a TOML file (keys are the long option names; the command line wins)");
-  command.allow_config_extras(CLI::config_extras_mode::error);
+  command.add_option("--config", "Read options from a TOML file (keys are the long option names; the command line wins)")
+      ->check(CLI::ExistingFile);
 }
 
-namespace {
-
-// CLI11 2.1 silently drops unknown keys of a subcommand's config file, whatever
-// allow_config_extras says; check every key against the subcommand's options ourselves.
-void check_config_keys(const CLI::App& command) {
-  const CLI::Option* config = command.get_config_ptr();
+// CLI11's own config handling differs between 2.1 (which ignores a subcommand's config file, and
+// its unknown keys) and 2.4; applying the file here behaves the same with both.
+void apply_config_file(CLI::App& command) {
+  const CLI::Option* config = command.get_option_no_throw("--config");
   if (config == nullptr || config->count() == 0) return;
   const std::string path = config->as<std::string>();
-  for (const auto& item : CLI::ConfigTOML().from_file(path)) {
-    const std::string key = item.fullname();
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    throw Error(path, std::string("is not a valid TOML config: ") + e.what());
+  }
+  for (const auto& item : items) {
     if (item.name.empty() || item.name == "++" || item.name == "--") continue;  // section markers
-    if (!item.parents.empty() || command.get_option_no_throw("--" + item.name) == nullptr) {
-      throw Error(path, "unknown key '" + key + "'",
+    CLI::Option* option = item.parents.empty() ? command.get_option_no_throw("--" + item.name) : nullptr;
+    if (option == nullptr || item.name == "config") {
+      throw Error(path, "unknown key '" + item.fullname() + "'",
                   "long option names of `aios " + command.get_name() + "` (see --help)");
     }
+    if (option->count() > 0) continue;  // given on the command line
+    option->add_result(item.inputs);
+    option->run_callback();
   }
 }
-
-}  // namespace
 
 int run(int argc, char** argv) {
   CLI::App app{"aios: trains decoder-only transformer language models (GPT-2 family) from text", "aios"};
   app.require_subcommand(1);
-  // CLI11 hands a subcommand's unmatched config keys to its parent: refuse them there too.
-  app.allow_config_extras(CLI::config_extras_mode::error);
   app.set_version_flag("--version", [] { return version_report(); }, "Print versions of aios and its libraries");
   const std::map<std::string, CommandAction> actions = {{"prepare", add_prepare_command(app)},
                                                         {"train", add_train_command(app)},
@@ -45,8 +48,8 @@ int run(int argc, char** argv) {
   try {
     // Parse everything first: CLI11 checks unknown config keys only after subcommand callbacks.
     app.parse(argc, argv);
-    const CLI::App* command = app.get_subcommands().front();
-    check_config_keys(*command);
+    CLI::App* command = app.get_subcommands().front();
+    apply_config_file(*command);
     actions.at(command->get_name())();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version

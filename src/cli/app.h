@@ -20,9 +20,11 @@ CommandAction add_prepare_command(CLI::App& app);
 CommandAction add_train_command(CLI::App& app);
 CommandAction add_inspect_command(CLI::App& app);
 
-// Lets a subcommand read its options from a TOML file (--config); the command line wins and an
-// unknown key is an error.
+// Lets a subcommand read its options from a TOML file (--config FILE). After parsing,
+// apply_config_file sets every option the command line did not give from the file (validators
+// included) and refuses unknown keys.
 void enable_config_file(CLI::App& command);
+void apply_config_file(CLI::App& command);
 
 std::string version_report();
 

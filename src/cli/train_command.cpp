@@ -34,6 +34,10 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--n-embd", o.n_embd, "Override the preset's width")->check(positive)->group("Model");
   cmd.add_option("--vocab-size", o.vocab_size, "Model vocabulary (default: the dataset's)")
       ->check(positive)->group("Model");
+  cmd.add_option("--seq-len", o.seq_len, "Learned positions: the longest window the model takes (default: the preset's)")
+      ->check(positive)->group("Model");
+  cmd.add_option("--model-dtype", o.model_dtype, "Parameter type (float64 is for reference checks on the CPU)")
+      ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}))->group("Model");
   cmd.add_option("--dropout", o.dropout, "Dropout probability")->capture_default_str()
       ->check(CLI::Range(0.0, 0.9))->group("Model");
 
@@ -51,6 +55,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->check(non_negative)->group("Optimization");
   cmd.add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay (matrices only)")
       ->capture_default_str()->check(CLI::Range(0.0, 10.0))->group("Optimization");
+  cmd.add_flag("--decay-embeddings", o.decay_embeddings, "Apply weight decay to the embeddings too")
+      ->group("Optimization");
   cmd.add_option("--beta1", o.beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999))
       ->group("Optimization");
   cmd.add_option("--beta2", o.beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999))

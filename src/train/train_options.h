@@ -19,7 +19,9 @@ struct TrainOptions {
   std::int64_t n_layer = 0;         // 0 = the preset's value
   std::int64_t n_head = 0;
   std::int64_t n_embd = 0;
-  std::int64_t vocab_size = 0;      // 0 = the dataset's vocabulary (or the preset's)
+  std::int64_t vocab_size = 0;      // 0 = the dataset's vocabulary
+  std::int64_t seq_len = 0;         // learned positions; 0 = the preset's (1024)
+  std::string model_dtype = "float32";  // float32 | float64 (float64: reference checks on the CPU)
   double dropout = 0.0;
 
   // Batch and schedule
@@ -30,6 +32,7 @@ struct TrainOptions {
   double min_lr = 6e-5;
   std::int64_t warmup_steps = 10;
   double weight_decay = 0.1;
+  bool decay_embeddings = false;    // apply weight decay to wte/wpe too
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;

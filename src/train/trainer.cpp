@@ -1,25 +1,262 @@
+// The training step reads top to bottom: batch -> forward/backward per micro-batch -> clip ->
+// optimizer -> metrics -> evaluation -> checkpoint. Host-device syncs are marked "sync".
 #include "train/trainer.h"
 
-#include <cstdio>
+#include <torch/cuda.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/version.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "base/error.h"
 #include "data/shard_dataset.h"
+#include "io/checkpoint.h"
+#include "io/metrics_log.h"
+#include "model/gpt.h"
+#include "optim/adamw.h"
+#include "optim/lr_schedule.h"
+#include "train/device_stats.h"
 
 namespace aios {
+namespace {
 
-// The optimization loop is not built yet (issue 3). Until then `aios train` checks its options
-// and its data fully, reports what it would train on, and stops with an error, so that no one
-// mistakes it for a training run.
-void run_training(const TrainOptions& options) {
-  ShardDatasetOptions data;
-  data.seq_len = options.window_size;
-  data.seed = options.seed;
-  data.verify_checksums = options.verify_shards;
-  ShardDataset train(ShardSet::open(options.dataset_file), data);
-  std::printf("train: %s, %lld windows of %lld tokens per epoch\n", options.dataset_file.c_str(),
-              static_cast<long long>(train.windows_per_epoch()), static_cast<long long>(train.window_tokens()));
-  throw Error("aios train", "the training loop is not built yet in this version",
-              "`aios prepare` and `aios inspect` for now");
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+
+torch::Device choose_device(const std::string& requested) {
+  if (requested == "cpu") return torch::kCPU;
+  if (requested == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  if (!torch::cuda::is_available()) {
+    throw Error("--device", "'" + requested + "' asked for CUDA but no CUDA device is available in this build/machine",
+                "--device cpu or auto");
+  }
+  torch::Device device(requested);
+  if (device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    throw Error("--device", "'" + requested + "' but only " + std::to_string(torch::cuda::device_count()) +
+                                " CUDA device(s) exist");
+  }
+  return device.has_index() ? device : torch::Device(torch::kCUDA, 0);
+}
+
+GptConfig model_config(const TrainOptions& o, const Manifest& data) {
+  GptConfig config = gpt_preset(o.model);
+  if (o.n_layer > 0) config.n_layer = o.n_layer;
+  if (o.n_head > 0) config.n_head = o.n_head;
+  if (o.n_embd > 0) config.n_embd = o.n_embd;
+  if (o.seq_len > 0) config.max_positions = o.seq_len;
+  config.dropout = o.dropout;
+  config.vocab_size = o.vocab_size > 0 ? o.vocab_size : data.tokenizer.vocab_size;
+  check_config(config);
+  if (data.tokenizer.vocab_size > config.vocab_size) {
+    throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
+                                    " ids exceeds the model's " + std::to_string(config.vocab_size),
+                "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
+  }
+  if (o.window_size > config.max_positions) {
+    throw Error("--window-size", "value " + std::to_string(o.window_size) + " exceeds the model's " +
+                                     std::to_string(config.max_positions) + " positions",
+                "--window-size <= " + std::to_string(config.max_positions) + ", or a larger --seq-len");
+  }
+  return config;
+}
+
+// Reads this rank's next `count` windows as one [count, T + 1] int64 tensor on `device`.
+torch::Tensor next_batch(ShardDataset& data, std::int64_t count, const torch::Device& device) {
+  auto batch = torch::empty({count, data.window_tokens()}, torch::kLong);
+  data.next_windows(count, batch.data_ptr<std::int64_t>());
+  return device.is_cpu() ? batch : batch.pin_memory().to(device, /*non_blocking=*/true);
+}
+
+// Mean loss per token over `batches` micro-batches of validation windows, always the same ones.
+double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_t batch_size,
+                const torch::Device& device) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  val.set_cursor(0);
+  const std::int64_t count = std::min<std::int64_t>(batch_size, val.windows_per_epoch());
+  const std::int64_t t = val.window_tokens() - 1;
+  auto total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
+  for (std::int64_t i = 0; i < batches; ++i) {
+    auto batch = next_batch(val, count, device);
+    total += model->loss_sum(batch.slice(1, 0, t), batch.slice(1, 1, t + 1)).to(torch::kDouble);
+  }
+  model->train();
+  return total.item<double>() / static_cast<double>(batches * count * t);  // sync
+}
+
+std::optional<std::int64_t> injected_nan_step() {
+  // Fault injection for tests: make the loss of this step non-finite.
+  const char* value = std::getenv("AIOS_FAULT_NAN_LOSS_AT_STEP");
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  return std::stoll(value);
+}
+
+json header_record(const TrainOptions& o, const GptConfig& config, const torch::Device& device,
+                   const Manifest& data, std::int64_t resumed_step) {
+  return {{"type", "config"},
+          {"aios_version", AIOS_VERSION},
+          {"libtorch_version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                                   "." + std::to_string(TORCH_VERSION_PATCH)},
+          {"device", device_name(device)},
+          {"attention", "scaled_dot_product_attention (backend chosen by ATen)"},
+          {"model", {{"preset", o.model}, {"n_layer", config.n_layer}, {"n_head", config.n_head},
+                     {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size},
+                     {"max_positions", config.max_positions}, {"parameters", config.parameter_count()},
+                     {"dtype", o.model_dtype}}},
+          {"data", {{"dataset_file", o.dataset_file}, {"tokenizer", data.tokenizer.kind},
+                    {"train_tokens", data.tokens("train")}, {"val_tokens", data.tokens("val")}}},
+          {"options", {{"window_size", o.window_size}, {"batch_size", o.batch_size},
+                       {"gradient_accumulation_steps", o.gradient_accumulation_steps}, {"steps", o.steps},
+                       {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup_steps", o.warmup_steps},
+                       {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
+                       {"grad_clip", o.grad_clip}, {"seed", o.seed}, {"dropout", o.dropout}}},
+          // Issue 4 builds these; until then the run says plainly that they are off.
+          {"memory_techniques", {{"gradient_checkpointing", false}, {"amp", false}, {"optimizer_8bit", false}}},
+          {"resumed_from_step", resumed_step}};
+}
+
+}  // namespace
+
+TrainSummary run_training(const TrainOptions& o) {
+  validate(o);
+  if (o.use_8bit_optimizer) {
+    throw Error("--use-8bit-optimizer", "the blockwise 8-bit optimizer is not built yet in this version",
+                "run without --use-8bit-optimizer");
+  }
+  const bool techniques_requested = o.amp || o.gradient_checkpointing;
+  const torch::Device device = choose_device(o.device);
+  const auto dtype = o.model_dtype == "float64" ? torch::kDouble : torch::kFloat;
+
+  const ShardSet shards = ShardSet::open(o.dataset_file);
+  const GptConfig config = model_config(o, shards.manifest());
+  ShardDatasetOptions train_options;
+  train_options.seq_len = o.window_size;
+  train_options.seed = o.seed;
+  train_options.verify_checksums = o.verify_shards;
+  ShardDataset train_data(shards, train_options);
+  std::optional<ShardDataset> val_data;
+  if (o.eval_batches > 0 && shards.manifest().tokens("val") > o.window_size) {
+    ShardDatasetOptions val_options = train_options;
+    val_options.split = "val";
+    val_options.shuffle = false;
+    val_data.emplace(shards, val_options);
+  }
+
+  torch::manual_seed(o.seed);
+  Gpt model(config);
+  model->to(device, dtype);
+  auto optimizer = make_adamw(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
+  const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
+
+  TrainProgress progress;
+  if (!o.resume.empty()) {
+    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, config.describe(), device);
+    train_data.set_cursor(progress.data_cursor);
+  }
+  MetricsLog log(o.log_file, /*append=*/!o.resume.empty());
+  log.write(header_record(o, config, device, shards.manifest(), progress.step));
+  std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s, %lld tokens per step%s\n",
+               config.describe().c_str(), config.parameter_count() / 1e6, device_name(device).c_str(),
+               static_cast<long long>(o.batch_size * o.gradient_accumulation_steps * o.window_size),
+               progress.step > 0 ? (", resumed at step " + std::to_string(progress.step)).c_str() : "");
+  if (techniques_requested) {
+    std::fprintf(stderr, "aios train: note: --amp and --gradient-checkpointing are not built yet; this run is %s "
+                         "without checkpointing (pass --no-amp --no-gradient-checkpointing to silence this)\n",
+                 o.model_dtype.c_str());
+  }
+
+  const std::int64_t window = o.window_size;
+  const std::int64_t tokens_per_step = o.batch_size * o.gradient_accumulation_steps * window;
+  const double flops_per_step = config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
+  const double peak_flops = (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, dtype)) * 1e12;
+  const auto nan_step = injected_nan_step();
+  ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20));
+  const auto run_start = Clock::now();
+  const std::int64_t first_step = progress.step;
+  TrainSummary summary;
+
+  for (std::int64_t step = progress.step; step < o.steps; ++step) {
+    const auto step_start = Clock::now();
+    reset_peak_memory(device);
+    const double lr = schedule.at(step);
+    set_learning_rate(*optimizer, lr);
+    optimizer->zero_grad(/*set_to_none=*/true);
+
+    // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
+    // gradient is the step's mean whatever the split into micro-batches.
+    auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
+    for (std::int64_t micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
+      auto batch = next_batch(train_data, o.batch_size, device);
+      auto loss = model->loss_sum(batch.slice(1, 0, window), batch.slice(1, 1, window + 1)) /
+                  static_cast<double>(tokens_per_step);
+      loss.backward();
+      loss_total += loss.detach().to(torch::kDouble);
+    }
+    if (nan_step && *nan_step == step + 1) loss_total.fill_(std::nan(""));
+
+    const double grad_norm =
+        torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip > 0 ? o.grad_clip : 1e30);  // sync
+    const double loss = loss_total.item<double>();  // sync
+    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+      throw Error("step " + std::to_string(step + 1),
+                  "loss is " + std::to_string(loss) + " and gradient norm " + std::to_string(grad_norm) +
+                      "; the step was not applied and the last checkpoint is kept",
+                  "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
+    }
+    optimizer->step();
+    progress.step = step + 1;
+    progress.data_cursor = train_data.cursor();
+    progress.tokens_seen += tokens_per_step;
+
+    synchronize(device);  // sync: honest step time
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    const double tokens_per_second = static_cast<double>(tokens_per_step) / step_seconds;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+    const double eta = elapsed / static_cast<double>(progress.step - first_step) *
+                       static_cast<double>(o.steps - progress.step);
+    if (step == first_step) summary.first_loss = loss;
+    summary.last_loss = loss;
+
+    json record = {{"type", "step"}, {"step", progress.step}, {"loss", loss}, {"lr", lr},
+                   {"grad_norm", grad_norm}, {"tokens", progress.tokens_seen},
+                   {"tokens_per_s", tokens_per_second}, {"step_time_ms", step_seconds * 1e3},
+                   {"micro_batch", o.batch_size}, {"accumulation", o.gradient_accumulation_steps},
+                   {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
+    const MemoryStats memory = memory_stats(device);
+    if (memory.available) {
+      record["peak_allocated_bytes"] = memory.peak_allocated;
+      record["peak_reserved_bytes"] = memory.peak_reserved;
+      record["current_allocated_bytes"] = memory.current_allocated;
+    }
+
+    const bool last = progress.step == o.steps;
+    if (val_data && ((o.eval_interval > 0 && progress.step % o.eval_interval == 0) || last)) {
+      summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, o.batch_size, device);
+      record["val_loss"] = summary.last_val_loss;
+    }
+    log.write(record);
+
+    char line[256];
+    std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s | ETA %s",
+                  static_cast<long long>(progress.step), static_cast<long long>(o.steps), loss,
+                  record.contains("val_loss") ? (" val " + std::to_string(summary.last_val_loss).substr(0, 6)).c_str() : "",
+                  lr, tokens_per_second,
+                  memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
+                  format_duration(eta).c_str());
+    progress_line.update(line, record.contains("val_loss"));
+
+    if ((o.checkpoint_interval > 0 && progress.step % o.checkpoint_interval == 0) || last) {
+      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, *optimizer, progress, config.describe());
+    }
+  }
+  progress_line.finish();
+  summary.steps_done = progress.step;
+  if (!summary.last_checkpoint.empty()) std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
+  return summary;
 }
 
 }  // namespace aios

@@ -1,0 +1,33 @@
+// Training checkpoints: model, optimizer state, step, data cursor and RNG states in one file,
+// written under a temporary name and renamed into place; `latest` in the run directory names the
+// newest complete checkpoint. A failed or interrupted save leaves the previous one intact.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/optim/optimizer.h>
+
+#include <cstdint>
+#include <string>
+
+namespace aios {
+
+struct TrainProgress {
+  std::int64_t step = 0;             // optimizer steps completed
+  std::uint64_t data_cursor = 0;     // ShardDataset::cursor()
+  std::int64_t tokens_seen = 0;
+};
+
+// `model_signature` identifies the model shape (GptConfig::describe()); loading into another
+// shape is refused with both descriptions. Returns the path written.
+std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
+                            const torch::optim::Optimizer& optimizer, const TrainProgress& progress,
+                            const std::string& model_signature);
+
+// `path` may be "latest" (resolved in run_directory). Restores model, optimizer, RNG states.
+TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
+                              torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                              const std::string& model_signature, const torch::Device& device);
+
+std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);
+
+}  // namespace aios

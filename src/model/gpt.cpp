@@ -1,0 +1,111 @@
+#include "model/gpt.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+#include "base/error.h"
+
+namespace aios {
+
+namespace F = torch::nn::functional;
+
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config)
+    : n_head_(config.n_head), dropout_(config.dropout) {
+  c_attn = register_module("c_attn", torch::nn::Linear(config.n_embd, 3 * config.n_embd));
+  c_proj = register_module("c_proj", torch::nn::Linear(config.n_embd, config.n_embd));
+}
+
+torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
+  const auto batch = x.size(0), time = x.size(1), width = x.size(2);
+  // [B, T, 3C] -> three [B, nh, T, hd]
+  auto qkv = c_attn(x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
+  auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{},
+                                            is_training() ? dropout_ : 0.0, /*is_causal=*/true);
+  return c_proj(y.transpose(1, 2).contiguous().view({batch, time, width}));
+}
+
+MlpImpl::MlpImpl(const GptConfig& config) {
+  c_fc = register_module("c_fc", torch::nn::Linear(config.n_embd, 4 * config.n_embd));
+  c_proj = register_module("c_proj", torch::nn::Linear(4 * config.n_embd, config.n_embd));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  // GPT-2's "gelu_new" is the tanh approximation.
+  return c_proj(F::gelu(c_fc(x), F::GELUFuncOptions().approximate("tanh")));
+}
+
+BlockImpl::BlockImpl(const GptConfig& config) {
+  const auto norm = torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps);
+  ln_1 = register_module("ln_1", torch::nn::LayerNorm(norm));
+  attn = register_module("attn", CausalSelfAttention(config));
+  ln_2 = register_module("ln_2", torch::nn::LayerNorm(norm));
+  mlp = register_module("mlp", Mlp(config));
+  residual_dropout = register_module("residual_dropout", torch::nn::Dropout(config.dropout));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  auto y = x + residual_dropout(attn(ln_1(x)));
+  return y + residual_dropout(mlp(ln_2(y)));
+}
+
+GptImpl::GptImpl(const GptConfig& config) : config_(config) {
+  check_config(config);
+  wte = register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd));
+  wpe = register_module("wpe", torch::nn::Embedding(config.max_positions, config.n_embd));
+  embedding_dropout = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
+  h = register_module("h", torch::nn::ModuleList());
+  for (std::int64_t i = 0; i < config.n_layer; ++i) h->push_back(Block(config));
+  ln_f = register_module("ln_f", torch::nn::LayerNorm(
+                                      torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps)));
+  initialize_weights();
+}
+
+void GptImpl::initialize_weights() {
+  torch::NoGradGuard no_grad;
+  const double residual_std = 0.02 / std::sqrt(2.0 * static_cast<double>(config_.n_layer));
+  for (auto& item : named_parameters()) {
+    const std::string& name = item.key();
+    auto& p = item.value();
+    if (name.ends_with(".bias")) {
+      p.zero_();
+    } else if (name.find("ln_") != std::string::npos) {
+      p.fill_(1.0);
+    } else if (name.ends_with("c_proj.weight")) {
+      p.normal_(0.0, residual_std);
+    } else {
+      p.normal_(0.0, 0.02);
+    }
+  }
+}
+
+torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
+  const auto time = tokens.size(1);
+  if (time > config_.max_positions) {
+    throw Error("--window-size", "window of " + std::to_string(time) + " tokens exceeds the model's " +
+                                     std::to_string(config_.max_positions) + " positions",
+                "--window-size <= --seq-len");
+  }
+  auto positions = torch::arange(time, tokens.options().dtype(torch::kLong));
+  auto x = embedding_dropout(wte(tokens) + wpe(positions));
+  for (const auto& block : *h) x = block->as<Block>()->forward(x);
+  return ln_f(x);
+}
+
+torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
+  return F::linear(hidden_states(tokens), wte->weight);
+}
+
+torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  auto logits = forward(tokens);
+  // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
+  // loses the small probabilities that carry the gradient.
+  const auto flat = logits.view({-1, logits.size(-1)});
+  return F::cross_entropy(flat.scalar_type() == torch::kDouble ? flat : flat.to(torch::kFloat),
+                          targets.reshape({-1}), F::CrossEntropyFuncOptions().reduction(torch::kSum));
+}
+
+}  // namespace aios

@@ -1,0 +1,84 @@
+// Decoder-only GPT-2: learned token and position embeddings, pre-LayerNorm blocks (causal
+// self-attention through scaled_dot_product_attention, tanh-GELU MLP), final LayerNorm and an
+// LM head tied to the token embedding. Parameter names follow Hugging Face's GPT-2 so that
+// checkpoints map one to one (transformer.h.N.attn.c_attn.weight ...), with Linear weights in
+// torch's [out, in] layout.
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include "model/gpt_config.h"
+
+namespace aios {
+
+class CausalSelfAttentionImpl : public torch::nn::Module {
+ public:
+  explicit CausalSelfAttentionImpl(const GptConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);  // x: [B, T, C] -> [B, T, C]
+
+  torch::nn::Linear c_attn{nullptr};  // [3C, C]: query, key, value
+  torch::nn::Linear c_proj{nullptr};  // [C, C]
+
+ private:
+  std::int64_t n_head_;
+  double dropout_;
+};
+TORCH_MODULE(CausalSelfAttention);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const GptConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Linear c_fc{nullptr};    // [4C, C]
+  torch::nn::Linear c_proj{nullptr};  // [C, 4C]
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  explicit BlockImpl(const GptConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);  // x + attn(ln_1(x)), then + mlp(ln_2(.))
+
+  torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
+  CausalSelfAttention attn{nullptr};
+  Mlp mlp{nullptr};
+  torch::nn::Dropout residual_dropout{nullptr};
+};
+TORCH_MODULE(Block);
+
+class GptImpl : public torch::nn::Module {
+ public:
+  explicit GptImpl(const GptConfig& config);
+
+  // tokens: [B, T] int64 with T <= max_positions -> final hidden states [B, T, C].
+  torch::Tensor hidden_states(const torch::Tensor& tokens);
+  // -> logits [B, T, vocab] through the tied head.
+  torch::Tensor forward(const torch::Tensor& tokens);
+  // Sum of the cross-entropy of every target token (targets: [B, T] int64). The caller divides
+  // by the token count of the whole optimizer step, so any micro-batch split gives the same mean.
+  torch::Tensor loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets);
+
+  // GPT-2 initialization: N(0, 0.02) for weights and embeddings, zero biases, and the residual
+  // projections (attn.c_proj, mlp.c_proj) at 0.02/sqrt(2·n_layer) (GPT-2 paper, section 2.3).
+  void initialize_weights();
+
+  const GptConfig& config() const { return config_; }
+
+  torch::nn::Embedding wte{nullptr};  // [vocab, C], also the LM head
+  torch::nn::Embedding wpe{nullptr};  // [max_positions, C]
+  torch::nn::Dropout embedding_dropout{nullptr};
+  torch::nn::ModuleList h{nullptr};   // n_layer Blocks
+  torch::nn::LayerNorm ln_f{nullptr};
+
+ private:
+  GptConfig config_;
+};
+TORCH_MODULE(Gpt);
+
+}  // namespace aios

@@ -1,0 +1,110 @@
+#include <gtest/gtest.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/normalization.h>
+
+#include <cmath>
+
+#include "base/error.h"
+#include "model/gpt.h"
+
+namespace aios {
+namespace {
+
+namespace F = torch::nn::functional;
+
+GptConfig small_config() {
+  GptConfig c = gpt_preset("tiny");
+  c.n_layer = 2, c.n_head = 2, c.n_embd = 16, c.vocab_size = 37, c.max_positions = 12;
+  return c;
+}
+
+// The same network written out with explicit ops (attention with an explicit mask and softmax,
+// GELU's tanh formula), no SDPA and no nn modules: the slow, obvious twin of GptImpl.
+torch::Tensor reference_logits(Gpt& model, const torch::Tensor& tokens) {
+  const auto& c = model->config();
+  const auto p = model->named_parameters();
+  const int64_t b = tokens.size(0), t = tokens.size(1), hd = c.head_dim();
+  auto layer_norm = [&](const torch::Tensor& x, const std::string& name) {
+    auto mean = x.mean(-1, true);
+    auto var = (x - mean).pow(2).mean(-1, true);
+    return (x - mean) / torch::sqrt(var + c.layer_norm_eps) * p[name + ".weight"] + p[name + ".bias"];
+  };
+  auto linear = [&](const torch::Tensor& x, const std::string& name) {
+    return torch::matmul(x, p[name + ".weight"].t()) + p[name + ".bias"];
+  };
+  auto x = p["wte.weight"].index({tokens}) + p["wpe.weight"].slice(0, 0, t);
+  const auto mask = torch::ones({t, t}, torch::kBool).tril();
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    const std::string prefix = "h." + std::to_string(l) + ".";
+    auto qkv = linear(layer_norm(x, prefix + "ln_1"), prefix + "attn.c_attn").split(c.n_embd, -1);
+    auto heads = [&](const torch::Tensor& y) { return y.view({b, t, c.n_head, hd}).transpose(1, 2); };
+    auto scores = torch::matmul(heads(qkv[0]), heads(qkv[1]).transpose(-2, -1)) / std::sqrt(double(hd));
+    scores = scores.masked_fill(~mask, -INFINITY);
+    auto attention = torch::matmul(torch::softmax(scores, -1), heads(qkv[2]));
+    x = x + linear(attention.transpose(1, 2).reshape({b, t, c.n_embd}), prefix + "attn.c_proj");
+    auto hidden = linear(layer_norm(x, prefix + "ln_2"), prefix + "mlp.c_fc");
+    auto gelu = 0.5 * hidden * (1 + torch::tanh(std::sqrt(2.0 / M_PI) * (hidden + 0.044715 * hidden.pow(3))));
+    x = x + linear(gelu, prefix + "mlp.c_proj");
+  }
+  return torch::matmul(layer_norm(x, "ln_f"), p["wte.weight"].t());
+}
+
+TEST(Gpt, MatchesTheExplicitFloat64Reference) {
+  torch::manual_seed(0);
+  Gpt model(small_config());
+  model->to(torch::kDouble);
+  const auto tokens = torch::randint(0, 37, {3, 12}, torch::kLong);
+  const auto logits = model->forward(tokens);
+  const auto expected = reference_logits(model, tokens);
+  // float64 end to end: only summation order differs.
+  EXPECT_LT((logits - expected).abs().max().item<double>(), 1e-12);
+  // The loss is the summed token cross-entropy.
+  const auto targets = torch::randint(0, 37, {3, 12}, torch::kLong);
+  const double loss = model->loss_sum(tokens, targets).item<double>();
+  const double expected_loss = -torch::log_softmax(expected, -1).gather(-1, targets.unsqueeze(-1)).sum().item<double>();
+  EXPECT_NEAR(loss, expected_loss, 1e-10 * std::abs(expected_loss));
+}
+
+TEST(Gpt, IsCausal) {
+  torch::manual_seed(1);
+  Gpt model(small_config());
+  auto tokens = torch::randint(0, 37, {1, 10}, torch::kLong);
+  const auto before = model->forward(tokens);
+  tokens.index_put_({0, 7}, (tokens.index({0, 7}) + 1) % 37);
+  const auto after = model->forward(tokens);
+  EXPECT_TRUE(torch::equal(before.slice(1, 0, 7), after.slice(1, 0, 7)));
+  EXPECT_FALSE(torch::allclose(before.slice(1, 7), after.slice(1, 7)));
+}
+
+TEST(Gpt, InitializationFollowsGpt2) {
+  torch::manual_seed(2);
+  GptConfig c = gpt_preset("tiny");
+  c.vocab_size = 256;
+  Gpt model(c);
+  const auto p = model->named_parameters();
+  EXPECT_NEAR(p["wte.weight"].std().item<double>(), 0.02, 0.001);
+  EXPECT_NEAR(p["h.0.mlp.c_fc.weight"].std().item<double>(), 0.02, 0.001);
+  EXPECT_NEAR(p["h.0.mlp.c_proj.weight"].std().item<double>(), 0.02 / std::sqrt(2.0 * c.n_layer), 0.001);
+  EXPECT_EQ(p["h.0.attn.c_attn.bias"].abs().sum().item<double>(), 0.0);
+  EXPECT_EQ(p["ln_f.weight"].sum().item<double>(), c.n_embd);
+  // Tied head: the parameter count counts the embedding once.
+  std::int64_t total = 0;
+  for (const auto& t : model->parameters()) total += t.numel();
+  EXPECT_EQ(total, c.parameter_count());
+}
+
+TEST(Gpt, PresetsHaveTheirPublishedSizes) {
+  // Hugging Face's GPT-2 checkpoints: 124,439,808 / 354,823,168 / 774,030,080 / 1,557,611,200.
+  EXPECT_EQ(gpt_preset("gpt2").parameter_count(), 124'439'808);
+  EXPECT_EQ(gpt_preset("gpt2-medium").parameter_count(), 354'823'168);
+  EXPECT_EQ(gpt_preset("gpt2-large").parameter_count(), 774'030'080);
+  EXPECT_EQ(gpt_preset("gpt2-xl").parameter_count(), 1'557'611'200);
+  EXPECT_THROW(gpt_preset("gpt3"), Error);
+  GptConfig bad = gpt_preset("tiny");
+  bad.n_embd = 130;
+  EXPECT_THROW(check_config(bad), Error);
+}
+
+}  // namespace
+}  // namespace aios

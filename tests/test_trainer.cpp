@@ -1,0 +1,172 @@
+#include <gtest/gtest.h>
+#include <torch/serialize/input-archive.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+#include "data/prepare.h"
+#include "model/gpt.h"
+#include "test_support.h"
+#include "train/trainer.h"
+
+namespace aios {
+namespace {
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_file(dir_ / "corpus.txt", testing::sample_text(60'000, 3));
+    PrepareOptions prepare;
+    prepare.inputs = {dir_ / "corpus.txt"};
+    prepare.output = dir_ / "set";
+    prepare.val_fraction = 0.05;
+    prepare_shards(prepare);
+  }
+
+  TrainOptions options(const std::string& run) const {
+    TrainOptions o;
+    o.dataset_file = dir_ / "set";
+    o.model = "tiny";
+    o.n_layer = 2, o.n_head = 2, o.n_embd = 32, o.seq_len = 64;
+    o.window_size = 16;
+    o.batch_size = 4;
+    o.steps = 4;
+    o.warmup_steps = 1;
+    o.lr = 1e-2, o.min_lr = 1e-3;
+    o.eval_batches = 0;
+    o.device = "cpu";
+    o.amp = false, o.gradient_checkpointing = false;
+    o.out_dir = dir_ / run;
+    return o;
+  }
+
+  std::vector<torch::Tensor> parameters_of(const std::string& checkpoint, const TrainOptions& o) const {
+    GptConfig c = gpt_preset(o.model);
+    c.n_layer = o.n_layer, c.n_head = o.n_head, c.n_embd = o.n_embd, c.max_positions = o.seq_len, c.vocab_size = 256;
+    Gpt model(c);
+    if (o.model_dtype == "float64") model->to(torch::kDouble);
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(checkpoint);
+    archive.read("model", model_archive);
+    model->load(model_archive);
+    return model->parameters();
+  }
+
+  testing::ScratchDir dir_;
+};
+
+TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
+  auto o = options("run");
+  o.steps = 30;
+  o.eval_batches = 2;
+  o.eval_interval = 10;
+  o.log_file = dir_ / "run/metrics.jsonl";
+  const auto summary = run_training(o);
+  EXPECT_EQ(summary.steps_done, 30);
+  EXPECT_LT(summary.last_loss, summary.first_loss - 1.0) << summary.first_loss << " -> " << summary.last_loss;
+  EXPECT_GT(summary.last_val_loss, 0);
+  std::ifstream log(o.log_file);
+  std::string line;
+  std::getline(log, line);
+  const auto header = nlohmann::json::parse(line);
+  EXPECT_EQ(header["type"], "config");
+  EXPECT_EQ(header["model"]["n_layer"], 2);
+  int steps = 0, evals = 0;
+  while (std::getline(log, line)) {
+    const auto record = nlohmann::json::parse(line);
+    for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "step_time_ms",
+                            "micro_batch", "accumulation", "mfu"}) {
+      ASSERT_TRUE(record.contains(key)) << key << " in " << line;
+    }
+    ++steps;
+    evals += record.contains("val_loss");
+  }
+  EXPECT_EQ(steps, 30);
+  EXPECT_EQ(evals, 3);
+}
+
+TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
+  // float64 so that only summation order differs between the splits.
+  std::vector<std::vector<torch::Tensor>> results;
+  for (auto [batch, accumulation] : {std::pair{4, 1}, {2, 2}, {1, 4}}) {
+    auto o = options("acc" + std::to_string(batch));
+    o.model_dtype = "float64";
+    o.batch_size = batch;
+    o.gradient_accumulation_steps = accumulation;
+    o.steps = 3;
+    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+  }
+  for (std::size_t run = 1; run < results.size(); ++run) {
+    for (std::size_t i = 0; i < results[0].size(); ++i) {
+      ASSERT_LT((results[0][i] - results[run][i]).abs().max().item<double>(), 1e-12) << "run " << run << " tensor " << i;
+    }
+  }
+}
+
+TEST_F(TrainerTest, ResumeIsBitIdentical) {
+  auto straight = options("straight");
+  straight.steps = 6;
+  straight.checkpoint_interval = 3;
+  const auto end = run_training(straight).last_checkpoint;
+  auto resumed = options("resumed");
+  resumed.steps = 6;
+  resumed.resume = dir_ / "straight/ckpt-00000003.pt";
+  const auto resumed_end = run_training(resumed).last_checkpoint;
+  const auto a = parameters_of(end, straight), b = parameters_of(resumed_end, resumed);
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+  // 'latest' names the newest checkpoint of a run directory.
+  EXPECT_EQ(testing::read_file(dir_ / "straight/latest"), "ckpt-00000006.pt\n");
+}
+
+TEST_F(TrainerTest, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
+  auto o = options("nan");
+  o.steps = 6;
+  o.checkpoint_interval = 2;
+  ::setenv("AIOS_FAULT_NAN_LOSS_AT_STEP", "4", 1);
+  std::string message;
+  try {
+    run_training(o);
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  ::unsetenv("AIOS_FAULT_NAN_LOSS_AT_STEP");
+  EXPECT_NE(message.find("step 4"), std::string::npos) << message;
+  EXPECT_EQ(testing::read_file(dir_ / "nan/latest"), "ckpt-00000002.pt\n");
+  EXPECT_FALSE(path_exists(dir_ / "nan/ckpt-00000004.pt"));
+  // And the run resumes from it.
+  o.resume = "latest";
+  EXPECT_EQ(run_training(o).steps_done, 6);
+}
+
+TEST_F(TrainerTest, InconsistentSetupsFailBeforeTraining) {
+  auto error_of = [](const TrainOptions& o) -> std::string {
+    try {
+      run_training(o);
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  };
+  auto o = options("bad");
+  o.vocab_size = 100;  // the byte dataset has 256 ids
+  EXPECT_NE(error_of(o).find("--vocab-size"), std::string::npos);
+  o = options("bad");
+  o.window_size = 128;  // above --seq-len 64
+  EXPECT_NE(error_of(o).find("--window-size"), std::string::npos);
+  o = options("bad");
+  o.use_8bit_optimizer = true;
+  EXPECT_NE(error_of(o).find("--use-8bit-optimizer"), std::string::npos);
+  // A checkpoint of another shape.
+  auto first = options("shape");
+  run_training(first);
+  auto other = options("shape");
+  other.n_layer = 3;
+  other.resume = "latest";
+  EXPECT_NE(error_of(other).find("was written for a model of 2 layers"), std::string::npos) << error_of(other);
+  EXPECT_FALSE(path_exists(dir_ / "bad"));
+}
+
+}  // namespace
+}  // namespace aios
