@@ -84,6 +84,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--resume", o.resume, "Checkpoint file to resume from, or 'latest' (in --out-dir)")
       ->group("Evaluation and output");
   cmd.add_option("--log-file", o.log_file, "JSONL metrics file, one object per step")->group("Evaluation and output");
+  cmd.add_option("--export-hf", o.export_hf, "Write the final model to this directory in Hugging Face GPT-2 format")
+      ->group("Evaluation and output");
   cmd.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str()
       ->group("Evaluation and output");
   cmd.add_option("--seed", o.seed, "Seed for initialization and data order")->capture_default_str()

@@ -51,6 +51,7 @@ struct TrainOptions {
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
   std::string resume;               // checkpoint path or "latest"
   std::string log_file;             // JSONL metrics; empty = none
+  std::string export_hf;            // write the final model here in Hugging Face GPT-2 format
   std::string device = "auto";      // auto | cpu | cuda | cuda:N
   std::uint64_t seed = 1337;
   double peak_tflops = 0;           // device peak for MFU; 0 = the documented default per device

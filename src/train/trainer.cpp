@@ -17,6 +17,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "model/gpt.h"
+#include "model/hf_gpt2.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
 #include "train/device_stats.h"
@@ -26,6 +27,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
+
+GptConfig check_against_data(GptConfig config, const TrainOptions& o, const Manifest& data);
 
 torch::Device choose_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
@@ -43,13 +46,27 @@ torch::Device choose_device(const std::string& requested) {
 }
 
 GptConfig model_config(const TrainOptions& o, const Manifest& data) {
-  GptConfig config = gpt_preset(o.model);
+  if (!o.init_from.empty()) {
+    if (o.n_layer > 0 || o.n_head > 0 || o.n_embd > 0 || o.seq_len > 0 || o.vocab_size > 0) {
+      throw Error("--init-from", "takes the model's shape from " + o.init_from + "/config.json",
+                  "no --n-layer/--n-head/--n-embd/--seq-len/--vocab-size with --init-from");
+    }
+  }
+  GptConfig config = o.init_from.empty() ? gpt_preset(o.model) : read_hf_gpt2_config(o.init_from);
+  if (!o.init_from.empty()) {
+    config.dropout = o.dropout;
+    return check_against_data(config, o, data);
+  }
   if (o.n_layer > 0) config.n_layer = o.n_layer;
   if (o.n_head > 0) config.n_head = o.n_head;
   if (o.n_embd > 0) config.n_embd = o.n_embd;
   if (o.seq_len > 0) config.max_positions = o.seq_len;
   config.dropout = o.dropout;
   config.vocab_size = o.vocab_size > 0 ? o.vocab_size : data.tokenizer.vocab_size;
+  return check_against_data(config, o, data);
+}
+
+GptConfig check_against_data(GptConfig config, const TrainOptions& o, const Manifest& data) {
   check_config(config);
   if (data.tokenizer.vocab_size > config.vocab_size) {
     throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
@@ -103,7 +120,7 @@ json header_record(const TrainOptions& o, const GptConfig& config, const torch::
                                    "." + std::to_string(TORCH_VERSION_PATCH)},
           {"device", device_name(device)},
           {"attention", "scaled_dot_product_attention (backend chosen by ATen)"},
-          {"model", {{"preset", o.model}, {"n_layer", config.n_layer}, {"n_head", config.n_head},
+          {"model", {{"preset", o.init_from.empty() ? o.model : "hf:" + o.init_from}, {"n_layer", config.n_layer}, {"n_head", config.n_head},
                      {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size},
                      {"max_positions", config.max_positions}, {"parameters", config.parameter_count()},
                      {"dtype", o.model_dtype}}},
@@ -148,6 +165,7 @@ TrainSummary run_training(const TrainOptions& o) {
 
   torch::manual_seed(o.seed);
   Gpt model(config);
+  if (!o.init_from.empty()) load_hf_gpt2_weights(o.init_from, model);
   model->to(device, dtype);
   auto optimizer = make_adamw(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
@@ -255,6 +273,10 @@ TrainSummary run_training(const TrainOptions& o) {
   }
   progress_line.finish();
   summary.steps_done = progress.step;
+  if (!o.export_hf.empty()) {
+    save_hf_gpt2(o.export_hf, model);
+    std::fprintf(stderr, "aios train: exported %s (Hugging Face GPT-2 format)\n", o.export_hf.c_str());
+  }
   if (!summary.last_checkpoint.empty()) std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
   return summary;
 }
