@@ -19,9 +19,11 @@ grep -E "aios: LibTorch" "$out/build.log" || true
 build-gpu/aios --version | tee "$out/version.txt"
 ctest --test-dir build-gpu --output-on-failure --timeout 600 -j 8 > "$out/ctest.log" 2>&1 || status=1
 tail -5 "$out/ctest.log"
+grep -E "CudaMatchesCpu" "$out/ctest.log" || true
 if [ "${AIOS_GPU_BENCH:-1}" = 1 ]; then
   ln -sfn build-gpu build 2>/dev/null || true
   bench/prepare_throughput.sh 100 > "$out/prepare_throughput.txt" 2>&1 || status=1
   cat "$out/prepare_throughput.txt"
+  bench/gpu_trainer_bench.sh gpt2 16 100 || status=1
 fi
 exit $status

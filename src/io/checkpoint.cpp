@@ -52,7 +52,7 @@ std::string resolve_checkpoint_path(const std::string& path, const std::string& 
 }
 
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
-                            const torch::optim::Optimizer& optimizer, const TrainProgress& progress,
+                            const AdamW& optimizer, const TrainProgress& progress,
                             const std::string& model_signature) {
   make_directories(run_directory);
   torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
@@ -80,7 +80,7 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
 }
 
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                              torch::nn::Module& model, AdamW& optimizer,
                               const std::string& model_signature, const torch::Device& device) {
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;

@@ -4,7 +4,8 @@
 #pragma once
 
 #include <torch/nn/module.h>
-#include <torch/optim/optimizer.h>
+
+#include "optim/adamw.h"
 
 #include <cstdint>
 #include <string>
@@ -20,12 +21,12 @@ struct TrainProgress {
 // `model_signature` identifies the model shape (GptConfig::describe()); loading into another
 // shape is refused with both descriptions. Returns the path written.
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
-                            const torch::optim::Optimizer& optimizer, const TrainProgress& progress,
+                            const AdamW& optimizer, const TrainProgress& progress,
                             const std::string& model_signature);
 
 // `path` may be "latest" (resolved in run_directory). Restores model, optimizer, RNG states.
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, torch::optim::Optimizer& optimizer,
+                              torch::nn::Module& model, AdamW& optimizer,
                               const std::string& model_signature, const torch::Device& device);
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);

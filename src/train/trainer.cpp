@@ -3,7 +3,6 @@
 #include "train/trainer.h"
 
 #include <torch/cuda.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/version.h>
 
 #include <chrono>
@@ -167,12 +166,12 @@ TrainSummary run_training(const TrainOptions& o) {
   Gpt model(config);
   if (!o.init_from.empty()) load_hf_gpt2_weights(o.init_from, model);
   model->to(device, dtype);
-  auto optimizer = make_adamw(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
+  AdamW optimizer = AdamW::for_model(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
 
   TrainProgress progress;
   if (!o.resume.empty()) {
-    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, config.describe(), device);
+    progress = load_checkpoint(o.resume, o.out_dir, *model, optimizer, config.describe(), device);
     train_data.set_cursor(progress.data_cursor);
   }
   MetricsLog log(o.log_file, /*append=*/!o.resume.empty());
@@ -201,8 +200,8 @@ TrainSummary run_training(const TrainOptions& o) {
     const auto step_start = Clock::now();
     reset_peak_memory(device);
     const double lr = schedule.at(step);
-    set_learning_rate(*optimizer, lr);
-    optimizer->zero_grad(/*set_to_none=*/true);
+    optimizer.set_learning_rate(lr);
+    optimizer.zero_grad();
 
     // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
     // gradient is the step's mean whatever the split into micro-batches.
@@ -216,8 +215,7 @@ TrainSummary run_training(const TrainOptions& o) {
     }
     if (nan_step && *nan_step == step + 1) loss_total.fill_(std::nan(""));
 
-    const double grad_norm =
-        torch::nn::utils::clip_grad_norm_(model->parameters(), o.grad_clip > 0 ? o.grad_clip : 1e30);  // sync
+    const double grad_norm = optimizer.clip_grad_norm(o.grad_clip);  // sync
     const double loss = loss_total.item<double>();  // sync
     if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
       throw Error("step " + std::to_string(step + 1),
@@ -225,7 +223,7 @@ TrainSummary run_training(const TrainOptions& o) {
                       "; the step was not applied and the last checkpoint is kept",
                   "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
     }
-    optimizer->step();
+    optimizer.step();
     progress.step = step + 1;
     progress.data_cursor = train_data.cursor();
     progress.tokens_seen += tokens_per_step;
@@ -268,7 +266,7 @@ TrainSummary run_training(const TrainOptions& o) {
     progress_line.update(line, record.contains("val_loss"));
 
     if ((o.checkpoint_interval > 0 && progress.step % o.checkpoint_interval == 0) || last) {
-      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, *optimizer, progress, config.describe());
+      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, optimizer, progress, config.describe());
     }
   }
   progress_line.finish();
