@@ -105,6 +105,20 @@ TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
   }
 }
 
+TEST_F(TrainerTest, GradientCheckpointingLeavesTheTrainingUnchanged) {
+  std::vector<std::vector<torch::Tensor>> results;
+  for (bool checkpointing : {false, true}) {
+    auto o = options(checkpointing ? "ckpt" : "plain");
+    o.model_dtype = "float64";
+    o.gradient_checkpointing = checkpointing;
+    o.steps = 3;
+    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+  }
+  for (std::size_t i = 0; i < results[0].size(); ++i) {
+    ASSERT_LT((results[0][i] - results[1][i]).abs().max().item<double>(), 1e-12) << "tensor " << i;
+  }
+}
+
 TEST_F(TrainerTest, ResumeIsBitIdentical) {
   auto straight = options("straight");
   straight.steps = 6;

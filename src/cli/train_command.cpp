@@ -68,6 +68,9 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
 
   cmd.add_flag("--gradient-checkpointing,!--no-gradient-checkpointing", o.gradient_checkpointing,
                "Recompute each block's activations in backward")->group("Memory");
+  cmd.add_option("--checkpoint-every", o.checkpoint_every,
+                 "With --gradient-checkpointing: checkpoint every K-th block (1 = all)")
+      ->capture_default_str()->check(positive)->group("Memory");
   cmd.add_flag("--amp,!--no-amp", o.amp, "Mixed precision")->group("Memory");
   cmd.add_option("--amp-dtype", o.amp_dtype, "Mixed-precision type")->capture_default_str()
       ->check(CLI::IsMember({"auto", "bf16", "fp16"}))->group("Memory");

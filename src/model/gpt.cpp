@@ -91,7 +91,10 @@ torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
   }
   auto positions = torch::arange(time, tokens.options().dtype(torch::kLong));
   auto x = embedding_dropout(wte(tokens) + wpe(positions));
-  for (const auto& block : *h) x = block->as<Block>()->forward(x);
+  for (std::size_t i = 0; i < h->size(); ++i) {
+    auto& block = *h[i]->as<BlockImpl>();
+    x = block_runner_ ? block_runner_(block, static_cast<std::int64_t>(i), x) : block.forward(x);
+  }
   return ln_f(x);
 }
 

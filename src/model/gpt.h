@@ -12,6 +12,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include <functional>
+
 #include "model/gpt_config.h"
 
 namespace aios {
@@ -70,6 +72,11 @@ class GptImpl : public torch::nn::Module {
 
   const GptConfig& config() const { return config_; }
 
+  // How each block is run. Memory techniques (src/memory) install one from outside, so the model
+  // knows nothing of them; null runs block.forward(x).
+  using BlockRunner = std::function<torch::Tensor(BlockImpl& block, std::int64_t index, const torch::Tensor& x)>;
+  void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+
   torch::nn::Embedding wte{nullptr};  // [vocab, C], also the LM head
   torch::nn::Embedding wpe{nullptr};  // [max_positions, C]
   torch::nn::Dropout embedding_dropout{nullptr};
@@ -78,6 +85,7 @@ class GptImpl : public torch::nn::Module {
 
  private:
   GptConfig config_;
+  BlockRunner block_runner_;
 };
 TORCH_MODULE(Gpt);
 

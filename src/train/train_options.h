@@ -40,6 +40,7 @@ struct TrainOptions {
 
   // Memory techniques (seed names; each lands with its issue)
   bool gradient_checkpointing = true;
+  std::int64_t checkpoint_every = 1;  // checkpoint every K-th block (1 = all)
   bool amp = true;
   std::string amp_dtype = "auto";   // auto | bf16 | fp16
   bool use_8bit_optimizer = false;

@@ -1,0 +1,121 @@
+#include "memory/activation_checkpoint.h"
+
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+#include <ATen/core/Generator.h>
+#include <torch/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace aios {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+at::Tensor get_rng_state(const at::Device& device) {
+  auto generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_rng_state(const at::Device& device, const at::Tensor& state) {
+  auto generator = at::globalContext().defaultGenerator(device);
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+// Re-enters the autocast state that the forward ran under, with the cast cache off.
+class AutocastScope {
+ public:
+  AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype)
+      : device_(device),
+        was_enabled_(at::autocast::is_autocast_enabled(device)),
+        was_dtype_(at::autocast::get_autocast_dtype(device)),
+        was_cache_(at::autocast::is_autocast_cache_enabled()) {
+    at::autocast::set_autocast_enabled(device, enabled);
+    at::autocast::set_autocast_dtype(device, dtype);
+    at::autocast::set_autocast_cache_enabled(false);
+  }
+  ~AutocastScope() {
+    at::autocast::set_autocast_enabled(device_, was_enabled_);
+    at::autocast::set_autocast_dtype(device_, was_dtype_);
+    at::autocast::set_autocast_cache_enabled(was_cache_);
+  }
+
+ private:
+  at::DeviceType device_;
+  bool was_enabled_;
+  at::ScalarType was_dtype_;
+  bool was_cache_;
+};
+
+struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
+  // params is an at::TensorList so that autograd counts each parameter as an input (a
+  // std::vector<Tensor> argument would be silently treated as a non-variable before torch 2.10).
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params,
+                               BlockImpl* block) {
+    (void)params;
+    const at::DeviceType device = x.device().type();
+    ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
+    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
+    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
+    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
+    ctx->save_for_backward({x});
+    // Function::apply already runs this with grad mode off: no activations are kept. The cast
+    // cache is off so that no weight cast without autograd history is cached (pytorch#65766).
+    AutocastScope autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device));
+    return {block->forward(x)};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Device device = x.device();
+
+    // Fork the RNG: replay the forward's stream for the recomputation, then put back the current one.
+    const at::Tensor current_cpu = get_rng_state(at::Device(at::kCPU));
+    const at::Tensor current_device = x.is_cuda() ? get_rng_state(device) : at::Tensor();
+    set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
+    if (x.is_cuda()) set_rng_state(device, ctx->saved_data["rng_device"].toTensor());
+
+    variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
+    const auto params = block->parameters();
+    inputs.insert(inputs.end(), params.begin(), params.end());
+    variable_list grads;
+    {
+      torch::AutoGradMode grad_mode(true);
+      AutocastScope autocast(device.type(), ctx->saved_data["autocast"].toBool(),
+                             static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      const auto output = block->forward(inputs[0]);
+      grads = torch::autograd::grad({output}, inputs, {grad_outputs[0]}, /*retain_graph=*/false,
+                                    /*create_graph=*/false, /*allow_unused=*/true);
+    }
+    set_rng_state(at::Device(at::kCPU), current_cpu);
+    if (x.is_cuda()) set_rng_state(device, current_device);
+
+    if (!x.requires_grad()) grads[0] = at::Tensor();
+    grads.push_back(at::Tensor());  // block pointer
+    return grads;
+  }
+};
+
+}  // namespace
+
+torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x) {
+  const auto params = block.parameters();
+  return CheckpointFunction::apply(x, at::TensorList(params), &block)[0];
+}
+
+void apply_activation_checkpointing(Gpt& model, std::int64_t every) {
+  if (every <= 0) {
+    model->set_block_runner(nullptr);
+    return;
+  }
+  model->set_block_runner([every](BlockImpl& block, std::int64_t index, const torch::Tensor& x) {
+    return index % every == 0 ? checkpointed_block_forward(block, x) : block.forward(x);
+  });
+}
+
+}  // namespace aios

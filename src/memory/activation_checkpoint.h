@@ -1,0 +1,23 @@
+// Activation (gradient) checkpointing: a block runs forward without keeping its activations and
+// is recomputed during backward. Built as a custom autograd Function that receives the block's
+// parameters as inputs and returns their gradients itself (shared/research/libtorch_api.md §1.2
+// (b)): parameter gradients then flow through the outer graph exactly once, the node exists even
+// when the block's input needs no gradient, and post-accumulate-grad hooks fire once.
+//
+// The recomputation restores the forward's RNG state (so dropout masks match) and its autocast
+// state, and runs with autocast's weight-cast cache off (pytorch#65766: a cast cached under
+// no-grad would lose the weights' gradient).
+#pragma once
+
+#include "model/gpt.h"
+
+namespace aios {
+
+// Runs `block` on `x` checkpointed. Gradients equal those of block->forward(x).
+torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x);
+
+// Checkpoints every `every`-th block of `model` (blocks 0, every, 2·every, ...); every = 1
+// checkpoints all blocks, 0 turns checkpointing off.
+void apply_activation_checkpointing(Gpt& model, std::int64_t every);
+
+}  // namespace aios
