@@ -19,20 +19,4 @@ common=(--dataset-file "$work/shards" --window-size 1024 --batch-size "$batch" -
   --device cuda --out-dir "$work/aios-run" --log-file "$out/aios-$model.jsonl" 2>&1 | tail -3
 python3 bench/reference_trainer.py train --init "$work/init" "${common[@]}" --log-file "$out/reference-$model.jsonl"
 python3 bench/compare_runs.py "$out/aios-$model.jsonl" "$out/reference-$model.jsonl" | tee "$out/table-$model.md"
-# Activation checkpointing on the same run (aios only; the comparison with torch.utils.checkpoint
-# comes with issue 4's full table).
-"$bin" train --init-from "$work/init" "${common[@]}" --steps 30 --no-amp --gradient-checkpointing --eval-batches 0 \
-  --device cuda --out-dir "$work/aios-ckpt" --log-file "$out/aios-$model-checkpointing.jsonl" 2>&1 | tail -1
-python3 - "$out/aios-$model.jsonl" "$out/aios-$model-checkpointing.jsonl" <<'PY' | tee "$out/table-$model-checkpointing.md"
-import json, statistics, sys
-def stats(path):
-    s = [r for r in map(json.loads, open(path)) if r.get("type") == "step"]
-    t = s[10:30]
-    return statistics.median(r["tokens_per_s"] for r in t), max(r["peak_allocated_bytes"] for r in s) / 2**30, s[29]["loss"]
-print("| aios run | tokens/s (steps 11-30) | peak allocated (GiB) | loss @30 |")
-print("| --- | --- | --- | --- |")
-for name, path in (("no checkpointing", sys.argv[1]), ("--gradient-checkpointing (every block)", sys.argv[2])):
-    tps, peak, loss = stats(path)
-    print(f"| {name} | {tps:,.0f} | {peak:.2f} | {loss:.4f} |")
-PY
 rm -rf "$work"
