@@ -15,7 +15,7 @@ python3 scripts/make_demo_corpus.py "$work/corpus" --bytes 40000000 --files 8 --
 python3 bench/reference_trainer.py init --out "$work/init" --model "$model" --vocab-size 50257
 common=(--dataset-file "$work/shards" --window-size 1024 --batch-size "$batch" --steps "$steps" --warmup-steps 10
         --lr 6e-4 --min-lr 6e-5)
-"$bin" train --init-from "$work/init" "${common[@]}" --no-amp --no-gradient-checkpointing --eval-batches 0 \
+"$bin" train --init-from "$work/init" "${common[@]}" --no-amp --no-gradient-checkpointing --no-chunked-loss --eval-batches 0 \
   --device cuda --out-dir "$work/aios-run" --log-file "$out/aios-$model.jsonl" 2>&1 | tail -3
 python3 bench/reference_trainer.py train --init "$work/init" "${common[@]}" --log-file "$out/reference-$model.jsonl"
 python3 bench/compare_runs.py "$out/aios-$model.jsonl" "$out/reference-$model.jsonl" | tee "$out/table-$model.md"

@@ -25,6 +25,6 @@ if [ "${AIOS_GPU_BENCH:-1}" = 1 ]; then
   bench/prepare_throughput.sh 100 > "$out/prepare_throughput.txt" 2>&1 || status=1
   cat "$out/prepare_throughput.txt"
   bench/gpu_trainer_bench.sh gpt2 16 100 || status=1
-  bench/gpu_checkpointing_bench.sh gpt2 16 30 || status=1
+  bench/gpu_memory_bench.sh gpt2 16 30 || status=1
 fi
 exit $status

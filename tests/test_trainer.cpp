@@ -105,12 +105,16 @@ TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
   }
 }
 
-TEST_F(TrainerTest, GradientCheckpointingLeavesTheTrainingUnchanged) {
+TEST_F(TrainerTest, CheckpointingAndChunkedLossLeaveTheTrainingUnchanged) {
   std::vector<std::vector<torch::Tensor>> results;
-  for (bool checkpointing : {false, true}) {
-    auto o = options(checkpointing ? "ckpt" : "plain");
+  // Checkpointing and a small loss chunk (7 tokens: ragged against 64 tokens per micro-batch)
+  // against neither.
+  for (bool techniques : {false, true}) {
+    auto o = options(techniques ? "ckpt" : "plain");
     o.model_dtype = "float64";
-    o.gradient_checkpointing = checkpointing;
+    o.gradient_checkpointing = techniques;
+    o.chunked_loss = techniques;
+    o.loss_chunk_tokens = 7;
     o.steps = 3;
     results.push_back(parameters_of(run_training(o).last_checkpoint, o));
   }

@@ -74,6 +74,10 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_flag("--amp,!--no-amp", o.amp, "Mixed precision")->group("Memory");
   cmd.add_option("--amp-dtype", o.amp_dtype, "Mixed-precision type")->capture_default_str()
       ->check(CLI::IsMember({"auto", "bf16", "fp16"}))->group("Memory");
+  cmd.add_flag("--chunked-loss,!--no-chunked-loss", o.chunked_loss,
+               "Compute the LM head and loss over chunks of tokens, never the full logits")->group("Memory");
+  cmd.add_option("--loss-chunk-tokens", o.loss_chunk_tokens, "Tokens per loss chunk (0 = sized to the vocabulary)")
+      ->capture_default_str()->check(non_negative)->group("Memory");
   cmd.add_flag("--use-8bit-optimizer", o.use_8bit_optimizer, "Blockwise 8-bit AdamW state")->group("Memory");
 
   cmd.add_option("--eval-interval", o.eval_interval, "Steps between validation passes (0 = only at the end)")

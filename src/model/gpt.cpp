@@ -103,6 +103,7 @@ torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
 }
 
 torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  if (loss_head_) return loss_head_(hidden_states(tokens), wte->weight, targets);
   auto logits = forward(tokens);
   // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
   // loses the small probabilities that carry the gradient.

@@ -76,6 +76,10 @@ class GptImpl : public torch::nn::Module {
   // knows nothing of them; null runs block.forward(x).
   using BlockRunner = std::function<torch::Tensor(BlockImpl& block, std::int64_t index, const torch::Tensor& x)>;
   void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+  // How loss_sum turns hidden states [B, T, C] into the summed token loss; null: full logits.
+  using LossHead = std::function<torch::Tensor(const torch::Tensor& hidden, const torch::Tensor& head_weight,
+                                               const torch::Tensor& targets)>;
+  void set_loss_head(LossHead head) { loss_head_ = std::move(head); }
 
   torch::nn::Embedding wte{nullptr};  // [vocab, C], also the LM head
   torch::nn::Embedding wpe{nullptr};  // [max_positions, C]
@@ -86,6 +90,7 @@ class GptImpl : public torch::nn::Module {
  private:
   GptConfig config_;
   BlockRunner block_runner_;
+  LossHead loss_head_;
 };
 TORCH_MODULE(Gpt);
 

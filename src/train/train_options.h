@@ -44,6 +44,8 @@ struct TrainOptions {
   bool amp = true;
   std::string amp_dtype = "auto";   // auto | bf16 | fp16
   bool use_8bit_optimizer = false;
+  bool chunked_loss = true;             // LM head + loss over chunks of tokens
+  std::int64_t loss_chunk_tokens = 0;   // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
 
   // Evaluation, checkpoints, logs
   std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end

@@ -17,6 +17,7 @@
 #include "io/metrics_log.h"
 #include "model/gpt.h"
 #include "memory/activation_checkpoint.h"
+#include "memory/chunked_cross_entropy.h"
 #include "model/hf_gpt2.h"
 #include "optim/adamw.h"
 #include "optim/lr_schedule.h"
@@ -134,7 +135,7 @@ json header_record(const TrainOptions& o, const GptConfig& config, const torch::
           // AMP and the 8-bit optimizer are not built yet: the run says plainly that they are off.
           {"memory_techniques", {{"gradient_checkpointing", o.gradient_checkpointing},
                                  {"checkpoint_every", o.gradient_checkpointing ? o.checkpoint_every : 0},
-                                 {"amp", false}, {"optimizer_8bit", false}}},
+                                 {"chunked_loss", o.chunked_loss}, {"amp", false}, {"optimizer_8bit", false}}},
           {"resumed_from_step", resumed_step}};
 }
 
@@ -169,6 +170,9 @@ TrainSummary run_training(const TrainOptions& o) {
   Gpt model(config);
   if (!o.init_from.empty()) load_hf_gpt2_weights(o.init_from, model);
   if (o.gradient_checkpointing) apply_activation_checkpointing(model, o.checkpoint_every);
+  const std::int64_t loss_chunk =
+      o.chunked_loss ? (o.loss_chunk_tokens > 0 ? o.loss_chunk_tokens : default_loss_chunk_tokens(config.vocab_size)) : 0;
+  apply_chunked_loss(model, loss_chunk);
   model->to(device, dtype);
   AdamW optimizer = AdamW::for_model(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};

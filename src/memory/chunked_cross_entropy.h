@@ -1,0 +1,21 @@
+// Chunked cross-entropy through the tied LM head: the loss of N tokens is computed `chunk`
+// tokens at a time, so the [N x vocab] logits (and their gradient) never exist at once; backward
+// recomputes each chunk's logits. Peak memory for the head falls from O(N·V) to O(chunk·V).
+#pragma once
+
+#include "model/gpt.h"
+
+namespace aios {
+
+// Sum over tokens of -log softmax(hidden · weightᵀ)[target]. hidden: [N, C], weight: [V, C],
+// targets: [N] int64. Equal to the unchunked loss and gradients up to summation order.
+torch::Tensor chunked_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                        const torch::Tensor& targets, std::int64_t chunk_tokens);
+
+// Chunk size for a vocabulary when --loss-chunk-tokens is 0: about 256 MiB of fp32 logits.
+std::int64_t default_loss_chunk_tokens(std::int64_t vocab_size);
+
+// Makes model->loss_sum use the chunked head (chunk_tokens <= 0: the plain head).
+void apply_chunked_loss(Gpt& model, std::int64_t chunk_tokens);
+
+}  // namespace aios

@@ -1,0 +1,59 @@
+#include <gtest/gtest.h>
+#include <torch/nn/functional/loss.h>
+
+#include "memory/chunked_cross_entropy.h"
+
+namespace aios {
+namespace {
+
+namespace F = torch::nn::functional;
+
+TEST(ChunkedCrossEntropy, EqualsTheFullLogitsLossAndGradients) {
+  torch::manual_seed(21);
+  const auto hidden0 = torch::randn({77, 16});
+  const auto weight0 = torch::randn({50, 16}) * 0.5;
+  const auto targets = torch::randint(0, 50, {77}, torch::kLong);
+  auto h_ref = hidden0.clone().requires_grad_(), w_ref = weight0.clone().requires_grad_();
+  const auto reference = F::cross_entropy(torch::matmul(h_ref, w_ref.t()), targets,
+                                          F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  (reference * 0.37).backward();  // a non-unit incoming gradient
+  for (std::int64_t chunk : {1, 10, 76, 77, 1000}) {
+    auto h = hidden0.clone().requires_grad_(), w = weight0.clone().requires_grad_();
+    const auto loss = chunked_cross_entropy_sum(h, w, targets, chunk);
+    (loss * 0.37).backward();
+    // fp32, summation order only: the 1e-6 relative.
+    EXPECT_NEAR(loss.item<double>(), reference.item<double>(), 1e-6 * reference.item<double>()) << chunk;
+    EXPECT_LE((h.grad() - h_ref.grad()).abs().max().item<double>(), 1e-6 * h_ref.grad().abs().max().item<double>()) << chunk;
+    EXPECT_LE((w.grad() - w_ref.grad()).abs().max().item<double>(), 1e-6 * w_ref.grad().abs().max().item<double>()) << chunk;
+  }
+}
+
+TEST(ChunkedCrossEntropy, ModelLossAndGradientsAreUnchanged) {
+  auto run = [](std::int64_t chunk) {
+    torch::manual_seed(22);
+    GptConfig c = gpt_preset("tiny");
+    c.n_layer = 2, c.n_embd = 32, c.n_head = 2, c.vocab_size = 300, c.max_positions = 16;
+    Gpt model(c);
+    apply_chunked_loss(model, chunk);
+    const auto tokens = torch::randint(0, 300, {3, 16}, torch::kLong);
+    const auto targets = torch::randint(0, 300, {3, 16}, torch::kLong);
+    auto loss = model->loss_sum(tokens, targets);
+    loss.backward();
+    std::vector<torch::Tensor> grads{loss.detach()};
+    for (const auto& p : model->parameters()) grads.push_back(p.grad().clone());
+    return grads;
+  };
+  const auto plain = run(0), chunked = run(5);
+  for (std::size_t i = 0; i < plain.size(); ++i) {
+    const double scale = plain[i].abs().max().item<double>();
+    EXPECT_LE((plain[i] - chunked[i]).abs().max().item<double>(), 1e-6 * scale) << "tensor " << i;
+  }
+}
+
+TEST(ChunkedCrossEntropy, DefaultChunkIsSizedToTheVocabulary) {
+  EXPECT_EQ(default_loss_chunk_tokens(50257), (256LL << 20) / (4 * 50257));
+  EXPECT_EQ(default_loss_chunk_tokens(10'000'000), 128);
+}
+
+}  // namespace
+}  // namespace aios
