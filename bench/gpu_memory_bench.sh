@@ -16,8 +16,8 @@ declare -A flags=(
   [baseline]="--no-gradient-checkpointing --no-chunked-loss"
   [chunked-loss]="--no-gradient-checkpointing --chunked-loss"
   [checkpointing]="--gradient-checkpointing --no-chunked-loss"
-  [checkpointing+chunked-loss]="--gradient-checkpointing --chunked-loss")
-modes=(baseline chunked-loss checkpointing checkpointing+chunked-loss)
+  [checkpointing-and-chunked-loss]="--gradient-checkpointing --chunked-loss")
+modes=(baseline chunked-loss checkpointing checkpointing-and-chunked-loss)
 for mode in "${modes[@]}"; do
   # shellcheck disable=SC2086
   "$bin" train --init-from "$work/init" --dataset-file "$work/shards" --window-size 1024 --batch-size "$batch" \

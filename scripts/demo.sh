@@ -8,6 +8,6 @@ scripts/build.sh
 python3 scripts/make_demo_corpus.py data/demo --bytes 2000000 --files 4
 build/aios prepare data/demo --output shards/demo --overwrite --val-fraction 0.02
 build/aios inspect shards/demo --verify --preview-tokens 0
-build/aios train --config configs/tiny-demo.toml --no-amp --no-gradient-checkpointing \
+build/aios train --config configs/tiny-demo.toml --no-amp \
   --log-file runs/demo/metrics.jsonl --out-dir runs/demo
 echo "demo: metrics in runs/demo/metrics.jsonl, checkpoint in runs/demo/"

@@ -9,16 +9,8 @@
 namespace aios {
 namespace {
 
-std::vector<std::uint32_t> read_split(const ShardSet& set, const std::string& split) {
-  std::vector<std::uint32_t> all;
-  for (const auto& shard : set.shards(split)) {
-    auto reader = set.open_shard(shard, true);
-    std::vector<std::uint32_t> part(static_cast<std::size_t>(reader.size()));
-    reader.read(0, reader.size(), part.data());
-    all.insert(all.end(), part.begin(), part.end());
-  }
-  return all;
-}
+using testing::error_of;
+using testing::read_split;
 
 TEST(LlmcImport, ImportedTokensEqualTheFile) {
   testing::ScratchDir dir;

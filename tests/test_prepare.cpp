@@ -12,16 +12,8 @@
 namespace aios {
 namespace {
 
-std::vector<std::uint32_t> read_split(const ShardSet& set, const std::string& split) {
-  std::vector<std::uint32_t> all;
-  for (const auto& shard : set.shards(split)) {
-    auto reader = set.open_shard(shard, true);
-    std::vector<std::uint32_t> part(static_cast<std::size_t>(reader.size()));
-    reader.read(0, reader.size(), part.data());
-    all.insert(all.end(), part.begin(), part.end());
-  }
-  return all;
-}
+using testing::error_of;
+using testing::read_split;
 
 // Re-interleaves the two splits with the documented block rule, independently of the writer.
 std::vector<std::uint32_t> reassemble(const ShardSet& set) {
@@ -42,15 +34,6 @@ std::vector<std::uint32_t> reassemble(const ShardSet& set) {
     if (take < block) break;
   }
   return stream;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(Prepare, ByteShardsHoldExactlyTheCorpus) {

@@ -10,6 +10,9 @@
 namespace aios {
 namespace {
 
+using testing::error_of;
+using testing::read_split;
+
 std::string prepare_small_set(const testing::ScratchDir& dir) {
   testing::write_file(dir / "corpus.txt", testing::sample_text(40'000, 5));
   PrepareOptions options;
@@ -19,15 +22,6 @@ std::string prepare_small_set(const testing::ScratchDir& dir) {
   options.val_fraction = 0.1;
   prepare_shards(options);
   return options.output;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(ShardSet, OpensAndVerifiesAPreparedSet) {

@@ -6,11 +6,14 @@
 
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "base/error.h"
 #include "base/files.h"
+#include "data/shard_set.h"
 
 namespace aios::testing {
 
@@ -67,6 +70,28 @@ inline std::vector<std::uint32_t> random_tokens(std::size_t count, std::uint32_t
   std::vector<std::uint32_t> tokens(count);
   for (auto& t : tokens) t = rng() % vocab;
   return tokens;
+}
+
+// All tokens of one split, shard after shard, checksums verified.
+inline std::vector<std::uint32_t> read_split(const ShardSet& set, const std::string& split) {
+  std::vector<std::uint32_t> all;
+  for (const auto& shard : set.shards(split)) {
+    auto reader = set.open_shard(shard, true);
+    std::vector<std::uint32_t> part(static_cast<std::size_t>(reader.size()));
+    reader.read(0, reader.size(), part.data());
+    all.insert(all.end(), part.begin(), part.end());
+  }
+  return all;
+}
+
+// The message of the aios::Error that `action` throws, or "" when it throws none.
+inline std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace aios::testing

@@ -1,7 +1,5 @@
 #include "io/checkpoint.h"
 
-#include <ATen/Context.h>
-#include <ATen/core/Generator.h>
 #include <torch/serialize/input-archive.h>
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
@@ -9,6 +7,7 @@
 #include <cstdio>
 
 #include "base/error.h"
+#include "base/rng_state.h"
 #include "base/files.h"
 
 namespace aios {
@@ -20,18 +19,6 @@ std::string checkpoint_name(std::int64_t step) {
   char name[64];
   std::snprintf(name, sizeof(name), "ckpt-%08lld.pt", static_cast<long long>(step));
   return name;
-}
-
-at::Tensor rng_state(const at::Device& device) {
-  auto generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_rng_state(const at::Device& device, const at::Tensor& state) {
-  auto generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
 }
 
 }  // namespace
@@ -65,10 +52,10 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
   archive.write("model", model_archive);
   optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
-  archive.write("rng_cpu", rng_state(at::Device(at::kCPU)));
+  archive.write("rng_cpu", get_rng_state(at::Device(at::kCPU)));
   const auto parameters = model.parameters();
   if (!parameters.empty() && parameters.front().is_cuda()) {
-    archive.write("rng_cuda", rng_state(parameters.front().device()));
+    archive.write("rng_cuda", get_rng_state(parameters.front().device()));
   }
   const std::string name = checkpoint_name(progress.step);
   const std::string final_path = join_path(run_directory, name);

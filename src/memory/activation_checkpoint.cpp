@@ -1,28 +1,16 @@
 #include "memory/activation_checkpoint.h"
 
-#include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
-#include <ATen/core/Generator.h>
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
+
+#include "base/rng_state.h"
 
 namespace aios {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-at::Tensor get_rng_state(const at::Device& device) {
-  auto generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  return generator.get_state();
-}
-
-void set_rng_state(const at::Device& device, const at::Tensor& state) {
-  auto generator = at::globalContext().defaultGenerator(device);
-  std::lock_guard<std::mutex> lock(generator.mutex());
-  generator.set_state(state);
-}
 
 // Re-enters the autocast state that the forward ran under, with the cast cache off.
 class AutocastScope {
