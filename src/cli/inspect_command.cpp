@@ -75,9 +75,10 @@ void print_shard_set(const std::string& path, const InspectOptions& options) {
   std::printf("  split blocks of %lld tokens, val fraction %g, up to %lld tokens per shard\n",
               static_cast<long long>(m.split_block_tokens), m.val_fraction, static_cast<long long>(m.shard_tokens));
   for (const auto& shard : m.shards) {
+    if (options.verify) set.open_shard(shard, /*verify_checksum=*/true);  // throws on a mismatch
     std::printf("  %-18s %-5s %12lld tokens %8lld docs crc32 %s%s\n", shard.file.c_str(), shard.split.c_str(),
                 static_cast<long long>(shard.tokens), static_cast<long long>(shard.documents), shard.crc32.c_str(),
-                options.verify ? (set.open_shard(shard, true), " verified") : "");
+                options.verify ? " verified" : "");
   }
   if (options.verify) std::printf("  all %zu shard checksums match manifest.json\n", m.shards.size());
 }
