@@ -48,6 +48,9 @@ TEST_F(ShardDatasetTest, WindowsAreConsecutiveTokensWithinOneShard) {
   auto data = dataset(0, 1);
   // 30011 tokens in shards of 7000,7000,7000,7000,2011: (7000-1)/32 = 218 windows each, 62 in the last.
   EXPECT_EQ(data.windows_per_epoch(), 4 * 218 + 62);
+  EXPECT_EQ(ShardDataset::windows_in(*set_, "train", kSeqLen), data.windows_per_epoch());
+  EXPECT_EQ(ShardDataset::windows_in(*set_, "val", kSeqLen), 0);  // prepared with --val-fraction 0
+  EXPECT_EQ(ShardDataset::windows_in(*set_, "train", 7000), 0);   // no shard holds 7001 tokens
   std::vector<std::int64_t> window(kSeqLen + 1);
   for (std::int64_t w : {0L, 217L, 218L, 500L, data.windows_per_epoch() - 1}) {
     data.read_window(w, window.data());

@@ -5,6 +5,17 @@
 #include "base/error.h"
 
 namespace aios {
+namespace {
+std::int64_t windows_in_shard(const ShardRecord& shard, std::int64_t seq_len) {
+  return shard.tokens > seq_len ? (shard.tokens - 1) / seq_len : 0;
+}
+}  // namespace
+
+std::int64_t ShardDataset::windows_in(const ShardSet& shards, const std::string& split, std::int64_t seq_len) {
+  std::int64_t windows = 0;
+  for (const auto& shard : shards.shards(split)) windows += windows_in_shard(shard, seq_len);
+  return windows;
+}
 
 ShardDataset::ShardDataset(ShardSet shards, ShardDatasetOptions options)
     : set_(std::move(shards)), options_(std::move(options)) {
@@ -18,10 +29,7 @@ ShardDataset::ShardDataset(ShardSet shards, ShardDatasetOptions options)
   }
   shards_ = set_.shards(options_.split);
   first_window_.push_back(0);
-  for (const auto& shard : shards_) {
-    const std::int64_t windows = shard.tokens > options_.seq_len ? (shard.tokens - 1) / options_.seq_len : 0;
-    first_window_.push_back(first_window_.back() + windows);
-  }
+  for (const auto& shard : shards_) first_window_.push_back(first_window_.back() + windows_in_shard(shard, options_.seq_len));
   if (first_window_.back() == 0) {
     throw Error(set_.directory(),
                 "split '" + options_.split + "' (" + std::to_string(set_.manifest().tokens(options_.split)) +

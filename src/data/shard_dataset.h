@@ -30,6 +30,9 @@ class ShardDataset {
   ShardDataset(ShardSet shards, ShardDatasetOptions options);
   ~ShardDataset();
 
+  // Windows of seq_len + 1 tokens that `split` holds (0 when no shard holds a whole window).
+  static std::int64_t windows_in(const ShardSet& shards, const std::string& split, std::int64_t seq_len);
+
   std::int64_t windows_per_epoch() const { return sampler_->windows_per_epoch(); }
   std::int64_t window_tokens() const { return options_.seq_len + 1; }
   const ShardDatasetOptions& options() const { return options_; }

@@ -29,8 +29,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
-GptConfig check_against_data(GptConfig config, const TrainOptions& o, const Manifest& data);
-
 torch::Device choose_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
   if (requested == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
@@ -46,28 +44,25 @@ torch::Device choose_device(const std::string& requested) {
   return device.has_index() ? device : torch::Device(torch::kCUDA, 0);
 }
 
+// The model's shape: a Hugging Face config (--init-from) or a preset with overrides; then checked
+// against the data and the window.
 GptConfig model_config(const TrainOptions& o, const Manifest& data) {
+  GptConfig config;
   if (!o.init_from.empty()) {
     if (o.n_layer > 0 || o.n_head > 0 || o.n_embd > 0 || o.seq_len > 0 || o.vocab_size > 0) {
       throw Error("--init-from", "takes the model's shape from " + o.init_from + "/config.json",
                   "no --n-layer/--n-head/--n-embd/--seq-len/--vocab-size with --init-from");
     }
+    config = read_hf_gpt2_config(o.init_from);
+  } else {
+    config = gpt_preset(o.model);
+    if (o.n_layer > 0) config.n_layer = o.n_layer;
+    if (o.n_head > 0) config.n_head = o.n_head;
+    if (o.n_embd > 0) config.n_embd = o.n_embd;
+    if (o.seq_len > 0) config.max_positions = o.seq_len;
+    config.vocab_size = o.vocab_size > 0 ? o.vocab_size : data.tokenizer.vocab_size;
   }
-  GptConfig config = o.init_from.empty() ? gpt_preset(o.model) : read_hf_gpt2_config(o.init_from);
-  if (!o.init_from.empty()) {
-    config.dropout = o.dropout;
-    return check_against_data(config, o, data);
-  }
-  if (o.n_layer > 0) config.n_layer = o.n_layer;
-  if (o.n_head > 0) config.n_head = o.n_head;
-  if (o.n_embd > 0) config.n_embd = o.n_embd;
-  if (o.seq_len > 0) config.max_positions = o.seq_len;
   config.dropout = o.dropout;
-  config.vocab_size = o.vocab_size > 0 ? o.vocab_size : data.tokenizer.vocab_size;
-  return check_against_data(config, o, data);
-}
-
-GptConfig check_against_data(GptConfig config, const TrainOptions& o, const Manifest& data) {
   check_config(config);
   if (data.tokenizer.vocab_size > config.vocab_size) {
     throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
@@ -159,11 +154,14 @@ TrainSummary run_training(const TrainOptions& o) {
   train_options.verify_checksums = o.verify_shards;
   ShardDataset train_data(shards, train_options);
   std::optional<ShardDataset> val_data;
-  if (o.eval_batches > 0 && shards.manifest().tokens("val") > o.window_size) {
+  if (o.eval_batches > 0 && ShardDataset::windows_in(shards, "val", o.window_size) > 0) {
     ShardDatasetOptions val_options = train_options;
     val_options.split = "val";
     val_options.shuffle = false;
     val_data.emplace(shards, val_options);
+  } else if (o.eval_batches > 0) {
+    std::fprintf(stderr, "aios train: note: no validation: the val split of %s holds no window of %lld tokens\n",
+                 o.dataset_file.c_str(), static_cast<long long>(o.window_size + 1));
   }
 
   torch::manual_seed(o.seed);
@@ -263,10 +261,11 @@ TrainSummary run_training(const TrainOptions& o) {
     }
     log.write(record);
 
+    char val_text[32] = "";
+    if (record.contains("val_loss")) std::snprintf(val_text, sizeof(val_text), " val %.4f", summary.last_val_loss);
     char line[256];
     std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s | ETA %s",
-                  static_cast<long long>(progress.step), static_cast<long long>(o.steps), loss,
-                  record.contains("val_loss") ? (" val " + std::to_string(summary.last_val_loss).substr(0, 6)).c_str() : "",
+                  static_cast<long long>(progress.step), static_cast<long long>(o.steps), loss, val_text,
                   lr, tokens_per_second,
                   memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
                   format_duration(eta).c_str());
