@@ -1,6 +1,8 @@
 // Helpers shared by the tests: a scratch directory per test and small file utilities.
 #pragma once
 
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -83,6 +85,18 @@ inline std::vector<std::uint32_t> read_split(const ShardSet& set, const std::str
   }
   return all;
 }
+
+// Sets an environment variable for the lifetime of the object (fault-injection switches).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
 
 // The message of the aios::Error that `action` throws, or "" when it throws none.
 inline std::string error_of(const std::function<void()>& action) {

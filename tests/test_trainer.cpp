@@ -1,61 +1,10 @@
-#include <gtest/gtest.h>
-#include <torch/serialize/input-archive.h>
-
 #include <cstdlib>
-#include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "base/error.h"
-#include "data/prepare.h"
-#include "model/gpt.h"
-#include "test_support.h"
-#include "train/trainer.h"
+#include "trainer_fixture.h"
 
 namespace aios {
 namespace {
-
-class TrainerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    testing::write_file(dir_ / "corpus.txt", testing::sample_text(60'000, 3));
-    PrepareOptions prepare;
-    prepare.inputs = {dir_ / "corpus.txt"};
-    prepare.output = dir_ / "set";
-    prepare.val_fraction = 0.05;
-    prepare_shards(prepare);
-  }
-
-  TrainOptions options(const std::string& run) const {
-    TrainOptions o;
-    o.dataset_file = dir_ / "set";
-    o.model = "tiny";
-    o.n_layer = 2, o.n_head = 2, o.n_embd = 32, o.seq_len = 64;
-    o.window_size = 16;
-    o.batch_size = 4;
-    o.steps = 4;
-    o.warmup_steps = 1;
-    o.lr = 1e-2, o.min_lr = 1e-3;
-    o.eval_batches = 0;
-    o.device = "cpu";
-    o.amp = false, o.gradient_checkpointing = false;
-    o.out_dir = dir_ / run;
-    return o;
-  }
-
-  std::vector<torch::Tensor> parameters_of(const std::string& checkpoint, const TrainOptions& o) const {
-    GptConfig c = gpt_preset(o.model);
-    c.n_layer = o.n_layer, c.n_head = o.n_head, c.n_embd = o.n_embd, c.max_positions = o.seq_len, c.vocab_size = 256;
-    Gpt model(c);
-    if (o.model_dtype == "float64") model->to(torch::kDouble);
-    torch::serialize::InputArchive archive, model_archive;
-    archive.load_from(checkpoint);
-    archive.read("model", model_archive);
-    model->load(model_archive);
-    return model->parameters();
-  }
-
-  testing::ScratchDir dir_;
-};
 
 TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
   auto o = options("run");
@@ -174,8 +123,9 @@ TEST_F(TrainerTest, InconsistentSetupsFailBeforeTraining) {
   o.window_size = 128;  // above --seq-len 64
   EXPECT_NE(error_of(o).find("--window-size"), std::string::npos);
   o = options("bad");
-  o.use_8bit_optimizer = true;
-  EXPECT_NE(error_of(o).find("--use-8bit-optimizer"), std::string::npos);
+  o.model_dtype = "float64";
+  o.amp = true;  // AMP wraps float32 models only
+  EXPECT_NE(error_of(o).find("--amp"), std::string::npos);
   // A checkpoint of another shape.
   auto first = options("shape");
   run_training(first);
@@ -183,6 +133,11 @@ TEST_F(TrainerTest, InconsistentSetupsFailBeforeTraining) {
   other.n_layer = 3;
   other.resume = "latest";
   EXPECT_NE(error_of(other).find("was written for a model of 2 layers"), std::string::npos) << error_of(other);
+  // A checkpoint of the other optimizer kind.
+  auto eight_bit = options("shape");
+  eight_bit.use_8bit_optimizer = true;
+  eight_bit.resume = "latest";
+  EXPECT_NE(error_of(eight_bit).find("--use-8bit-optimizer"), std::string::npos) << error_of(eight_bit);
   EXPECT_FALSE(path_exists(dir_ / "bad"));
 }
 

@@ -71,14 +71,20 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--checkpoint-every", o.checkpoint_every,
                  "With --gradient-checkpointing: checkpoint every K-th block (1 = all)")
       ->capture_default_str()->check(positive)->group("Memory");
-  cmd.add_flag("--amp,!--no-amp", o.amp, "Mixed precision")->group("Memory");
-  cmd.add_option("--amp-dtype", o.amp_dtype, "Mixed-precision type")->capture_default_str()
+  cmd.add_flag("--amp,!--no-amp", o.amp, "Mixed precision: autocast matmuls and attention, fp32 master weights")
+      ->group("Memory");
+  cmd.add_option("--amp-dtype", o.amp_dtype, "auto (bf16 where supported, else fp16 with loss scaling), bf16 or fp16")
+      ->capture_default_str()
       ->check(CLI::IsMember({"auto", "bf16", "fp16"}))->group("Memory");
   cmd.add_flag("--chunked-loss,!--no-chunked-loss", o.chunked_loss,
                "Compute the LM head and loss over chunks of tokens, never the full logits")->group("Memory");
   cmd.add_option("--loss-chunk-tokens", o.loss_chunk_tokens, "Tokens per loss chunk (0 = sized to the vocabulary)")
       ->capture_default_str()->check(non_negative)->group("Memory");
-  cmd.add_flag("--use-8bit-optimizer", o.use_8bit_optimizer, "Blockwise 8-bit AdamW state")->group("Memory");
+  cmd.add_flag("--use-8bit-optimizer", o.use_8bit_optimizer,
+               "AdamW with blockwise 8-bit moments (2 bytes per parameter instead of 8)")->group("Memory");
+  cmd.add_option("--attention", o.attention,
+                 "Attention kernel: auto, or force one (an error, never a fallback, if it cannot run)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "flash", "efficient", "cudnn", "math"}))->group("Memory");
 
   cmd.add_option("--eval-interval", o.eval_interval, "Steps between validation passes (0 = only at the end)")
       ->capture_default_str()->check(non_negative)->group("Evaluation and output");

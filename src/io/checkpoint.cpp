@@ -13,7 +13,7 @@
 namespace aios {
 namespace {
 
-constexpr std::int64_t kCheckpointFormat = 1;
+constexpr std::int64_t kCheckpointFormat = 2;  // 2: optimizer kind and loss scaler
 
 std::string checkpoint_name(std::int64_t step) {
   char name[64];
@@ -39,10 +39,10 @@ std::string resolve_checkpoint_path(const std::string& path, const std::string& 
 }
 
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
-                            const AdamW& optimizer, const TrainProgress& progress,
+                            const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
                             const std::string& model_signature) {
   make_directories(run_directory);
-  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive, scaler_archive;
   archive.write("format", c10::IValue(kCheckpointFormat));
   archive.write("model_signature", c10::IValue(model_signature));
   archive.write("step", c10::IValue(progress.step));
@@ -52,6 +52,9 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
   archive.write("model", model_archive);
   optimizer.save(optimizer_archive);
   archive.write("optimizer", optimizer_archive);
+  archive.write("optimizer_kind", c10::IValue(optimizer.kind()));
+  scaler.save(scaler_archive);
+  archive.write("loss_scaler", scaler_archive);
   archive.write("rng_cpu", get_rng_state(at::Device(at::kCPU)));
   const auto parameters = model.parameters();
   if (!parameters.empty() && parameters.front().is_cuda()) {
@@ -67,7 +70,7 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
 }
 
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, AdamW& optimizer,
+                              torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
                               const std::string& model_signature, const torch::Device& device) {
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;
@@ -94,11 +97,19 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
   progress.data_cursor = static_cast<std::uint64_t>(value.toInt());
   archive.read("tokens_seen", value);
   progress.tokens_seen = value.toInt();
-  torch::serialize::InputArchive model_archive, optimizer_archive;
+  archive.read("optimizer_kind", value);
+  if (value.toStringRef() != optimizer.kind()) {
+    throw Error(resolved, "holds " + value.toStringRef() + " optimizer state, but this run uses " + optimizer.kind(),
+                value.toStringRef() == "adamw-8bit" ? "--use-8bit-optimizer, as the run that wrote it"
+                                                    : "no --use-8bit-optimizer, as the run that wrote it");
+  }
+  torch::serialize::InputArchive model_archive, optimizer_archive, scaler_archive;
   archive.read("model", model_archive);
   model.load(model_archive);
   archive.read("optimizer", optimizer_archive);
   optimizer.load(optimizer_archive);
+  archive.read("loss_scaler", scaler_archive);
+  scaler.load(scaler_archive);
   at::Tensor state;
   archive.read("rng_cpu", state);
   set_rng_state(at::Device(at::kCPU), state.cpu());

@@ -5,7 +5,8 @@
 
 #include <torch/nn/module.h>
 
-#include "optim/adamw.h"
+#include "optim/loss_scaler.h"
+#include "optim/optimizer.h"
 
 #include <cstdint>
 #include <string>
@@ -21,12 +22,13 @@ struct TrainProgress {
 // `model_signature` identifies the model shape (GptConfig::describe()); loading into another
 // shape is refused with both descriptions. Returns the path written.
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
-                            const AdamW& optimizer, const TrainProgress& progress,
+                            const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
                             const std::string& model_signature);
 
-// `path` may be "latest" (resolved in run_directory). Restores model, optimizer, RNG states.
+// `path` may be "latest" (resolved in run_directory). Restores model, optimizer, loss scale and
+// RNG states. An optimizer of another kind (8-bit vs fp32) is refused with both names.
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, AdamW& optimizer,
+                              torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
                               const std::string& model_signature, const torch::Device& device);
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);

@@ -45,6 +45,11 @@ void ProgressLine::update(const std::string& text, bool force_plain) {
   }
 }
 
+void ProgressLine::message(const std::string& text) {
+  finish();
+  std::fprintf(stderr, "aios train: %s\n", text.c_str());
+}
+
 void ProgressLine::finish() {
   if (terminal_ && last_width_ > 0) std::fprintf(stderr, "\n");
   last_width_ = 0;

@@ -26,6 +26,7 @@ class ProgressLine {
   explicit ProgressLine(std::int64_t plain_every);
   void update(const std::string& text, bool force_plain = false);
   void finish();
+  void message(const std::string& text);  // an event on its own line, always shown
 
  private:
   bool terminal_;

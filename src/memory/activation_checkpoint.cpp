@@ -5,37 +5,13 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "base/rng_state.h"
+#include "memory/mixed_precision.h"
 
 namespace aios {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-// Re-enters the autocast state that the forward ran under, with the cast cache off.
-class AutocastScope {
- public:
-  AutocastScope(at::DeviceType device, bool enabled, at::ScalarType dtype)
-      : device_(device),
-        was_enabled_(at::autocast::is_autocast_enabled(device)),
-        was_dtype_(at::autocast::get_autocast_dtype(device)),
-        was_cache_(at::autocast::is_autocast_cache_enabled()) {
-    at::autocast::set_autocast_enabled(device, enabled);
-    at::autocast::set_autocast_dtype(device, dtype);
-    at::autocast::set_autocast_cache_enabled(false);
-  }
-  ~AutocastScope() {
-    at::autocast::set_autocast_enabled(device_, was_enabled_);
-    at::autocast::set_autocast_dtype(device_, was_dtype_);
-    at::autocast::set_autocast_cache_enabled(was_cache_);
-  }
-
- private:
-  at::DeviceType device_;
-  bool was_enabled_;
-  at::ScalarType was_dtype_;
-  bool was_cache_;
-};
 
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   // params is an at::TensorList so that autograd counts each parameter as an input (a
@@ -52,7 +28,8 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     ctx->save_for_backward({x});
     // Function::apply already runs this with grad mode off: no activations are kept. The cast
     // cache is off so that no weight cast without autograd history is cached (pytorch#65766).
-    AutocastScope autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device));
+    AutocastRegion autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device),
+                            /*cache_enabled=*/false);
     return {block->forward(x)};
   }
 
@@ -74,8 +51,9 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     variable_list grads;
     {
       torch::AutoGradMode grad_mode(true);
-      AutocastScope autocast(device.type(), ctx->saved_data["autocast"].toBool(),
-                             static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()));
+      AutocastRegion autocast(device.type(), ctx->saved_data["autocast"].toBool(),
+                              static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
+                              /*cache_enabled=*/false);
       const auto output = block->forward(inputs[0]);
       grads = torch::autograd::grad({output}, inputs, {grad_outputs[0]}, /*retain_graph=*/false,
                                     /*create_graph=*/false, /*allow_unused=*/true);

@@ -1,6 +1,7 @@
 #include "memory/chunked_cross_entropy.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -11,7 +12,17 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Logits of one chunk in the activations' type, the softmax in fp32 (float64 stays float64).
+// The matmuls run in the autocast type when the forward ran under autocast (the backward runs
+// outside the autocast region, so it is stated explicitly); the softmax always in fp32 (float64
+// stays float64).
+at::ScalarType matmul_type(const at::Tensor& hidden) {
+  const auto device = hidden.device().type();
+  return at::autocast::is_autocast_enabled(device) && hidden.scalar_type() == at::kFloat
+             ? at::autocast::get_autocast_dtype(device)
+             : hidden.scalar_type();
+}
+
+// Logits of one chunk; `hidden` and `weight` already in the matmul type.
 at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight) {
   auto logits = at::matmul(hidden, weight.t());
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
@@ -22,11 +33,15 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
                                const at::Tensor& targets, std::int64_t chunk) {
     ctx->save_for_backward({hidden, weight, targets});
     ctx->saved_data["chunk"] = chunk;
+    const at::ScalarType compute = matmul_type(hidden);
+    ctx->saved_data["compute"] = static_cast<std::int64_t>(compute);
+    // Under autocast the matmul would cast anyway; casting once here keeps forward and backward alike.
+    const at::Tensor h_all = hidden.to(compute), w = weight.to(compute);
     const std::int64_t n = hidden.size(0);
     auto total = at::zeros({}, hidden.options().dtype(hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
     for (std::int64_t start = 0; start < n; start += chunk) {
       const std::int64_t length = std::min(chunk, n - start);
-      const auto logits = chunk_logits(hidden.narrow(0, start, length), weight);
+      const auto logits = chunk_logits(h_all.narrow(0, start, length), w);
       total += at::cross_entropy_loss(logits, targets.narrow(0, start, length), {}, at::Reduction::Sum);
     }
     return {total};
@@ -38,20 +53,26 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
     const at::Tensor& weight = saved[1];
     const at::Tensor& targets = saved[2];
     const std::int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
+    const at::Tensor h_all = hidden.to(compute), w = weight.to(compute);
     const std::int64_t n = hidden.size(0);
     const at::Tensor scale = grad_outputs[0];
     auto grad_hidden = at::empty_like(hidden);
     auto grad_weight = at::zeros_like(weight);
     for (std::int64_t start = 0; start < n; start += chunk) {
       const std::int64_t length = std::min(chunk, n - start);
-      const auto h = hidden.narrow(0, start, length);
+      const auto h = h_all.narrow(0, start, length);
       // d(sum CE)/d logits = softmax(logits) - onehot(target), times the incoming scale.
-      auto grad_logits = at::softmax(chunk_logits(h, weight), -1);
+      auto grad_logits = at::softmax(chunk_logits(h, w), -1);
       grad_logits.scatter_add_(1, targets.narrow(0, start, length).unsqueeze(1),
                                at::full({length, 1}, -1.0, grad_logits.options()));
-      grad_logits = (grad_logits * scale).to(hidden.scalar_type());
-      grad_hidden.narrow(0, start, length).copy_(at::matmul(grad_logits, weight));
-      grad_weight.addmm_(grad_logits.t(), h);
+      grad_logits = (grad_logits * scale).to(compute);
+      grad_hidden.narrow(0, start, length).copy_(at::matmul(grad_logits, w));
+      if (compute == weight.scalar_type()) {
+        grad_weight.addmm_(grad_logits.t(), h);
+      } else {
+        grad_weight.add_(at::matmul(grad_logits.t(), h));  // low-precision product, fp32 sum
+      }
     }
     return {grad_hidden, grad_weight, at::Tensor(), at::Tensor()};
   }

@@ -58,4 +58,12 @@ void synchronize(const c10::Device& device) {
 #endif
 }
 
+void release_cached_memory(const c10::Device& device) {
+#if AIOS_WITH_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
+#else
+  (void)device;
+#endif
+}
+
 }  // namespace aios

@@ -24,5 +24,7 @@ double default_peak_tflops(const c10::Device& device, c10::ScalarType dtype);
 void reset_peak_memory(const c10::Device& device);
 MemoryStats memory_stats(const c10::Device& device);
 void synchronize(const c10::Device& device);
+// Returns the caching allocator's unused blocks to the driver (after an out-of-memory).
+void release_cached_memory(const c10::Device& device);
 
 }  // namespace aios

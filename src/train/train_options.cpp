@@ -24,6 +24,10 @@ void validate(const TrainOptions& o) {
   if (o.amp_dtype != "auto" && o.amp_dtype != "bf16" && o.amp_dtype != "fp16") {
     throw Error("--amp-dtype", "unknown value '" + o.amp_dtype + "'", "auto, bf16 or fp16");
   }
+  if (o.attention != "auto" && o.attention != "flash" && o.attention != "efficient" && o.attention != "cudnn" &&
+      o.attention != "math") {
+    throw Error("--attention", "unknown value '" + o.attention + "'", "auto, flash, efficient, cudnn or math");
+  }
   if (o.device != "auto" && o.device != "cpu" && o.device.rfind("cuda", 0) != 0) {
     throw Error("--device", "unknown value '" + o.device + "'", "auto, cpu, cuda or cuda:N");
   }

@@ -38,12 +38,13 @@ struct TrainOptions {
   double eps = 1e-8;
   double grad_clip = 1.0;           // global-norm clipping; 0 disables
 
-  // Memory techniques (seed names; each lands with its issue)
+  // Memory techniques (seed names where the seed had one)
   bool gradient_checkpointing = true;
   std::int64_t checkpoint_every = 1;  // checkpoint every K-th block (1 = all)
   bool amp = true;
   std::string amp_dtype = "auto";   // auto | bf16 | fp16
-  bool use_8bit_optimizer = false;
+  bool use_8bit_optimizer = false;  // blockwise 8-bit AdamW moments
+  std::string attention = "auto";   // auto | flash | efficient | cudnn | math
   bool chunked_loss = true;             // LM head + loss over chunks of tokens
   std::int64_t loss_chunk_tokens = 0;   // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
 

@@ -1,5 +1,6 @@
-// The training step reads top to bottom: batch -> forward/backward per micro-batch -> clip ->
-// optimizer -> metrics -> evaluation -> checkpoint. Host-device syncs are marked "sync".
+// The training step reads top to bottom: batch -> forward (autocast) / backward (scaled) per
+// micro-batch, re-run smaller on out-of-memory -> unscale -> clip -> optimizer (skipped on fp16
+// overflow) -> metrics -> evaluation -> checkpoint. Host-device syncs are marked "sync".
 #include "train/trainer.h"
 
 #include <torch/cuda.h>
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -17,11 +19,15 @@
 #include "io/metrics_log.h"
 #include "model/gpt.h"
 #include "memory/activation_checkpoint.h"
+#include "memory/attention_backend.h"
 #include "memory/chunked_cross_entropy.h"
+#include "memory/mixed_precision.h"
 #include "model/hf_gpt2.h"
-#include "optim/adamw.h"
+#include "optim/loss_scaler.h"
 #include "optim/lr_schedule.h"
+#include "optim/optimizer.h"
 #include "train/device_stats.h"
+#include "train/fault_injection.h"
 
 namespace aios {
 namespace {
@@ -86,8 +92,9 @@ torch::Tensor next_batch(ShardDataset& data, std::int64_t count, const torch::De
 
 // Mean loss per token over `batches` micro-batches of validation windows, always the same ones.
 double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_t batch_size,
-                const torch::Device& device) {
+                const torch::Device& device, const MixedPrecision& mp) {
   torch::NoGradGuard no_grad;
+  AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
   model->eval();
   val.set_cursor(0);
   const std::int64_t count = std::min<std::int64_t>(batch_size, val.windows_per_epoch());
@@ -101,50 +108,112 @@ double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_
   return total.item<double>() / static_cast<double>(batches * count * t);  // sync
 }
 
-std::optional<std::int64_t> injected_nan_step() {
-  // Fault injection for tests: make the loss of this step non-finite.
-  const char* value = std::getenv("AIOS_FAULT_NAN_LOSS_AT_STEP");
-  if (value == nullptr || *value == '\0') return std::nullopt;
-  return std::stoll(value);
+// Micro-batch and accumulation of one optimizer step; their product (the step's windows per rank)
+// never changes, whatever an out-of-memory recovery does.
+struct StepShape {
+  std::int64_t micro_batch;
+  std::int64_t accumulation;
+};
+
+// The next shape after an out-of-memory: the micro-batch halves (to the largest divisor of the
+// step's windows not above half, so the global batch stays exact) and accumulation grows to match.
+// At micro-batch 1 there is nothing left to shrink: the error lists what would free memory.
+StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::int64_t step, const std::string& what) {
+  const std::int64_t windows = shape.micro_batch * shape.accumulation;
+  if (shape.micro_batch > 1) {
+    for (std::int64_t micro = shape.micro_batch / 2; micro >= 1; --micro) {
+      if (windows % micro == 0) return {micro, windows / micro};
+    }
+  }
+  std::string enable;
+  auto add = [&enable](bool off, const char* flag) {
+    if (off) enable += std::string(enable.empty() ? "" : ", ") + flag;
+  };
+  add(!o.gradient_checkpointing, "--gradient-checkpointing");
+  add(!o.amp, "--amp");
+  add(!o.use_8bit_optimizer, "--use-8bit-optimizer");
+  add(!o.chunked_loss, "--chunked-loss");
+  add(o.gradient_checkpointing && o.checkpoint_every > 1, "--checkpoint-every 1");
+  enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " + std::to_string(o.window_size) + ")";
+  throw Error("step " + std::to_string(step), "out of memory at micro-batch 1 (" + what +
+                                                  "); the step was not applied and the last checkpoint is kept",
+              "less memory per sample: " + enable + ", or a smaller --model");
 }
 
-json header_record(const TrainOptions& o, const GptConfig& config, const torch::Device& device,
-                   const Manifest& data, std::int64_t resumed_step) {
+// Forward and backward over the step's micro-batches; gradients accumulate in the parameters.
+// Returns the step's mean token loss (a device scalar, no sync).
+torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
+                                   const torch::Device& device, const MixedPrecision& mp, const LossScaler& scaler,
+                                   bool inject_oom) {
+  const double tokens_per_step = static_cast<double>(shape.micro_batch * shape.accumulation * window);
+  auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
+  for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
+    auto batch = next_batch(data, shape.micro_batch, device);
+    torch::Tensor loss;
+    {
+      AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
+      // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
+      // gradient is the step's mean whatever the split into micro-batches.
+      loss = model->loss_sum(batch.slice(1, 0, window), batch.slice(1, 1, window + 1)) / tokens_per_step;
+    }
+    scaler.scale(loss).backward();
+    loss_total += loss.detach().to(torch::kDouble);
+    if (inject_oom && micro == 0) {
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
+    }
+  }
+  return loss_total;
+}
+
+// What this run is: the first JSONL line, and enough to compare runs without their command lines.
+struct RunDescription {
+  const TrainOptions& options;
+  const GptConfig& config;
+  const torch::Device& device;
+  const Manifest& data;
+  const MixedPrecision& precision;
+  const AttentionChoice& attention;
+  const Optimizer& optimizer;
+  std::int64_t resumed_step;
+};
+
+json header_record(const RunDescription& run) {
+  const TrainOptions& o = run.options;
+  const GptConfig& config = run.config;
   return {{"type", "config"},
           {"aios_version", AIOS_VERSION},
           {"libtorch_version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
                                    "." + std::to_string(TORCH_VERSION_PATCH)},
-          {"device", device_name(device)},
-          {"attention", "scaled_dot_product_attention (backend chosen by ATen)"},
+          {"device", device_name(run.device)},
+          {"attention", {{"requested", run.attention.requested}, {"backend", run.attention.backend},
+                         {"note", run.attention.note}}},
           {"model", {{"preset", o.init_from.empty() ? o.model : "hf:" + o.init_from}, {"n_layer", config.n_layer}, {"n_head", config.n_head},
                      {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size},
                      {"max_positions", config.max_positions}, {"parameters", config.parameter_count()},
                      {"dtype", o.model_dtype}}},
-          {"data", {{"dataset_file", o.dataset_file}, {"tokenizer", data.tokenizer.kind},
-                    {"train_tokens", data.tokens("train")}, {"val_tokens", data.tokens("val")}}},
+          {"data", {{"dataset_file", o.dataset_file}, {"tokenizer", run.data.tokenizer.kind},
+                    {"train_tokens", run.data.tokens("train")}, {"val_tokens", run.data.tokens("val")}}},
           {"options", {{"window_size", o.window_size}, {"batch_size", o.batch_size},
                        {"gradient_accumulation_steps", o.gradient_accumulation_steps}, {"steps", o.steps},
                        {"lr", o.lr}, {"min_lr", o.min_lr}, {"warmup_steps", o.warmup_steps},
                        {"weight_decay", o.weight_decay}, {"beta1", o.beta1}, {"beta2", o.beta2}, {"eps", o.eps},
                        {"grad_clip", o.grad_clip}, {"seed", o.seed}, {"dropout", o.dropout}}},
-          // AMP and the 8-bit optimizer are not built yet: the run says plainly that they are off.
           {"memory_techniques", {{"gradient_checkpointing", o.gradient_checkpointing},
                                  {"checkpoint_every", o.gradient_checkpointing ? o.checkpoint_every : 0},
-                                 {"chunked_loss", o.chunked_loss}, {"amp", false}, {"optimizer_8bit", false}}},
-          {"resumed_from_step", resumed_step}};
+                                 {"chunked_loss", o.chunked_loss},
+                                 {"amp", run.precision.describe()},
+                                 {"optimizer", run.optimizer.kind()},
+                                 {"optimizer_state_bytes", run.optimizer.state_bytes()}}},
+          {"resumed_from_step", run.resumed_step}};
 }
 
 }  // namespace
 
 TrainSummary run_training(const TrainOptions& o) {
   validate(o);
-  if (o.use_8bit_optimizer) {
-    throw Error("--use-8bit-optimizer", "the blockwise 8-bit optimizer is not built yet in this version",
-                "run without --use-8bit-optimizer");
-  }
-
   const torch::Device device = choose_device(o.device);
   const auto dtype = o.model_dtype == "float64" ? torch::kDouble : torch::kFloat;
+  const MixedPrecision mp = resolve_mixed_precision(o.amp, o.amp_dtype, device, dtype);
 
   const ShardSet shards = ShardSet::open(o.dataset_file);
   const GptConfig config = model_config(o, shards.manifest());
@@ -164,6 +233,10 @@ TrainSummary run_training(const TrainOptions& o) {
                  o.dataset_file.c_str(), static_cast<long long>(o.window_size + 1));
   }
 
+  const AttentionChoice attention = configure_attention(
+      o.attention, {device, mp.enabled ? mp.dtype : dtype, config.n_head, config.n_embd / config.n_head,
+                    o.window_size, o.dropout});
+
   torch::manual_seed(o.seed);
   Gpt model(config);
   if (!o.init_from.empty()) load_hf_gpt2_weights(o.init_from, model);
@@ -172,63 +245,98 @@ TrainSummary run_training(const TrainOptions& o) {
       o.chunked_loss ? (o.loss_chunk_tokens > 0 ? o.loss_chunk_tokens : default_loss_chunk_tokens(config.vocab_size)) : 0;
   apply_chunked_loss(model, loss_chunk);
   model->to(device, dtype);
-  AdamW optimizer = AdamW::for_model(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings});
+  const auto optimizer = make_adamw(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings},
+                                    o.use_8bit_optimizer);
+  LossScaler scaler(mp.needs_loss_scaling(), device);
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
 
   TrainProgress progress;
   if (!o.resume.empty()) {
-    progress = load_checkpoint(o.resume, o.out_dir, *model, optimizer, config.describe(), device);
+    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, scaler, config.describe(), device);
     train_data.set_cursor(progress.data_cursor);
   }
   MetricsLog log(o.log_file, /*append=*/!o.resume.empty());
-  log.write(header_record(o, config, device, shards.manifest(), progress.step));
+  log.write(header_record({o, config, device, shards.manifest(), mp, attention, *optimizer, progress.step}));
   std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s, %lld tokens per step%s\n",
                config.describe().c_str(), config.parameter_count() / 1e6, device_name(device).c_str(),
                static_cast<long long>(o.batch_size * o.gradient_accumulation_steps * o.window_size),
                progress.step > 0 ? (", resumed at step " + std::to_string(progress.step)).c_str() : "");
-  if (o.amp) {
-    std::fprintf(stderr, "aios train: note: --amp is not built yet; this run is %s (pass --no-amp to silence this)\n",
-                 o.model_dtype.c_str());
-  }
+  std::fprintf(stderr, "aios train: precision %s | attention %s (%s)%s | optimizer %s, state %s\n",
+               mp.describe().c_str(), attention.backend.c_str(), attention.requested.c_str(),
+               attention.note.empty() ? "" : ("; " + attention.note).c_str(), optimizer->kind().c_str(),
+               format_bytes(static_cast<double>(optimizer->state_bytes())).c_str());
 
   const std::int64_t window = o.window_size;
-  const std::int64_t tokens_per_step = o.batch_size * o.gradient_accumulation_steps * window;
+  StepShape shape{o.batch_size, o.gradient_accumulation_steps};
+  const std::int64_t tokens_per_step = shape.micro_batch * shape.accumulation * window;
   const double flops_per_step = config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
-  const double peak_flops = (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, dtype)) * 1e12;
-  const auto nan_step = injected_nan_step();
+  const double peak_flops =
+      (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, mp.enabled ? mp.dtype : dtype)) * 1e12;
+  const FaultInjection faults = FaultInjection::from_environment();
+  std::int64_t injected_ooms = 0;
   ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20));
   const auto run_start = Clock::now();
   const std::int64_t first_step = progress.step;
   TrainSummary summary;
+  summary.attention_backend = attention.backend;
 
   for (std::int64_t step = progress.step; step < o.steps; ++step) {
     const auto step_start = Clock::now();
     reset_peak_memory(device);
     const double lr = schedule.at(step);
-    optimizer.set_learning_rate(lr);
-    optimizer.zero_grad();
+    optimizer->set_learning_rate(lr);
 
-    // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
-    // gradient is the step's mean whatever the split into micro-batches.
-    auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
-    for (std::int64_t micro = 0; micro < o.gradient_accumulation_steps; ++micro) {
-      auto batch = next_batch(train_data, o.batch_size, device);
-      auto loss = model->loss_sum(batch.slice(1, 0, window), batch.slice(1, 1, window + 1)) /
-                  static_cast<double>(tokens_per_step);
-      loss.backward();
-      loss_total += loss.detach().to(torch::kDouble);
+    // Forward/backward; on out-of-memory, drop the step and re-run the same windows smaller.
+    const std::uint64_t step_cursor = train_data.cursor();
+    torch::Tensor loss_total;
+    for (;;) {
+      optimizer->zero_grad();
+      const bool inject_oom = faults.oom_step == step + 1 && injected_ooms < faults.oom_times;
+      try {
+        loss_total = accumulate_gradients(model, train_data, shape, window, device, mp, scaler, inject_oom);
+        break;
+      } catch (const c10::OutOfMemoryError& e) {
+        // The failed attempt's activations died with its stack frames; its partial gradients go here.
+        if (inject_oom) ++injected_ooms;
+        optimizer->zero_grad();
+        release_cached_memory(device);
+        std::string what = e.what_without_backtrace();
+        what = what.substr(0, what.find('\n'));
+        const StepShape smaller = shrink_after_oom(shape, o, step + 1, what);
+        log.write({{"type", "event"}, {"event", "batch_shrink"}, {"step", step + 1}, {"reason", what},
+                   {"micro_batch_before", shape.micro_batch}, {"micro_batch", smaller.micro_batch},
+                   {"accumulation", smaller.accumulation}});
+        progress_line.message("step " + std::to_string(step + 1) + ": out of memory at micro-batch " +
+                              std::to_string(shape.micro_batch) + "; retrying the same windows as " +
+                              std::to_string(smaller.micro_batch) + " x " + std::to_string(smaller.accumulation) +
+                              " accumulation");
+        shape = smaller;
+        ++summary.batch_shrinks;
+        train_data.set_cursor(step_cursor);
+      }
     }
-    if (nan_step && *nan_step == step + 1) loss_total.fill_(std::nan(""));
+    if (faults.nan_loss_step == step + 1) loss_total.fill_(std::nan(""));
+    if (faults.inf_grad_step == step + 1) {
+      const auto grads = optimizer->gradients();
+      if (!grads.empty()) grads.front().view({-1})[0].fill_(std::numeric_limits<double>::infinity());
+    }
 
-    const double grad_norm = optimizer.clip_grad_norm(o.grad_clip);  // sync
+    scaler.unscale(optimizer->gradients());
+    const double grad_norm = optimizer->clip_grad_norm(o.grad_clip);  // sync
     const double loss = loss_total.item<double>();  // sync
-    if (!std::isfinite(loss) || !std::isfinite(grad_norm)) {
+    const bool overflow = scaler.found_non_finite();  // sync
+    if (!std::isfinite(loss) || (!std::isfinite(grad_norm) && !scaler.enabled())) {
       throw Error("step " + std::to_string(step + 1),
                   "loss is " + std::to_string(loss) + " and gradient norm " + std::to_string(grad_norm) +
                       "; the step was not applied and the last checkpoint is kept",
                   "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
     }
-    optimizer.step();
+    // fp16: inf/NaN gradients mean the scale was too high; skip the update, the scale backs off.
+    const bool skipped = overflow || !std::isfinite(grad_norm);
+    if (!skipped) optimizer->step();
+    const double applied_scale = scaler.enabled() ? scaler.current_scale() : 1.0;  // sync
+    scaler.update();
+    summary.skipped_steps += skipped ? 1 : 0;
     progress.step = step + 1;
     progress.data_cursor = train_data.cursor();
     progress.tokens_seen += tokens_per_step;
@@ -243,10 +351,15 @@ TrainSummary run_training(const TrainOptions& o) {
     summary.last_loss = loss;
 
     json record = {{"type", "step"}, {"step", progress.step}, {"loss", loss}, {"lr", lr},
-                   {"grad_norm", grad_norm}, {"tokens", progress.tokens_seen},
+                   {"grad_norm", std::isfinite(grad_norm) ? json(grad_norm) : json(nullptr)},
+                   {"tokens", progress.tokens_seen},
                    {"tokens_per_s", tokens_per_second}, {"step_time_ms", step_seconds * 1e3},
-                   {"micro_batch", o.batch_size}, {"accumulation", o.gradient_accumulation_steps},
+                   {"micro_batch", shape.micro_batch}, {"accumulation", shape.accumulation},
                    {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
+    if (scaler.enabled()) {
+      record["loss_scale"] = applied_scale;
+      record["skipped"] = skipped;
+    }
     const MemoryStats memory = memory_stats(device);
     if (memory.available) {
       record["peak_allocated_bytes"] = memory.peak_allocated;
@@ -256,27 +369,30 @@ TrainSummary run_training(const TrainOptions& o) {
 
     const bool last = progress.step == o.steps;
     if (val_data && ((o.eval_interval > 0 && progress.step % o.eval_interval == 0) || last)) {
-      summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, o.batch_size, device);
+      summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, shape.micro_batch, device, mp);
       record["val_loss"] = summary.last_val_loss;
     }
     log.write(record);
 
     char val_text[32] = "";
     if (record.contains("val_loss")) std::snprintf(val_text, sizeof(val_text), " val %.4f", summary.last_val_loss);
-    char line[256];
-    std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s | ETA %s",
+    char line[320];
+    std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s%s | ETA %s",
                   static_cast<long long>(progress.step), static_cast<long long>(o.steps), loss, val_text,
                   lr, tokens_per_second,
                   memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
+                  skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "",
                   format_duration(eta).c_str());
-    progress_line.update(line, record.contains("val_loss"));
+    progress_line.update(line, record.contains("val_loss") || skipped);
 
     if ((o.checkpoint_interval > 0 && progress.step % o.checkpoint_interval == 0) || last) {
-      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, optimizer, progress, config.describe());
+      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, *optimizer, scaler, progress, config.describe());
     }
   }
   progress_line.finish();
   summary.steps_done = progress.step;
+  summary.micro_batch = shape.micro_batch;
+  summary.accumulation = shape.accumulation;
   if (!o.export_hf.empty()) {
     save_hf_gpt2(o.export_hf, model);
     std::fprintf(stderr, "aios train: exported %s (Hugging Face GPT-2 format)\n", o.export_hf.c_str());

@@ -1,0 +1,40 @@
+// Which scaled-dot-product-attention kernel runs: --attention auto|flash|efficient|cudnn|math.
+// ATen picks the kernel per call from process-wide switches (at::globalContext().setSDPUse*);
+// this module sets them once before training and asks ATen (at::_fused_sdp_choice) which kernel
+// the model's attention will get, so the run reports it instead of guessing
+// (shared/research/libtorch_api.md §3).
+//
+// auto enables flash, memory-efficient and math, in ATen's order, and leaves cuDNN attention off
+// (recent NaN reports in its backward on H100: shared/research/memory_techniques.md §5). A forced
+// backend enables only that one; if it cannot run this model's attention (flash with fp32
+// inputs, say) the run stops with ATen's reasons instead of falling back silently.
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+namespace aios {
+
+struct AttentionQuery {  // the attention call the model will make in training
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;  // the type q, k, v have (the autocast type under AMP)
+  std::int64_t heads = 1;
+  std::int64_t head_dim = 64;
+  std::int64_t window = 256;
+  double dropout = 0.0;
+};
+
+struct AttentionChoice {
+  std::string requested;  // auto | flash | efficient | cudnn | math
+  std::string backend;    // what ATen will run: flash | efficient | cudnn | math
+  std::string note;       // with auto: why flash was not chosen; empty otherwise
+};
+
+// Sets ATen's switches for `requested` and probes the backend. Throws aios::Error naming
+// --attention with ATen's reasons when a forced backend cannot run.
+AttentionChoice configure_attention(const std::string& requested, const AttentionQuery& query);
+
+}  // namespace aios

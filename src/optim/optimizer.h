@@ -1,0 +1,66 @@
+// What the training loop asks of an optimizer, whatever its state format: gradients to unscale
+// and clip, a step, the state's size, and saving/loading that state. Parameters form two groups
+// (optim/adamw.h): matrices get weight decay; biases, LayerNorm gains and (unless asked)
+// embeddings do not.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/serialize/input-archive.h>
+#include <torch/serialize/output-archive.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aios {
+
+struct AdamWSettings {
+  double lr = 6e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  double eps = 1e-8;
+  double weight_decay = 0.1;
+  bool decay_embeddings = false;
+};
+
+class Optimizer {
+ public:
+  struct Group {
+    std::vector<at::Tensor> params;
+    double weight_decay = 0;
+  };
+
+  virtual ~Optimizer() = default;
+
+  void set_learning_rate(double lr) { lr_ = lr; }
+  void zero_grad();  // gradients set to undefined, so the next backward writes instead of adds
+  std::vector<at::Tensor> gradients() const;  // the defined gradients, group by group
+  // Scales gradients so that their global L2 norm is at most max_norm (max_norm <= 0: only
+  // measures). Returns the norm before clipping (a host sync).
+  double clip_grad_norm(double max_norm);
+
+  virtual void step() = 0;
+  virtual std::string kind() const = 0;  // "adamw" or "adamw-8bit", checked when a checkpoint loads
+  virtual std::int64_t state_bytes() const = 0;
+  virtual void save(torch::serialize::OutputArchive& archive) const = 0;
+  virtual void load(torch::serialize::InputArchive& archive) = 0;
+
+ protected:
+  Optimizer(std::vector<Group> groups, const AdamWSettings& settings);
+
+  std::vector<Group> groups_;
+  double lr_, beta1_, beta2_, eps_;
+};
+
+// Copies the saved tensor `name` into `into`; a missing tensor or another shape is an error
+// naming the key.
+void restore_state_tensor(torch::serialize::InputArchive& archive, const std::string& name, at::Tensor& into);
+
+// The two AdamW groups of a model: decay on matrices (and on embeddings when asked).
+std::vector<Optimizer::Group> adamw_groups(torch::nn::Module& model, const AdamWSettings& settings);
+
+// fp32 AdamW, or blockwise 8-bit AdamW (optim/adamw_8bit.h) when `eight_bit`.
+std::unique_ptr<Optimizer> make_adamw(torch::nn::Module& model, const AdamWSettings& settings, bool eight_bit);
+
+}  // namespace aios

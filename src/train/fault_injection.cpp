@@ -1,0 +1,32 @@
+#include "train/fault_injection.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "base/error.h"
+
+namespace aios {
+namespace {
+
+std::optional<std::int64_t> read_step(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0') return std::nullopt;
+  try {
+    return std::stoll(value);
+  } catch (const std::exception&) {
+    throw Error(name, std::string("value '") + value + "' is not a step number", "a positive integer");
+  }
+}
+
+}  // namespace
+
+FaultInjection FaultInjection::from_environment() {
+  FaultInjection faults;
+  faults.nan_loss_step = read_step("AIOS_FAULT_NAN_LOSS_AT_STEP");
+  faults.inf_grad_step = read_step("AIOS_FAULT_INF_GRAD_AT_STEP");
+  faults.oom_step = read_step("AIOS_FAULT_OOM_AT_STEP");
+  faults.oom_times = read_step("AIOS_FAULT_OOM_TIMES").value_or(1);
+  return faults;
+}
+
+}  // namespace aios

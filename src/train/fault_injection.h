@@ -1,0 +1,23 @@
+// Fault injection for tests and GPU drills, read once from the environment. Each fault makes a
+// chosen optimizer step (1-based) fail the way a real run can, so the recovery paths run on the CPU:
+//   AIOS_FAULT_NAN_LOSS_AT_STEP=N   the step's loss becomes NaN (the run stops, checkpoint kept)
+//   AIOS_FAULT_INF_GRAD_AT_STEP=N   one gradient element becomes inf (fp16 scaler skips the step)
+//   AIOS_FAULT_OOM_AT_STEP=N        a c10::OutOfMemoryError after the step's first backward,
+//   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+namespace aios {
+
+struct FaultInjection {
+  std::optional<std::int64_t> nan_loss_step;
+  std::optional<std::int64_t> inf_grad_step;
+  std::optional<std::int64_t> oom_step;
+  std::int64_t oom_times = 1;
+
+  static FaultInjection from_environment();
+};
+
+}  // namespace aios

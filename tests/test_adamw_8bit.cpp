@@ -1,0 +1,174 @@
+// Blockwise 8-bit AdamW: the dynamic maps, quantization error bounds, the first step against fp32
+// AdamW, the CUDA kernel against the ATen reference (GPU), training within 2% of fp32 AdamW over
+// 200 steps, the state size, and bit-identical resume.
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#include "optim/adamw.h"
+#include "optim/adamw_8bit.h"
+#include "optim/blockwise_quantization.h"
+#include "trainer_fixture.h"
+
+namespace aios {
+namespace {
+
+TEST(BlockwiseQuantization, DynamicMapsHaveTheDocumentedShape) {
+  const auto s = dynamic_quantization_map(true), u = dynamic_quantization_map(false);
+  for (const auto& map : {s, u}) {
+    ASSERT_EQ(map.numel(), 256);
+    EXPECT_TRUE(at::all(map.slice(0, 1) > map.slice(0, 0, 255)).item<bool>()) << "sorted, distinct";
+    EXPECT_EQ(map[255].item<float>(), 1.0f);
+    EXPECT_EQ((map == 0).sum().item<int64_t>(), 1);
+  }
+  // Signed: 127 negatives down to -0.99297, positives from 5.5e-7; unsigned: none negative,
+  // smallest positive 3.25e-7, largest below one 0.99648 (bitsandbytes' figures).
+  EXPECT_EQ((s < 0).sum().item<int64_t>(), 127);
+  EXPECT_NEAR(s[0].item<float>(), -0.99297f, 1e-5);
+  EXPECT_NEAR(s[128].item<float>(), 5.5e-7f, 1e-12);
+  EXPECT_EQ((u < 0).sum().item<int64_t>(), 0);
+  EXPECT_NEAR(u[1].item<float>(), 3.25e-7f, 1e-12);
+  EXPECT_NEAR(u[254].item<float>(), 0.99648f, 1e-5);
+}
+
+TEST(BlockwiseQuantization, RoundTripErrorIsBoundedByHalfTheLargestCodeGap) {
+  torch::manual_seed(0);
+  // 10,007 values (a ragged last block) with heavy outliers: each block only pays for its own.
+  auto values = at::randn({10007}) * at::exp(at::randn({10007}) * 2);
+  for (bool is_signed : {true, false}) {
+    const auto map = dynamic_quantization_map(is_signed);
+    const auto x = is_signed ? values : values.abs();
+    const auto q = quantize_blockwise(x, map);
+    ASSERT_EQ(q.absmax.numel(), (10007 + 255) / 256);
+    const auto restored = dequantize_blockwise(q.codes, q.absmax, map);
+    const auto gaps = map.slice(0, 1) - map.slice(0, 0, 255);
+    // Largest error relative to the block's absmax: half the widest gap, or below the lowest code.
+    const double bound = std::max(gaps.max().item<double>() / 2, 1.0 + map[0].item<double>()) + 1e-6;
+    const auto scale = q.absmax.repeat_interleave(256).slice(0, 0, 10007);
+    const double worst = ((restored - x).abs() / scale).max().item<double>();
+    EXPECT_LE(worst, bound) << (is_signed ? "signed" : "unsigned");
+    // The typical value does much better than the bound: the mean relative error is small.
+    EXPECT_LT(((restored - x).abs() / scale).mean().item<double>(), 0.0025);
+    // A block's largest magnitude survives exactly (it maps to 1.0) when positive.
+    EXPECT_TRUE(at::allclose(restored.index_select(0, x.view({-1}).argmax().view({1})),
+                             x.max().view({1})));
+  }
+}
+
+std::vector<at::Tensor> random_like(const std::vector<at::Tensor>& params, int seed) {
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(seed);
+  std::vector<at::Tensor> out;
+  for (const auto& p : params) out.push_back(at::randn(p.sizes(), generator, p.options()));
+  return out;
+}
+
+TEST(AdamW8bit, FirstStepEqualsFp32AdamW) {
+  // From zero state the first update uses the unquantized new moments: it is AdamW's, exactly
+  // up to float rounding. Covers the decay order and bias correction.
+  std::vector<at::Tensor> a = {at::randn({64, 80}), at::randn({100})}, b;
+  for (auto& t : a) b.push_back(t.clone());
+  AdamWSettings settings{1e-2, 0.9, 0.95, 1e-8, 0.1, false};
+  AdamW fp32({{{a[0]}, 0.1}, {{a[1]}, 0.0}}, settings);
+  AdamW8bit eight({{{b[0]}, 0.1}, {{b[1]}, 0.0}}, settings);
+  EXPECT_EQ(eight.quantized_parameters(), 64 * 80);  // the 100-element bias stays fp32
+  const auto grads = random_like(a, 1);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i].mutable_grad() = grads[i].clone();
+    b[i].mutable_grad() = grads[i].clone();
+  }
+  fp32.step();
+  eight.step();
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(at::allclose(a[i], b[i], 1e-6, 1e-7)) << "tensor " << i;
+}
+
+TEST(AdamW8bit, StateIsAQuarterOfFp32AdamW) {
+  GptConfig config = gpt_preset("tiny");
+  config.vocab_size = 256;
+  Gpt model(config);
+  const auto fp32 = make_adamw(*model, {}, false), eight = make_adamw(*model, {}, true);
+  const auto params = config.parameter_count();
+  // About 2 bytes per parameter plus absmax, against 8.
+  EXPECT_LT(static_cast<double>(eight->state_bytes()) / static_cast<double>(params), 2.2);
+  EXPECT_NEAR(static_cast<double>(fp32->state_bytes()) / static_cast<double>(params), 8.0, 0.01);
+}
+
+TEST(AdamW8bit, CudaKernelMatchesTheReference) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in scripts/gpu_check.sh)";
+  torch::manual_seed(5);
+  // A ragged length: the last block has 3 elements.
+  const auto start = at::randn({1'000'003});
+  auto kernel_param = start.cuda(), reference_param = start.cuda();
+  AdamWSettings settings{3e-3, 0.9, 0.95, 1e-8, 0.1, false};
+  AdamW8bit kernel({{{kernel_param}, 0.1}}, settings), reference({{{reference_param}, 0.1}}, settings);
+  reference.use_reference_implementation(true);
+  for (int step = 0; step < 5; ++step) {
+    const auto grad = at::randn({1'000'003}).cuda() * (step + 1);
+    kernel_param.mutable_grad() = grad.clone();
+    reference_param.mutable_grad() = grad.clone();
+    kernel.step();
+    reference.step();
+  }
+  const double difference = ((kernel_param - reference_param).abs() / (reference_param.abs() + 1e-3)).max().item<double>();
+  EXPECT_LT(difference, 1e-5);
+  // Codes: the same almost everywhere; where float rounding puts a value on the other side of a
+  // midpoint, one code apart.
+  torch::serialize::OutputArchive a, b;
+  kernel.save(a);
+  reference.save(b);
+  std::ostringstream sa, sb;
+  a.save_to(sa);
+  b.save_to(sb);
+  std::istringstream ia(sa.str()), ib(sb.str());
+  torch::serialize::InputArchive ra, rb;
+  ra.load_from(ia);
+  rb.load_from(ib);
+  for (const char* key : {"codes_avg.0.0", "codes_avg_sq.0.0"}) {
+    at::Tensor ca, cb;
+    ra.read(key, ca, true);
+    rb.read(key, cb, true);
+    const auto delta = (ca.to(at::kInt) - cb.to(at::kInt)).abs();
+    EXPECT_LE(delta.max().item<int>(), 1) << key;
+    EXPECT_LT(delta.gt(0).to(at::kDouble).mean().item<double>(), 1e-3) << key;
+  }
+}
+
+TEST_F(TrainerTest, EightBitTrainingStaysWithinTwoPercentOfFp32Over200Steps) {
+  // The tiny preset (128 wide) so that the matrices are above the 4096-element threshold.
+  std::vector<double> means;
+  for (bool eight_bit : {false, true}) {
+    auto o = options(eight_bit ? "8bit" : "fp32");
+    o.n_layer = 0, o.n_head = 0, o.n_embd = 0;  // the preset's 4 x 128
+    o.use_8bit_optimizer = eight_bit;
+    o.window_size = 32;
+    o.steps = 200;
+    o.warmup_steps = 10;
+    o.lr = 3e-3, o.min_lr = 3e-4;
+    o.log_file = dir_ / (eight_bit ? "8bit.jsonl" : "fp32.jsonl");
+    run_training(o);
+    const auto steps = records_of(o.log_file, "step");
+    double sum = 0;
+    for (std::size_t i = 180; i < 200; ++i) sum += steps[i]["loss"].get<double>();
+    means.push_back(sum / 20);
+  }
+  std::printf("8-bit vs fp32 AdamW, mean loss of steps 181-200: %.5f vs %.5f (%.3f%%)\n", means[1], means[0],
+              100 * std::abs(means[1] - means[0]) / means[0]);
+  EXPECT_LT(means[0], 2.6) << "fp32 run did not learn";
+  EXPECT_LT(std::abs(means[1] - means[0]) / means[0], 0.02) << "fp32 " << means[0] << " 8-bit " << means[1];
+}
+
+TEST_F(TrainerTest, EightBitResumeIsBitIdentical) {
+  auto straight = options("straight8");
+  straight.n_embd = 64;  // c_attn 64x192, c_fc 64x256: 8-bit state
+  straight.use_8bit_optimizer = true;
+  straight.steps = 6;
+  straight.checkpoint_interval = 3;
+  const auto end = run_training(straight).last_checkpoint;
+  auto resumed = straight;
+  resumed.out_dir = dir_ / "resumed8";
+  resumed.resume = dir_ / "straight8/ckpt-00000003.pt";
+  const auto resumed_end = run_training(resumed).last_checkpoint;
+  const auto a = parameters_of(end, straight), b = parameters_of(resumed_end, resumed);
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+}
+
+}  // namespace
+}  // namespace aios

@@ -1,0 +1,63 @@
+// Out-of-memory recovery on one device: the failed step is dropped and re-run from the same
+// windows at half the micro-batch and twice the accumulation, ending where an unfaulted run ends;
+// at micro-batch 1 the run stops with what to enable and keeps its last checkpoint.
+#include "trainer_fixture.h"
+
+namespace aios {
+namespace {
+
+TEST_F(TrainerTest, AnOutOfMemoryShrinksTheMicroBatchAndChangesNothingElse) {
+  // float64: Adam turns rounding-level gradient differences (4x1 vs 2x2 summation order) into
+  // lr-sized steps on near-zero gradients, so fp32 would compare noise, not the recovery.
+  auto plain = options("plain");
+  plain.model_dtype = "float64";
+  plain.steps = 6;
+  const auto expected = parameters_of(run_training(plain).last_checkpoint, plain);
+
+  auto faulted = options("oom");
+  faulted.model_dtype = "float64";
+  faulted.steps = 6;
+  faulted.log_file = dir_ / "oom/metrics.jsonl";
+  TrainSummary summary;
+  {
+    testing::ScopedEnv inject("AIOS_FAULT_OOM_AT_STEP", "3");
+    summary = run_training(faulted);
+  }
+  EXPECT_EQ(summary.batch_shrinks, 1);
+  EXPECT_EQ(summary.micro_batch, 2);
+  EXPECT_EQ(summary.accumulation, 2);
+  const auto events = records_of(faulted.log_file, "event");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["event"], "batch_shrink");
+  EXPECT_EQ(events[0]["step"], 3);
+  EXPECT_EQ(events[0]["micro_batch_before"], 4);
+  EXPECT_EQ(events[0]["micro_batch"], 2);
+  const auto steps = records_of(faulted.log_file, "step");
+  EXPECT_EQ(steps.at(1)["micro_batch"], 4);
+  EXPECT_EQ(steps.at(2)["micro_batch"], 2);
+  EXPECT_EQ(steps.at(2)["accumulation"], 2);
+  EXPECT_EQ(steps.at(2)["tokens"], steps.at(1)["tokens"].get<std::int64_t>() * 3 / 2);  // same tokens per step
+  const auto got = parameters_of(summary.last_checkpoint, faulted);
+  EXPECT_LT(max_relative_difference(got, expected), 1e-5);
+}
+
+TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneStopsWithWhatToEnable) {
+  auto o = options("oom1");
+  o.steps = 6;
+  o.checkpoint_interval = 2;
+  std::string message;
+  {
+    testing::ScopedEnv inject("AIOS_FAULT_OOM_AT_STEP", "3");
+    testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "10");
+    message = testing::error_of([&] { run_training(o); });
+  }
+  for (const char* expected : {"step 3", "micro-batch 1", "--gradient-checkpointing", "--amp", "--use-8bit-optimizer",
+                               "--window-size"}) {
+    EXPECT_NE(message.find(expected), std::string::npos) << expected << " in: " << message;
+  }
+  EXPECT_EQ(testing::read_file(dir_ / "oom1/latest"), "ckpt-00000002.pt\n");
+  EXPECT_FALSE(path_exists(dir_ / "oom1/ckpt-00000003.pt"));
+}
+
+}  // namespace
+}  // namespace aios

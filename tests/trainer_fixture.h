@@ -1,0 +1,85 @@
+// The trainer test fixture: a small byte-level shard set and options for a 2-layer model that
+// trains in well under a second per run on the CPU.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/serialize/input-archive.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "data/prepare.h"
+#include "model/gpt.h"
+#include "test_support.h"
+#include "train/trainer.h"
+
+namespace aios {
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    testing::write_file(dir_ / "corpus.txt", testing::sample_text(60'000, 3));
+    PrepareOptions prepare;
+    prepare.inputs = {dir_ / "corpus.txt"};
+    prepare.output = dir_ / "set";
+    prepare.val_fraction = 0.05;
+    prepare_shards(prepare);
+  }
+
+  TrainOptions options(const std::string& run) const {
+    TrainOptions o;
+    o.dataset_file = dir_ / "set";
+    o.model = "tiny";
+    o.n_layer = 2, o.n_head = 2, o.n_embd = 32, o.seq_len = 64;
+    o.window_size = 16;
+    o.batch_size = 4;
+    o.steps = 4;
+    o.warmup_steps = 1;
+    o.lr = 1e-2, o.min_lr = 1e-3;
+    o.eval_batches = 0;
+    o.device = "cpu";
+    o.amp = false, o.gradient_checkpointing = false;
+    o.out_dir = dir_ / run;
+    return o;
+  }
+
+  std::vector<torch::Tensor> parameters_of(const std::string& checkpoint, const TrainOptions& o) const {
+    GptConfig c = gpt_preset(o.model);
+    if (o.n_layer > 0) c.n_layer = o.n_layer;
+    if (o.n_head > 0) c.n_head = o.n_head;
+    if (o.n_embd > 0) c.n_embd = o.n_embd;
+    c.max_positions = o.seq_len, c.vocab_size = 256;
+    Gpt model(c);
+    if (o.model_dtype == "float64") model->to(torch::kDouble);
+    torch::serialize::InputArchive archive, model_archive;
+    archive.load_from(checkpoint);
+    archive.read("model", model_archive);
+    model->load(model_archive);
+    return model->parameters();
+  }
+
+  // The JSONL records of one type ("config", "step", "event") in order.
+  static std::vector<nlohmann::json> records_of(const std::string& log_file, const std::string& type) {
+    std::vector<nlohmann::json> records;
+    std::ifstream log(log_file);
+    std::string line;
+    while (std::getline(log, line)) {
+      auto record = nlohmann::json::parse(line);
+      if (record["type"] == type) records.push_back(std::move(record));
+    }
+    return records;
+  }
+
+  // Largest |a - b| / (|b| + 1e-3) over all parameters: a relative difference that tolerates zeros.
+  static double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      worst = std::max(worst, ((a[i] - b[i]).abs() / (b[i].abs() + 1e-3)).max().item<double>());
+    }
+    return worst;
+  }
+
+  testing::ScratchDir dir_;
+};
+
+}  // namespace aios
