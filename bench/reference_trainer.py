@@ -2,9 +2,14 @@
 """PyTorch-eager reference for `aios train`: the same GPT-2, hyper-parameters, schedule,
 accumulation rule and token windows (a port of aios's WindowSampler reading the same HDF5
 shards), started from the same safetensors weights. Writes the same JSONL fields as aios.
+Memory techniques are PyTorch's own equivalents: --amp (torch.autocast bf16), --checkpointing
+(torch.utils.checkpoint per block, non-reentrant) and --optimizer bnb-8bit (bitsandbytes'
+AdamW8bit, if importable).
 
   reference_trainer.py init  --out DIR [--model gpt2] [--vocab-size 50257] [--seed 1337]
   reference_trainer.py train --init DIR --dataset-file SHARDS --log-file F.jsonl [options]
+  reference_trainer.py max-batch --init DIR --dataset-file SHARDS [options]   largest power-of-two
+      micro-batch that trains 2 steps, printed as JSON
 """
 import argparse
 import json
@@ -15,6 +20,7 @@ import time
 import h5py
 import torch
 import torch.nn as nn
+import torch.utils.checkpoint
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
@@ -54,10 +60,12 @@ class Gpt(nn.Module):
         self.h = nn.ModuleList(Block(c) for _ in range(c["n_layer"]))
         self.ln_f = nn.LayerNorm(c["n_embd"], eps=1e-5)
 
+    checkpointing = False
+
     def loss_sum(self, idx, targets):
         x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.h:
-            x = block(x)
+            x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False) if self.checkpointing else block(x)
         logits = F.linear(self.ln_f(x), self.wte.weight)
         return F.cross_entropy(logits.view(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="sum")
 
@@ -137,20 +145,50 @@ def write_init(args):
               os.path.join(args.out, "model.safetensors"))
 
 
-def train(args):
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def build(args, device):
     c = json.load(open(os.path.join(args.init, "config.json")))
     model = Gpt(c)
     state = {k: (v.t() if k.endswith(CONV1D) else v) for k, v in load_file(os.path.join(args.init, "model.safetensors")).items()}
     model.load_state_dict(state)
+    model.checkpointing = args.checkpointing
     model.to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n not in ("wte.weight", "wpe.weight")]
     other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and n not in ("wte.weight", "wpe.weight"))]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": other, "weight_decay": 0.0}],
-                            lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": other, "weight_decay": 0.0}]
+    if args.optimizer == "bnb-8bit":
+        import bitsandbytes as bnb
+        opt = bnb.optim.AdamW8bit(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    else:
+        opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    return model, opt
+
+
+def train_step(model, opt, data, args, device, batch_size, accumulation, lr):
+    for g in opt.param_groups:
+        g["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    tokens_per_step = batch_size * accumulation * args.window_size
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    for _ in range(accumulation):
+        batch = data.next(batch_size).pin_memory().to(device, non_blocking=True) if device.type == "cuda" \
+            else data.next(batch_size)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
+            loss = model.loss_sum(batch[:, :-1], batch[:, 1:]) / tokens_per_step
+        loss.backward()
+        total += loss.detach().double()
+    norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
+    opt.step()
+    return total.item(), norm
+
+
+def train(args):
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, opt = build(args, device)
     data = Windows(args.dataset_file, args.window_size, args.seed)
     tokens_per_step = args.batch_size * args.gradient_accumulation_steps * args.window_size
     log = open(args.log_file, "w")
+    log.write(json.dumps({"type": "config", "amp": args.amp, "checkpointing": args.checkpointing,
+                          "optimizer": args.optimizer, "batch_size": args.batch_size}) + "\n")
     for step in range(args.steps):
         t0 = time.perf_counter()
         if device.type == "cuda":
@@ -160,19 +198,7 @@ def train(args):
         else:
             progress = min(1.0, (step - args.warmup_steps) / max(1, args.steps - args.warmup_steps - 1))
             lr = args.min_lr + 0.5 * (args.lr - args.min_lr) * (1 + math.cos(math.pi * progress))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        opt.zero_grad(set_to_none=True)
-        total = torch.zeros((), device=device, dtype=torch.float64)
-        for _ in range(args.gradient_accumulation_steps):
-            batch = data.next(args.batch_size).pin_memory().to(device, non_blocking=True) if device.type == "cuda" \
-                else data.next(args.batch_size)
-            loss = model.loss_sum(batch[:, :-1], batch[:, 1:]) / tokens_per_step
-            loss.backward()
-            total += loss.detach().double()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0).item()
-        value = total.item()
-        opt.step()
+        value, norm = train_step(model, opt, data, args, device, args.batch_size, args.gradient_accumulation_steps, lr)
         if device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
@@ -184,6 +210,25 @@ def train(args):
         log.flush()
 
 
+def max_batch(args):
+    """Doubles the micro-batch from 1 until two training steps no longer fit; prints the last fit."""
+    device = torch.device("cuda")
+    model, opt = build(args, device)
+    data = Windows(args.dataset_file, args.window_size, args.seed)
+    fit, batch = 0, 1
+    while batch <= args.batch_limit:
+        try:
+            for _ in range(2):
+                train_step(model, opt, data, args, device, batch, 1, args.lr)
+            torch.cuda.synchronize()
+            fit, batch = batch, batch * 2
+        except torch.OutOfMemoryError:
+            break
+    opt.zero_grad(set_to_none=True)
+    torch.cuda.empty_cache()
+    print(json.dumps({"largest_micro_batch": fit, "tried_up_to": batch, "limit": args.batch_limit}))
+
+
 def main():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,10 +237,17 @@ def main():
     p.add_argument("--model", default="gpt2", choices=sorted(PRESETS))
     p.add_argument("--vocab-size", type=int, default=50257)
     p.add_argument("--seed", type=int, default=1337)
-    p = sub.add_parser("train")
+    for name in ("train", "max-batch"):
+        p = sub.add_parser(name)
+        add_train_arguments(p)
+    args = parser.parse_args()
+    {"init": write_init, "train": train, "max-batch": max_batch}[args.command](args)
+
+
+def add_train_arguments(p):
     p.add_argument("--init", required=True)
     p.add_argument("--dataset-file", required=True)
-    p.add_argument("--log-file", required=True)
+    p.add_argument("--log-file", default="", help="train: JSONL metrics")
     p.add_argument("--window-size", type=int, default=1024)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -205,8 +257,10 @@ def main():
     p.add_argument("--warmup-steps", type=int, default=10)
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=1337)
-    args = parser.parse_args()
-    write_init(args) if args.command == "init" else train(args)
+    p.add_argument("--amp", action="store_true", help="torch.autocast(bfloat16)")
+    p.add_argument("--checkpointing", action="store_true", help="torch.utils.checkpoint around each block")
+    p.add_argument("--optimizer", default="adamw", choices=["adamw", "bnb-8bit"])
+    p.add_argument("--batch-limit", type=int, default=1024, help="max-batch: stop doubling here")
 
 
 if __name__ == "__main__":

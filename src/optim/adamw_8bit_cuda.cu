@@ -10,6 +10,10 @@ namespace {
 
 constexpr int kBlock = 256;  // = kQuantizationBlock: one thread per element of a quantization block
 
+struct Maximum {  // cub::Max is gone in CUDA 13; this works with every CUB
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+
 // Index of the nearest map entry, ties to the larger: the first entry >= x (binary search over the
 // sorted map, as torch.searchsorted), then it or its left neighbour. Same rule as the reference.
 __device__ __forceinline__ std::uint8_t nearest_code(const float* map, float x) {
@@ -56,9 +60,9 @@ __global__ void __launch_bounds__(kBlock) adamw_8bit_kernel(
     param[i] = p;
   }
   // Every thread has read this block's old absmax before the reductions' barriers.
-  const float max_m = Reduce(reduce_storage).Reduce(fabsf(m), cub::Max());
+  const float max_m = Reduce(reduce_storage).Reduce(fabsf(m), Maximum());
   __syncthreads();
-  const float max_v = Reduce(reduce_storage).Reduce(v, cub::Max());
+  const float max_v = Reduce(reduce_storage).Reduce(v, Maximum());
   if (tid == 0) {
     block_max[0] = max_m;
     block_max[1] = max_v;
