@@ -84,7 +84,8 @@ TEST(AdamW8bit, StateIsAQuarterOfFp32AdamW) {
   GptConfig config = gpt_preset("tiny");
   config.vocab_size = 256;
   Gpt model(config);
-  const auto fp32 = make_adamw(*model, {}, false), eight = make_adamw(*model, {}, true);
+  const auto fp32 = make_adamw(adamw_groups(*model, {}), {}, false);
+  const auto eight = make_adamw(adamw_groups(*model, {}), {}, true);
   const auto params = config.parameter_count();
   // About 2 bytes per parameter plus absmax, against 8.
   EXPECT_LT(static_cast<double>(eight->state_bytes()) / static_cast<double>(params), 2.2);

@@ -1,9 +1,12 @@
 #include "cli/app.h"
 
+#include <mpi.h>
+
 #include <iostream>
 #include <map>
 
 #include "base/error.h"
+#include "dist/comm.h"
 
 namespace aios::cli {
 
@@ -37,6 +40,19 @@ void apply_config_file(CLI::App& command) {
   }
 }
 
+// Under mpirun a rank that stops must take the whole job down: its peers may be waiting for it in
+// a collective, and a plain exit (MPI_Finalize) could wait for them in turn.
+int fail(const std::string& message) {
+  if (launched_by_mpi()) {
+    const RankInfo ranks = mpi_rank_info();
+    std::cerr << "aios: rank " << ranks.rank << " of " << ranks.world << ": " << message << std::endl;
+    if (ranks.world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    return 1;
+  }
+  std::cerr << "aios: " << message << "\n";
+  return 1;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"aios: trains decoder-only transformer language models (GPT-2 family) from text", "aios"};
   app.require_subcommand(1);
@@ -61,8 +77,9 @@ int run(int argc, char** argv) {
     std::cerr << "aios: error: " << message << " (see `" << command->get_display_name(true) << " --help`)\n";
     return 2;
   } catch (const Error& e) {
-    std::cerr << "aios: error: " << e.what() << "\n";
-    return 1;
+    return fail(std::string("error: ") + e.what());
+  } catch (const std::exception& e) {
+    return fail(std::string("internal error: ") + e.what());
   }
   return 0;
 }

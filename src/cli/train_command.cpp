@@ -86,6 +86,11 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
                  "Attention kernel: auto, or force one (an error, never a fallback, if it cannot run)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "flash", "efficient", "cudnn", "math"}))->group("Memory");
 
+  cmd.add_flag("--shard-optimizer,!--no-shard-optimizer", o.shard_optimizer,
+               "Under mpirun: shard optimizer state across ranks (ZeRO-1)")->group("Distributed");
+  cmd.add_option("--bucket-mb", o.bucket_mb, "Under mpirun: gradient communication bucket size in MiB")
+      ->capture_default_str()->check(CLI::Range(0.01, 4096.0))->group("Distributed");
+
   cmd.add_option("--eval-interval", o.eval_interval, "Steps between validation passes (0 = only at the end)")
       ->capture_default_str()->check(non_negative)->group("Evaluation and output");
   cmd.add_option("--eval-batches", o.eval_batches, "Micro-batches per validation pass")

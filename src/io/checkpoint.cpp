@@ -13,12 +13,42 @@
 namespace aios {
 namespace {
 
-constexpr std::int64_t kCheckpointFormat = 2;  // 2: optimizer kind and loss scaler
+constexpr std::int64_t kCheckpointFormat = 3;  // 3: world size and optimizer shard files
 
 std::string checkpoint_name(std::int64_t step) {
   char name[64];
   std::snprintf(name, sizeof(name), "ckpt-%08lld.pt", static_cast<long long>(step));
   return name;
+}
+
+// The shard file of `rank` next to main checkpoint `main_path` (".pt" replaced).
+std::string shard_path(const std::string& main_path, int rank, int world) {
+  char suffix[64];
+  std::snprintf(suffix, sizeof(suffix), ".optimizer-rank-%05d-of-%05d.pt", rank, world);
+  return main_path.substr(0, main_path.size() - 3) + suffix;
+}
+
+void save_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
+  const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
+  archive.save_to(temporary);
+  rename_path(temporary, path);
+}
+
+// Module::load re-points each parameter at the loaded tensor's storage (Tensor::set_). Views made
+// earlier (the ZeRO shards) would keep the old storage, so the loaded values are copied back into
+// the original storage and the parameters pointed at it again.
+void load_model_in_place(torch::nn::Module& model, torch::serialize::InputArchive& archive) {
+  torch::NoGradGuard no_grad;
+  std::vector<at::Tensor> tensors = model.parameters();
+  const auto buffers = model.buffers();
+  tensors.insert(tensors.end(), buffers.begin(), buffers.end());
+  std::vector<at::Tensor> original_storage;
+  for (const auto& t : tensors) original_storage.push_back(t.detach());
+  model.load(archive);
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    original_storage[i].copy_(tensors[i]);
+    tensors[i].set_(original_storage[i]);
+  }
 }
 
 }  // namespace
@@ -40,38 +70,51 @@ std::string resolve_checkpoint_path(const std::string& path, const std::string& 
 
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
-                            const std::string& model_signature) {
-  make_directories(run_directory);
-  torch::serialize::OutputArchive archive, model_archive, optimizer_archive, scaler_archive;
-  archive.write("format", c10::IValue(kCheckpointFormat));
-  archive.write("model_signature", c10::IValue(model_signature));
-  archive.write("step", c10::IValue(progress.step));
-  archive.write("data_cursor", c10::IValue(static_cast<std::int64_t>(progress.data_cursor)));
-  archive.write("tokens_seen", c10::IValue(progress.tokens_seen));
-  model.save(model_archive);
-  archive.write("model", model_archive);
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
-  archive.write("optimizer_kind", c10::IValue(optimizer.kind()));
-  scaler.save(scaler_archive);
-  archive.write("loss_scaler", scaler_archive);
-  archive.write("rng_cpu", get_rng_state(at::Device(at::kCPU)));
-  const auto parameters = model.parameters();
-  if (!parameters.empty() && parameters.front().is_cuda()) {
-    archive.write("rng_cuda", get_rng_state(parameters.front().device()));
+                            const std::string& model_signature, Comm& comm, bool sharded_optimizer) {
+  const std::string final_path = join_path(run_directory, checkpoint_name(progress.step));
+  if (comm.rank() == 0) make_directories(run_directory);
+  comm.barrier();
+  if (sharded_optimizer) {
+    torch::serialize::OutputArchive shard;
+    shard.write("optimizer_kind", c10::IValue(optimizer.kind()));
+    torch::serialize::OutputArchive state;
+    optimizer.save(state);
+    shard.write("optimizer", state);
+    save_atomically(shard, shard_path(final_path, comm.rank(), comm.world()));
   }
-  const std::string name = checkpoint_name(progress.step);
-  const std::string final_path = join_path(run_directory, name);
-  const std::string temporary = final_path + ".tmp-" + std::to_string(::getpid());
-  archive.save_to(temporary);
-  rename_path(temporary, final_path);
-  write_file_atomically(join_path(run_directory, "latest"), name + "\n");
+  comm.barrier();  // every shard is in place before the main file can name them
+  if (comm.rank() == 0) {
+    torch::serialize::OutputArchive archive, model_archive, optimizer_archive, scaler_archive;
+    archive.write("format", c10::IValue(kCheckpointFormat));
+    archive.write("model_signature", c10::IValue(model_signature));
+    archive.write("step", c10::IValue(progress.step));
+    archive.write("data_cursor", c10::IValue(static_cast<std::int64_t>(progress.data_cursor)));
+    archive.write("tokens_seen", c10::IValue(progress.tokens_seen));
+    archive.write("world", c10::IValue(static_cast<std::int64_t>(comm.world())));
+    archive.write("sharded_optimizer", c10::IValue(sharded_optimizer));
+    model.save(model_archive);
+    archive.write("model", model_archive);
+    if (!sharded_optimizer) optimizer.save(optimizer_archive);
+    archive.write("optimizer", optimizer_archive);
+    archive.write("optimizer_kind", c10::IValue(optimizer.kind()));
+    scaler.save(scaler_archive);
+    archive.write("loss_scaler", scaler_archive);
+    archive.write("rng_cpu", get_rng_state(at::Device(at::kCPU)));
+    const auto parameters = model.parameters();
+    if (!parameters.empty() && parameters.front().is_cuda()) {
+      archive.write("rng_cuda", get_rng_state(parameters.front().device()));
+    }
+    save_atomically(archive, final_path);
+    write_file_atomically(join_path(run_directory, "latest"), checkpoint_name(progress.step) + "\n");
+  }
+  comm.barrier();
   return final_path;
 }
 
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
                               torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
-                              const std::string& model_signature, const torch::Device& device) {
+                              const std::string& model_signature, const torch::Device& device, Comm& comm,
+                              bool sharded_optimizer) {
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;
   try {
@@ -103,10 +146,31 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
                 value.toStringRef() == "adamw-8bit" ? "--use-8bit-optimizer, as the run that wrote it"
                                                     : "no --use-8bit-optimizer, as the run that wrote it");
   }
+  archive.read("world", value);
+  const auto saved_world = value.toInt();
+  archive.read("sharded_optimizer", value);
+  const bool saved_sharded = value.toBool();
+  if (saved_sharded != sharded_optimizer || (sharded_optimizer && saved_world != comm.world())) {
+    throw Error(resolved, "holds optimizer state " + (saved_sharded ? "sharded over " + std::to_string(saved_world) +
+                                                                          " ranks" : std::string("unsharded")) +
+                              ", but this run has " + std::to_string(comm.world()) + " rank(s)" +
+                              (sharded_optimizer ? " with a sharded optimizer" : " without sharding"),
+                saved_sharded ? "the same number of ranks (" + std::to_string(saved_world) +
+                                    ") and --shard-optimizer; re-sharding to another world size is not built yet"
+                              : "--no-shard-optimizer");
+  }
   torch::serialize::InputArchive model_archive, optimizer_archive, scaler_archive;
   archive.read("model", model_archive);
-  model.load(model_archive);
-  archive.read("optimizer", optimizer_archive);
+  load_model_in_place(model, model_archive);
+  if (sharded_optimizer) {
+    const std::string shard = shard_path(resolved, comm.rank(), comm.world());
+    if (!is_regular_file(shard)) throw Error(shard, "is missing (this rank's optimizer shard)");
+    torch::serialize::InputArchive shard_archive;
+    shard_archive.load_from(shard, device);
+    shard_archive.read("optimizer", optimizer_archive);
+  } else {
+    archive.read("optimizer", optimizer_archive);
+  }
   optimizer.load(optimizer_archive);
   archive.read("loss_scaler", scaler_archive);
   scaler.load(scaler_archive);

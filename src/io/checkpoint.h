@@ -1,10 +1,16 @@
-// Training checkpoints: model, optimizer state, step, data cursor and RNG states in one file,
-// written under a temporary name and renamed into place; `latest` in the run directory names the
+// Training checkpoints: model, optimizer state, loss scale, step, data cursor and RNG states,
+// written under temporary names and renamed into place; `latest` in the run directory names the
 // newest complete checkpoint. A failed or interrupted save leaves the previous one intact.
+//
+// With a ZeRO-sharded optimizer every rank writes its own shard file
+// (ckpt-N.optimizer-rank-R-of-W.pt) first; after a barrier rank 0 writes the main file (which
+// names the world size) and then `latest`. So `latest` only ever names a checkpoint whose shard
+// files are all complete. Resuming needs the same world size.
 #pragma once
 
 #include <torch/nn/module.h>
 
+#include "dist/comm.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
@@ -23,13 +29,14 @@ struct TrainProgress {
 // shape is refused with both descriptions. Returns the path written.
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
-                            const std::string& model_signature);
+                            const std::string& model_signature, Comm& comm, bool sharded_optimizer);
 
 // `path` may be "latest" (resolved in run_directory). Restores model, optimizer, loss scale and
 // RNG states. An optimizer of another kind (8-bit vs fp32) is refused with both names.
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
                               torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
-                              const std::string& model_signature, const torch::Device& device);
+                              const std::string& model_signature, const torch::Device& device, Comm& comm,
+                              bool sharded_optimizer);
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);
 

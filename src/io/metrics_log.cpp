@@ -26,10 +26,11 @@ void MetricsLog::write(const nlohmann::json& record) {
   }
 }
 
-ProgressLine::ProgressLine(std::int64_t plain_every)
-    : terminal_(::isatty(STDERR_FILENO) == 1), plain_every_(plain_every < 1 ? 1 : plain_every) {}
+ProgressLine::ProgressLine(std::int64_t plain_every, bool quiet)
+    : terminal_(::isatty(STDERR_FILENO) == 1), quiet_(quiet), plain_every_(plain_every < 1 ? 1 : plain_every) {}
 
 void ProgressLine::update(const std::string& text, bool force_plain) {
+  if (quiet_) return;
   ++updates_;
   if (terminal_) {
     const std::size_t pad = last_width_ > text.size() ? last_width_ - text.size() : 0;
@@ -45,10 +46,6 @@ void ProgressLine::update(const std::string& text, bool force_plain) {
   }
 }
 
-void ProgressLine::message(const std::string& text) {
-  finish();
-  std::fprintf(stderr, "aios train: %s\n", text.c_str());
-}
 
 void ProgressLine::finish() {
   if (terminal_ && last_width_ > 0) std::fprintf(stderr, "\n");

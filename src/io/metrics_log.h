@@ -23,13 +23,14 @@ class MetricsLog {
 // One refreshing line on a terminal; a plain line every `plain_every` updates otherwise.
 class ProgressLine {
  public:
-  explicit ProgressLine(std::int64_t plain_every);
+  // quiet: prints nothing (ranks other than 0).
+  explicit ProgressLine(std::int64_t plain_every, bool quiet = false);
   void update(const std::string& text, bool force_plain = false);
   void finish();
-  void message(const std::string& text);  // an event on its own line, always shown
 
  private:
   bool terminal_;
+  bool quiet_;
   std::int64_t plain_every_;
   std::int64_t updates_ = 0;
   std::size_t last_width_ = 0;

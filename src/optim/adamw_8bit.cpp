@@ -22,9 +22,12 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
     : Optimizer(std::move(groups), s) {
   for (const auto& group : groups_) {
     std::vector<ParamState> states;
-    for (const auto& p : group.params) {
+    for (std::size_t i = 0; i < group.params.size(); ++i) {
+      const auto& p = group.params[i];
       ParamState state;
-      state.quantized = p.numel() >= min_8bit_size;
+      // Decided on the whole parameter (ZeRO shards carry its size), never on a shard.
+      const std::int64_t whole = group.full_numel.empty() ? p.numel() : group.full_numel[i];
+      state.quantized = whole >= min_8bit_size;
       if (state.quantized) {
         const std::int64_t blocks = (p.numel() + kQuantizationBlock - 1) / kQuantizationBlock;
         // Code 0 is not zero in these maps: start from the codes of 0 with absmax 0.
@@ -57,6 +60,7 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
 }
 
 void AdamW8bit::step_quantized(at::Tensor& param, const at::Tensor& grad, ParamState& state, double weight_decay) {
+  if (param.numel() == 0) return;  // an empty ZeRO shard
   const double t = static_cast<double>(quantized_steps_);
   const double bias1 = 1.0 - std::pow(beta1_, t), bias2 = 1.0 - std::pow(beta2_, t);
 #if AIOS_WITH_CUDA

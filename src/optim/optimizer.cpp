@@ -2,6 +2,10 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
+#include "dist/comm.h"
+
 #include "base/error.h"
 #include "optim/adamw.h"
 #include "optim/adamw_8bit.h"
@@ -27,9 +31,22 @@ std::vector<at::Tensor> Optimizer::gradients() const {
   return grads;
 }
 
-double Optimizer::clip_grad_norm(double max_norm) {
+double Optimizer::clip_grad_norm(double max_norm, Comm* comm) {
   const auto grads = gradients();
-  if (grads.empty()) return 0.0;
+  if (grads.empty() && comm == nullptr) return 0.0;
+  if (comm != nullptr) {
+    // Shards: the global norm is the square root of the summed squared shard norms.
+    double squares = 0.0;
+    if (!grads.empty()) {
+      squares = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2).pow(2).item<double>();  // sync
+    }
+    const double total = std::sqrt(comm->sum_over_ranks(squares));
+    if (max_norm > 0 && !grads.empty() && std::isfinite(total)) {
+      const double coefficient = std::min(1.0, max_norm / (total + 1e-6));
+      if (coefficient < 1.0) at::_foreach_mul_(grads, coefficient);
+    }
+    return total;
+  }
   const auto norms = at::_foreach_norm(grads, 2);
   const auto total = at::linalg_vector_norm(at::stack(norms), 2);
   if (max_norm > 0) {
@@ -61,8 +78,8 @@ std::vector<Optimizer::Group> adamw_groups(torch::nn::Module& model, const AdamW
   return {decay, no_decay};
 }
 
-std::unique_ptr<Optimizer> make_adamw(torch::nn::Module& model, const AdamWSettings& settings, bool eight_bit) {
-  auto groups = adamw_groups(model, settings);
+std::unique_ptr<Optimizer> make_adamw(std::vector<Optimizer::Group> groups, const AdamWSettings& settings,
+                                      bool eight_bit) {
   if (eight_bit) return std::make_unique<AdamW8bit>(std::move(groups), settings);
   return std::make_unique<AdamW>(std::move(groups), settings);
 }

@@ -15,6 +15,8 @@
 
 namespace aios {
 
+class Comm;
+
 struct AdamWSettings {
   double lr = 6e-4;
   double beta1 = 0.9;
@@ -29,6 +31,9 @@ class Optimizer {
   struct Group {
     std::vector<at::Tensor> params;
     double weight_decay = 0;
+    // ZeRO shards: each whole parameter's element count, so that per-tensor decisions (8-bit or
+    // fp32 state) do not depend on the world size. Empty: the tensors are whole parameters.
+    std::vector<std::int64_t> full_numel;
   };
 
   virtual ~Optimizer() = default;
@@ -37,8 +42,9 @@ class Optimizer {
   void zero_grad();  // gradients set to undefined, so the next backward writes instead of adds
   std::vector<at::Tensor> gradients() const;  // the defined gradients, group by group
   // Scales gradients so that their global L2 norm is at most max_norm (max_norm <= 0: only
-  // measures). Returns the norm before clipping (a host sync).
-  double clip_grad_norm(double max_norm);
+  // measures). Returns the norm before clipping (a host sync). With `comm` the gradients are
+  // shards (ZeRO): the squared norms are summed over ranks first.
+  double clip_grad_norm(double max_norm, Comm* comm = nullptr);
 
   virtual void step() = 0;
   virtual std::string kind() const = 0;  // "adamw" or "adamw-8bit", checked when a checkpoint loads
@@ -61,6 +67,7 @@ void restore_state_tensor(torch::serialize::InputArchive& archive, const std::st
 std::vector<Optimizer::Group> adamw_groups(torch::nn::Module& model, const AdamWSettings& settings);
 
 // fp32 AdamW, or blockwise 8-bit AdamW (optim/adamw_8bit.h) when `eight_bit`.
-std::unique_ptr<Optimizer> make_adamw(torch::nn::Module& model, const AdamWSettings& settings, bool eight_bit);
+std::unique_ptr<Optimizer> make_adamw(std::vector<Optimizer::Group> groups, const AdamWSettings& settings,
+                                      bool eight_bit);
 
 }  // namespace aios

@@ -26,6 +26,8 @@ FaultInjection FaultInjection::from_environment() {
   faults.inf_grad_step = read_step("AIOS_FAULT_INF_GRAD_AT_STEP");
   faults.oom_step = read_step("AIOS_FAULT_OOM_AT_STEP");
   faults.oom_times = read_step("AIOS_FAULT_OOM_TIMES").value_or(1);
+  faults.rank = read_step("AIOS_FAULT_RANK");
+  faults.exit_step = read_step("AIOS_FAULT_EXIT_AT_STEP");
   return faults;
 }
 

@@ -4,6 +4,8 @@
 //   AIOS_FAULT_INF_GRAD_AT_STEP=N   one gradient element becomes inf (fp16 scaler skips the step)
 //   AIOS_FAULT_OOM_AT_STEP=N        a c10::OutOfMemoryError after the step's first backward,
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
+//   AIOS_FAULT_RANK=R               the OOM (and exit) faults fire on rank R only (default: all)
+//   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
 #pragma once
 
 #include <cstdint>
@@ -16,6 +18,10 @@ struct FaultInjection {
   std::optional<std::int64_t> inf_grad_step;
   std::optional<std::int64_t> oom_step;
   std::int64_t oom_times = 1;
+  std::optional<std::int64_t> rank;  // none: every rank
+  std::optional<std::int64_t> exit_step;
+
+  bool on_rank(int r) const { return !rank || *rank == r; }
 
   static FaultInjection from_environment();
 };

@@ -48,6 +48,10 @@ struct TrainOptions {
   bool chunked_loss = true;             // LM head + loss over chunks of tokens
   std::int64_t loss_chunk_tokens = 0;   // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
 
+  // Distributed (ranks launched by mpirun; ignored for one process)
+  bool shard_optimizer = true;      // ZeRO-1: optimizer state sharded across ranks
+  double bucket_mb = 25.0;          // gradient communication bucket size
+
   // Evaluation, checkpoints, logs
   std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end
   std::int64_t eval_batches = 8;

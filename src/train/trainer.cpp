@@ -12,9 +12,13 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <unistd.h>
 
 #include "base/error.h"
 #include "data/shard_dataset.h"
+#include "dist/comm.h"
+#include "dist/gradient_sync.h"
+#include "dist/zero_sharding.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "model/gpt.h"
@@ -91,8 +95,9 @@ torch::Tensor next_batch(ShardDataset& data, std::int64_t count, const torch::De
 }
 
 // Mean loss per token over `batches` micro-batches of validation windows, always the same ones.
+// Each rank evaluates its own windows; the mean over ranks is returned on every rank.
 double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_t batch_size,
-                const torch::Device& device, const MixedPrecision& mp) {
+                const torch::Device& device, const MixedPrecision& mp, Comm& comm) {
   torch::NoGradGuard no_grad;
   AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
   model->eval();
@@ -105,7 +110,8 @@ double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_
     total += model->loss_sum(batch.slice(1, 0, t), batch.slice(1, 1, t + 1)).to(torch::kDouble);
   }
   model->train();
-  return total.item<double>() / static_cast<double>(batches * count * t);  // sync
+  const double mean = total.item<double>() / static_cast<double>(batches * count * t);  // sync
+  return comm.sum_over_ranks(mean) / comm.world();
 }
 
 // Micro-batch and accumulation of one optimizer step; their product (the step's windows per rank)
@@ -142,10 +148,11 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
 
 // Forward and backward over the step's micro-batches; gradients accumulate in the parameters.
 // Returns the step's mean token loss (a device scalar, no sync).
+// `tokens_per_step` counts every rank's tokens: each rank's gradient is its share of the global mean.
 torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
-                                   const torch::Device& device, const MixedPrecision& mp, const LossScaler& scaler,
-                                   bool inject_oom) {
-  const double tokens_per_step = static_cast<double>(shape.micro_batch * shape.accumulation * window);
+                                   std::int64_t global_tokens, const torch::Device& device, const MixedPrecision& mp,
+                                   const LossScaler& scaler, bool inject_oom) {
+  const auto tokens_per_step = static_cast<double>(global_tokens);
   auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
   for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
     auto batch = next_batch(data, shape.micro_batch, device);
@@ -211,13 +218,21 @@ json header_record(const RunDescription& run) {
 
 TrainSummary run_training(const TrainOptions& o) {
   validate(o);
-  const torch::Device device = choose_device(o.device);
+  // Under mpirun each rank drives the GPU of its local rank.
+  const RankInfo ranks = mpi_rank_info();
+  torch::Device device = choose_device(o.device);
+  if (device.is_cuda() && ranks.world > 1) device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ranks.local_rank));
+  const auto comm = make_comm(device);
+  const bool lead = comm->rank() == 0;  // rank 0 logs, prints and writes the shared checkpoint file
+  const bool sharded = comm->world() > 1 && o.shard_optimizer;
   const auto dtype = o.model_dtype == "float64" ? torch::kDouble : torch::kFloat;
   const MixedPrecision mp = resolve_mixed_precision(o.amp, o.amp_dtype, device, dtype);
 
   const ShardSet shards = ShardSet::open(o.dataset_file);
   const GptConfig config = model_config(o, shards.manifest());
   ShardDatasetOptions train_options;
+  train_options.rank = comm->rank();
+  train_options.world = comm->world();
   train_options.seq_len = o.window_size;
   train_options.seed = o.seed;
   train_options.verify_checksums = o.verify_shards;
@@ -228,7 +243,7 @@ TrainSummary run_training(const TrainOptions& o) {
     val_options.split = "val";
     val_options.shuffle = false;
     val_data.emplace(shards, val_options);
-  } else if (o.eval_batches > 0) {
+  } else if (o.eval_batches > 0 && lead) {
     std::fprintf(stderr, "aios train: note: no validation: the val split of %s holds no window of %lld tokens\n",
                  o.dataset_file.c_str(), static_cast<long long>(o.window_size + 1));
   }
@@ -245,36 +260,60 @@ TrainSummary run_training(const TrainOptions& o) {
       o.chunked_loss ? (o.loss_chunk_tokens > 0 ? o.loss_chunk_tokens : default_loss_chunk_tokens(config.vocab_size)) : 0;
   apply_chunked_loss(model, loss_chunk);
   model->to(device, dtype);
-  const auto optimizer = make_adamw(*model, {o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings},
+  std::vector<torch::Tensor> parameters = model->parameters();
+  if (comm->world() > 1) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters) comm->broadcast(p, 0);  // every rank starts from rank 0's weights
+  }
+  // Data parallel: ZeRO-1 shards (the optimizer sees this rank's chunk of each parameter) or plain
+  // all-reduce (the optimizer sees whole parameters, replicated on every rank).
+  const AdamWSettings adamw{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay, o.decay_embeddings};
+  const auto bucket_bytes = static_cast<std::int64_t>(o.bucket_mb * 1024 * 1024);
+  std::optional<ZeroSharding> zero;
+  std::optional<GradientAllReduce> all_reduce;
+  if (sharded) {
+    zero.emplace(adamw_groups(*model, adamw), *comm, bucket_bytes);
+  } else if (comm->world() > 1) {
+    all_reduce.emplace(parameters, *comm, bucket_bytes);
+  }
+  const auto optimizer = make_adamw(zero ? zero->shard_groups() : adamw_groups(*model, adamw), adamw,
                                     o.use_8bit_optimizer);
   LossScaler scaler(mp.needs_loss_scaling(), device);
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
 
   TrainProgress progress;
   if (!o.resume.empty()) {
-    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, scaler, config.describe(), device);
+    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, scaler, config.describe(), device, *comm,
+                               sharded);
     train_data.set_cursor(progress.data_cursor);
   }
-  MetricsLog log(o.log_file, /*append=*/!o.resume.empty());
-  log.write(header_record({o, config, device, shards.manifest(), mp, attention, *optimizer, progress.step}));
-  std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s, %lld tokens per step%s\n",
-               config.describe().c_str(), config.parameter_count() / 1e6, device_name(device).c_str(),
-               static_cast<long long>(o.batch_size * o.gradient_accumulation_steps * o.window_size),
-               progress.step > 0 ? (", resumed at step " + std::to_string(progress.step)).c_str() : "");
-  std::fprintf(stderr, "aios train: precision %s | attention %s (%s)%s | optimizer %s, state %s\n",
-               mp.describe().c_str(), attention.backend.c_str(), attention.requested.c_str(),
-               attention.note.empty() ? "" : ("; " + attention.note).c_str(), optimizer->kind().c_str(),
-               format_bytes(static_cast<double>(optimizer->state_bytes())).c_str());
+  MetricsLog log(lead ? o.log_file : "", /*append=*/!o.resume.empty());
+  json header = header_record({o, config, device, shards.manifest(), mp, attention, *optimizer, progress.step});
+  header["distributed"] = {{"comm", comm->describe()}, {"world", comm->world()}, {"sharded_optimizer", sharded},
+                           {"optimizer_state_bytes_per_rank", comm->gather_values(optimizer->state_bytes())}};
+  log.write(header);
+  const std::int64_t world = comm->world();
+  if (lead) {
+    std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s%s, %lld tokens per step%s\n",
+                 config.describe().c_str(), config.parameter_count() / 1e6, device_name(device).c_str(),
+                 world > 1 ? (" x " + std::to_string(world) + " ranks (" + comm->describe() + ")").c_str() : "",
+                 static_cast<long long>(o.batch_size * o.gradient_accumulation_steps * o.window_size * world),
+                 progress.step > 0 ? (", resumed at step " + std::to_string(progress.step)).c_str() : "");
+    std::fprintf(stderr, "aios train: precision %s | attention %s (%s)%s | optimizer %s%s, state %s per rank\n",
+                 mp.describe().c_str(), attention.backend.c_str(), attention.requested.c_str(),
+                 attention.note.empty() ? "" : ("; " + attention.note).c_str(), optimizer->kind().c_str(),
+                 sharded ? " (ZeRO-1 sharded)" : "", format_bytes(static_cast<double>(optimizer->state_bytes())).c_str());
+  }
 
   const std::int64_t window = o.window_size;
   StepShape shape{o.batch_size, o.gradient_accumulation_steps};
-  const std::int64_t tokens_per_step = shape.micro_batch * shape.accumulation * window;
+  const std::int64_t tokens_per_step = shape.micro_batch * shape.accumulation * window * world;
   const double flops_per_step = config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, mp.enabled ? mp.dtype : dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
   std::int64_t injected_ooms = 0;
-  ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20));
+  ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20), /*quiet=*/!lead);
   const auto run_start = Clock::now();
   const std::int64_t first_step = progress.step;
   TrainSummary summary;
@@ -286,35 +325,56 @@ TrainSummary run_training(const TrainOptions& o) {
     const double lr = schedule.at(step);
     optimizer->set_learning_rate(lr);
 
-    // Forward/backward; on out-of-memory, drop the step and re-run the same windows smaller.
+    // Forward/backward on every rank; then all ranks agree whether any ran out of memory before
+    // any gradient collective starts, so no rank waits on one that failed. On out-of-memory
+    // anywhere, every rank drops the step and re-runs the same windows with a smaller micro-batch.
     const std::uint64_t step_cursor = train_data.cursor();
     torch::Tensor loss_total;
     for (;;) {
-      optimizer->zero_grad();
-      const bool inject_oom = faults.oom_step == step + 1 && injected_ooms < faults.oom_times;
-      try {
-        loss_total = accumulate_gradients(model, train_data, shape, window, device, mp, scaler, inject_oom);
-        break;
-      } catch (const c10::OutOfMemoryError& e) {
-        // The failed attempt's activations died with its stack frames; its partial gradients go here.
-        if (inject_oom) ++injected_ooms;
-        optimizer->zero_grad();
-        release_cached_memory(device);
-        std::string what = e.what_without_backtrace();
-        what = what.substr(0, what.find('\n'));
-        const StepShape smaller = shrink_after_oom(shape, o, step + 1, what);
-        log.write({{"type", "event"}, {"event", "batch_shrink"}, {"step", step + 1}, {"reason", what},
-                   {"micro_batch_before", shape.micro_batch}, {"micro_batch", smaller.micro_batch},
-                   {"accumulation", smaller.accumulation}});
-        progress_line.message("step " + std::to_string(step + 1) + ": out of memory at micro-batch " +
-                              std::to_string(shape.micro_batch) + "; retrying the same windows as " +
-                              std::to_string(smaller.micro_batch) + " x " + std::to_string(smaller.accumulation) +
-                              " accumulation");
-        shape = smaller;
-        ++summary.batch_shrinks;
-        train_data.set_cursor(step_cursor);
+      for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
+      const bool inject_oom = faults.oom_step == step + 1 && faults.on_rank(comm->rank()) &&
+                              injected_ooms < faults.oom_times;
+      if (faults.exit_step == step + 1 && faults.on_rank(comm->rank())) {
+        std::fprintf(stderr, "aios train: rank %d: injected exit in step %lld (AIOS_FAULT_EXIT_AT_STEP)\n",
+                     comm->rank(), static_cast<long long>(step + 1));
+        ::_exit(3);
       }
+      std::string oom_message;
+      try {
+        loss_total = accumulate_gradients(model, train_data, shape, window, tokens_per_step, device, mp, scaler,
+                                          inject_oom);
+      } catch (const c10::OutOfMemoryError& e) {
+        // The failed attempt's activations died with its stack frames; its partial gradients go below.
+        if (inject_oom) ++injected_ooms;
+        oom_message = e.what_without_backtrace();
+        oom_message = "rank " + std::to_string(comm->rank()) + ": " + oom_message.substr(0, oom_message.find('\n'));
+      }
+      const auto failed_ranks = comm->gather_values(oom_message.empty() ? 0 : 1);
+      std::string failed;
+      for (int r = 0; r < comm->world(); ++r) {
+        if (failed_ranks[static_cast<std::size_t>(r)] != 0) failed += (failed.empty() ? "" : ", ") + std::to_string(r);
+      }
+      if (failed.empty()) break;
+      for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
+      loss_total = torch::Tensor();
+      release_cached_memory(device);
+      const std::string what = oom_message.empty() ? "out of memory on rank " + failed : oom_message;
+      const StepShape smaller = shrink_after_oom(shape, o, step + 1, what);
+      log.write({{"type", "event"}, {"event", "batch_shrink"}, {"step", step + 1}, {"reason", what},
+                 {"ranks", failed_ranks}, {"micro_batch_before", shape.micro_batch}, {"micro_batch", smaller.micro_batch},
+                 {"accumulation", smaller.accumulation}});
+      progress_line.finish();
+      std::fprintf(stderr, "aios train: rank %d: step %lld: out of memory on rank(s) %s at micro-batch %lld; "
+                   "retrying the same windows as %lld x %lld accumulation\n", comm->rank(),
+                   static_cast<long long>(step + 1), failed.c_str(), static_cast<long long>(shape.micro_batch),
+                   static_cast<long long>(smaller.micro_batch), static_cast<long long>(smaller.accumulation));
+      shape = smaller;
+      ++summary.batch_shrinks;
+      train_data.set_cursor(step_cursor);
     }
+    // Gradients summed over ranks: reduce-scattered to their owners (ZeRO-1) or all-reduced.
+    if (zero) zero->reduce_scatter_gradients();
+    if (all_reduce) all_reduce->all_reduce();
     if (faults.nan_loss_step == step + 1) loss_total.fill_(std::nan(""));
     if (faults.inf_grad_step == step + 1) {
       const auto grads = optimizer->gradients();
@@ -322,9 +382,10 @@ TrainSummary run_training(const TrainOptions& o) {
     }
 
     scaler.unscale(optimizer->gradients());
-    const double grad_norm = optimizer->clip_grad_norm(o.grad_clip);  // sync
-    const double loss = loss_total.item<double>();  // sync
-    const bool overflow = scaler.found_non_finite();  // sync
+    const double grad_norm = optimizer->clip_grad_norm(o.grad_clip, sharded ? comm.get() : nullptr);  // sync
+    const double loss = comm->sum_over_ranks(loss_total.item<double>());  // sync
+    // Each rank checked its own shard (or the same all-reduced gradients): all skip together.
+    const bool overflow = comm->agree_max(scaler.found_non_finite() ? 1 : 0) != 0;  // sync
     if (!std::isfinite(loss) || (!std::isfinite(grad_norm) && !scaler.enabled())) {
       throw Error("step " + std::to_string(step + 1),
                   "loss is " + std::to_string(loss) + " and gradient norm " + std::to_string(grad_norm) +
@@ -333,7 +394,10 @@ TrainSummary run_training(const TrainOptions& o) {
     }
     // fp16: inf/NaN gradients mean the scale was too high; skip the update, the scale backs off.
     const bool skipped = overflow || !std::isfinite(grad_norm);
-    if (!skipped) optimizer->step();
+    if (!skipped) {
+      optimizer->step();
+      if (zero) zero->all_gather_parameters();
+    }
     const double applied_scale = scaler.enabled() ? scaler.current_scale() : 1.0;  // sync
     scaler.update();
     summary.skipped_steps += skipped ? 1 : 0;
@@ -365,11 +429,12 @@ TrainSummary run_training(const TrainOptions& o) {
       record["peak_allocated_bytes"] = memory.peak_allocated;
       record["peak_reserved_bytes"] = memory.peak_reserved;
       record["current_allocated_bytes"] = memory.current_allocated;
+      if (world > 1) record["peak_allocated_bytes_per_rank"] = comm->gather_values(memory.peak_allocated);
     }
 
     const bool last = progress.step == o.steps;
     if (val_data && ((o.eval_interval > 0 && progress.step % o.eval_interval == 0) || last)) {
-      summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, shape.micro_batch, device, mp);
+      summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, shape.micro_batch, device, mp, *comm);
       record["val_loss"] = summary.last_val_loss;
     }
     log.write(record);
@@ -386,18 +451,19 @@ TrainSummary run_training(const TrainOptions& o) {
     progress_line.update(line, record.contains("val_loss") || skipped);
 
     if ((o.checkpoint_interval > 0 && progress.step % o.checkpoint_interval == 0) || last) {
-      summary.last_checkpoint = save_checkpoint(o.out_dir, *model, *optimizer, scaler, progress, config.describe());
+      summary.last_checkpoint =
+          save_checkpoint(o.out_dir, *model, *optimizer, scaler, progress, config.describe(), *comm, sharded);
     }
   }
   progress_line.finish();
   summary.steps_done = progress.step;
   summary.micro_batch = shape.micro_batch;
   summary.accumulation = shape.accumulation;
-  if (!o.export_hf.empty()) {
+  if (!o.export_hf.empty() && lead) {
     save_hf_gpt2(o.export_hf, model);
     std::fprintf(stderr, "aios train: exported %s (Hugging Face GPT-2 format)\n", o.export_hf.c_str());
   }
-  if (!summary.last_checkpoint.empty()) std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
+  if (!summary.last_checkpoint.empty() && lead) std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
   return summary;
 }
 

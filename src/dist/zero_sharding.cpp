@@ -1,0 +1,108 @@
+#include "dist/zero_sharding.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "dist/gradient_sync.h"
+
+namespace aios {
+
+ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes)
+    : comm_(comm) {
+  at::NoGradGuard no_grad;
+  const std::int64_t world = comm.world(), rank = comm.rank();
+  std::vector<std::int64_t> padded;
+  for (const auto& group : groups) {
+    group_sizes_.push_back(group.params.size());
+    group_decay_.push_back(group.weight_decay);
+    for (const auto& p : group.params) {
+      const std::int64_t n = p.numel();
+      const std::int64_t chunk = (n + kAlignment * world - 1) / (kAlignment * world) * kAlignment;
+      const std::int64_t start = std::min(n, rank * chunk);
+      const std::int64_t length = std::min(n, start + chunk) - start;
+      Slot slot{p, p.detach().view({-1}).narrow(0, start, length).requires_grad_(true), chunk, 0};
+      slots_.push_back(std::move(slot));
+      padded.push_back(chunk * world);
+    }
+  }
+  const std::int64_t element_bytes = slots_.empty() ? 4 : static_cast<std::int64_t>(slots_.front().param.element_size());
+  std::int64_t largest_row = 0;
+  for (const auto& indices : make_buckets(padded, std::max<std::int64_t>(1, bucket_bytes / element_bytes))) {
+    Bucket bucket;
+    bucket.slots = indices;
+    for (auto i : indices) {
+      slots_[i].offset = bucket.row;
+      bucket.row += slots_[i].chunk;
+    }
+    bucket.shard_grads = at::zeros({bucket.row}, slots_[indices.front()].param.options());
+    largest_row = std::max(largest_row, bucket.row);
+    buckets_.push_back(std::move(bucket));
+  }
+  if (!slots_.empty()) {
+    rows_ = at::empty({world * largest_row}, slots_.front().param.options());
+    row_ = at::empty({largest_row}, slots_.front().param.options());
+  }
+  for (auto& bucket : buckets_) {
+    for (auto i : bucket.slots) {
+      auto& slot = slots_[i];
+      slot.shard.mutable_grad() = bucket.shard_grads.narrow(0, slot.offset, slot.shard.numel());
+    }
+  }
+}
+
+std::vector<Optimizer::Group> ZeroSharding::shard_groups() const {
+  std::vector<Optimizer::Group> groups;
+  std::size_t next = 0;
+  for (std::size_t g = 0; g < group_sizes_.size(); ++g) {
+    Optimizer::Group group;
+    group.weight_decay = group_decay_[g];
+    for (std::size_t i = 0; i < group_sizes_[g]; ++i, ++next) {
+      group.params.push_back(slots_[next].shard);
+      group.full_numel.push_back(slots_[next].param.numel());
+    }
+    groups.push_back(std::move(group));
+  }
+  return groups;
+}
+
+void ZeroSharding::reduce_scatter_gradients() {
+  at::NoGradGuard no_grad;
+  const std::int64_t world = comm_.world();
+  for (auto& bucket : buckets_) {
+    // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
+    auto rows = rows_.narrow(0, 0, world * bucket.row).view({world, bucket.row});
+    for (auto i : bucket.slots) {
+      const auto& slot = slots_[i];
+      const std::int64_t n = slot.param.numel();
+      auto staged = at::zeros({world * slot.chunk}, slot.param.options());
+      if (slot.param.grad().defined()) staged.narrow(0, 0, n).copy_(slot.param.grad().reshape({-1}));
+      rows.narrow(1, slot.offset, slot.chunk).copy_(staged.view({world, slot.chunk}));
+    }
+    auto input = rows_.narrow(0, 0, world * bucket.row);
+    comm_.reduce_scatter_sum(input, bucket.shard_grads);
+  }
+}
+
+void ZeroSharding::all_gather_parameters() {
+  at::NoGradGuard no_grad;
+  const std::int64_t world = comm_.world();
+  for (auto& bucket : buckets_) {
+    auto row = row_.narrow(0, 0, bucket.row);
+    row.zero_();
+    for (auto i : bucket.slots) {
+      const auto& slot = slots_[i];
+      row.narrow(0, slot.offset, slot.shard.numel()).copy_(slot.shard);
+    }
+    auto gathered = rows_.narrow(0, 0, world * bucket.row);
+    comm_.all_gather(row, gathered);
+    const auto rows = gathered.view({world, bucket.row});
+    for (auto i : bucket.slots) {
+      auto& slot = slots_[i];
+      const auto full = rows.narrow(1, slot.offset, slot.chunk).reshape({-1}).narrow(0, 0, slot.param.numel());
+      slot.param.detach().view({-1}).copy_(full);
+    }
+  }
+}
+
+}  // namespace aios

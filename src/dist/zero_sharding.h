@@ -1,0 +1,55 @@
+// ZeRO stage 1 (Rajbhandari et al. 2019): optimizer state sharded across ranks. Each parameter's
+// flat elements are cut into `world` contiguous chunks whose length is a multiple of 256 (the
+// 8-bit quantization block), so a block never straddles two ranks and an 8-bit shard quantizes
+// exactly as the whole tensor would. Rank r owns chunk r of every parameter (the last chunks may
+// be short or empty) and keeps optimizer state for it only: optimizer memory per rank falls as
+// 1/world.
+//
+// Per step: gradients are reduce-scattered (summed) so each rank receives its chunks' sums; the
+// optimizer updates the chunks in place (they are views of the parameters); the updated chunks
+// are all-gathered back into every rank's full parameters. Buckets of about `bucket_bytes` keep
+// each collective large; every rank walks them in the same order.
+#pragma once
+
+#include <vector>
+
+#include "dist/comm.h"
+#include "optim/optimizer.h"
+
+namespace aios {
+
+class ZeroSharding {
+ public:
+  static constexpr std::int64_t kAlignment = 256;  // = kQuantizationBlock
+
+  ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes);
+
+  // The optimizer's groups: this rank's chunk of each parameter (a view), with the whole
+  // parameter's size so that the 8-bit decision is the same on every world size.
+  std::vector<Optimizer::Group> shard_groups() const;
+  void reduce_scatter_gradients();  // full .grad of every parameter -> this rank's chunks' .grad
+  void all_gather_parameters();     // every rank's updated chunks -> full parameters everywhere
+
+ private:
+  struct Slot {
+    at::Tensor param;     // the full parameter
+    at::Tensor shard;     // view: elements [rank·chunk, rank·chunk + shard_length)
+    std::int64_t chunk;   // elements per rank (a multiple of kAlignment)
+    std::int64_t offset;  // into its bucket's per-rank row
+  };
+  struct Bucket {
+    std::vector<std::size_t> slots;
+    std::int64_t row = 0;     // elements per rank: the sum of its slots' chunks
+    at::Tensor shard_grads;   // [row]: this rank's summed gradient chunks (the optimizer reads views)
+  };
+
+  std::vector<Slot> slots_;
+  std::vector<std::size_t> group_sizes_;
+  std::vector<double> group_decay_;
+  std::vector<Bucket> buckets_;
+  at::Tensor rows_;  // [world · largest row]: staging for reduce-scatter input / all-gather output
+  at::Tensor row_;   // [largest row]: all-gather input
+  Comm& comm_;
+};
+
+}  // namespace aios

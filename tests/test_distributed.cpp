@@ -1,0 +1,135 @@
+// Data parallel over MPI ranks on the CPU (the same code paths NCCL takes on GPUs): the tests
+// start `mpirun -np N --oversubscribe aios train ...` and compare the checkpoints with a 1-rank run
+// of the same global batch. Covers plain all-reduce, ZeRO-1 with fp32 and 8-bit state, an
+// out-of-memory on one rank, resume, and a rank that dies mid-step.
+#include <chrono>
+#include <cstdlib>
+
+#include "trainer_fixture.h"
+
+namespace aios {
+namespace {
+
+class DistributedTest : public TrainerTest {
+ protected:
+  void SetUp() override {
+    TrainerTest::SetUp();
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);
+    ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
+    ASSERT_EQ(std::system("command -v mpirun > /dev/null"), 0) << "mpirun (openmpi-bin) is required";
+  }
+
+  // A 2-layer, 64-wide float64 model: its matrices are above the 8-bit threshold, and float64
+  // keeps Adam from magnifying summation-order differences between world sizes.
+  TrainOptions run_options(const std::string& run, int world, int global_batch) const {
+    auto o = options(run);
+    o.n_embd = 64;
+    o.model_dtype = "float64";
+    o.batch_size = global_batch / world;
+    o.steps = 4;
+    o.log_file = dir_ / (run + ".jsonl");
+    return o;
+  }
+
+  // Runs `aios train` for `o` on `world` ranks (directly for 1); returns the exit status and
+  // keeps the output in dir_/run.log.
+  int launch(const TrainOptions& o, int world, const std::string& extra = "", const std::string& env = "") const {
+    std::string command = env + " ";
+    if (world > 1) command += "mpirun -np " + std::to_string(world) + " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
+                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP ";
+    command += std::string(AIOS_BINARY) + " train --dataset-file " + o.dataset_file + " --model tiny --n-layer 2" +
+               " --n-head 2 --n-embd " + std::to_string(o.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
+               std::to_string(o.batch_size) + " --steps " + std::to_string(o.steps) +
+               " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device cpu --no-amp" +
+               " --no-gradient-checkpointing --model-dtype " + o.model_dtype + " --out-dir " + o.out_dir +
+               " --log-file " + o.log_file + " " + extra + " > " + o.out_dir + ".log 2>&1";
+    const int status = std::system(command.c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+  }
+
+  std::string log_of(const TrainOptions& o) const { return testing::read_file(o.out_dir + ".log"); }
+
+  std::vector<torch::Tensor> final_parameters(const TrainOptions& o) const {
+    return parameters_of(o.out_dir + "/ckpt-0000000" + std::to_string(o.steps) + ".pt", o);
+  }
+};
+
+TEST_F(DistributedTest, TwoAndThreeRanksMatchOneRankForAllReduceAndZeroWithFp32And8BitState) {
+  for (const std::string optimizer : {"", "--use-8bit-optimizer"}) {
+    const auto single = run_options("one" + std::to_string(optimizer.size()), 1, 6);
+    ASSERT_EQ(launch(single, 1, optimizer), 0) << log_of(single);
+    const auto expected = final_parameters(single);
+    for (int world : {2, 3}) {
+      for (const std::string sharding : {"--shard-optimizer", "--no-shard-optimizer"}) {
+        if (!optimizer.empty() && sharding == "--no-shard-optimizer") continue;  // plain DP: optimizer-agnostic
+        const auto o = run_options("w" + std::to_string(world) + sharding + std::to_string(optimizer.size()), world, 6);
+        ASSERT_EQ(launch(o, world, optimizer + " " + sharding), 0) << log_of(o);
+        EXPECT_LT(max_relative_difference(final_parameters(o), expected), 1e-5)
+            << world << " ranks " << sharding << " " << optimizer;
+        const auto header = records_of(o.log_file, "config").at(0);
+        EXPECT_EQ(header["distributed"]["world"], world);
+        EXPECT_EQ(header["distributed"]["sharded_optimizer"], sharding == "--shard-optimizer");
+      }
+    }
+  }
+}
+
+TEST_F(DistributedTest, ZeroShardsOptimizerStateAcrossRanks) {
+  std::vector<std::int64_t> totals;
+  for (int world : {1, 2}) {
+    const auto o = run_options("state" + std::to_string(world), world, 4);
+    ASSERT_EQ(launch(o, world, "--use-8bit-optimizer"), 0) << log_of(o);
+    const auto per_rank = records_of(o.log_file, "config").at(0)["distributed"]["optimizer_state_bytes_per_rank"];
+    ASSERT_EQ(per_rank.size(), static_cast<std::size_t>(world));
+    totals.push_back(per_rank[0].get<std::int64_t>());
+  }
+  // Half per rank, up to the padding of each parameter to whole 256-element blocks per rank.
+  EXPECT_LT(static_cast<double>(totals[1]), 0.6 * static_cast<double>(totals[0])) << totals[0] << " vs " << totals[1];
+}
+
+TEST_F(DistributedTest, OutOfMemoryOnOneRankShrinksEveryRankAndChangesNothing) {
+  const auto plain = run_options("plain3", 3, 6);
+  ASSERT_EQ(launch(plain, 3), 0) << log_of(plain);
+  const auto faulted = run_options("oom3", 3, 6);
+  ASSERT_EQ(launch(faulted, 3, "", "AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1"), 0) << log_of(faulted);
+  const std::string log = log_of(faulted);
+  for (int rank = 0; rank < 3; ++rank) {
+    const std::string line = "rank " + std::to_string(rank) + ": step 3: out of memory on rank(s) 1 at micro-batch 2";
+    EXPECT_NE(log.find(line), std::string::npos) << line << " in:\n" << log;
+  }
+  const auto events = records_of(faulted.log_file, "event");
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0]["micro_batch"], 1);
+  EXPECT_EQ(events[0]["accumulation"], 2);
+  EXPECT_LT(max_relative_difference(final_parameters(faulted), final_parameters(plain)), 1e-5);
+}
+
+TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndAnotherWorldSizeIsRefused) {
+  auto straight = run_options("straight", 2, 4);
+  straight.steps = 6;
+  ASSERT_EQ(launch(straight, 2, "--use-8bit-optimizer --checkpoint-interval 3"), 0) << log_of(straight);
+  auto resumed = run_options("resumed", 2, 4);
+  resumed.steps = 6;
+  ASSERT_EQ(launch(resumed, 2, "--use-8bit-optimizer --resume " + straight.out_dir + "/ckpt-00000003.pt"), 0)
+      << log_of(resumed);
+  const auto a = final_parameters(straight), b = final_parameters(resumed);
+  for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+
+  auto other_world = run_options("resharded", 3, 6);
+  other_world.steps = 6;
+  EXPECT_NE(launch(other_world, 3, "--use-8bit-optimizer --resume " + straight.out_dir + "/ckpt-00000003.pt"), 0);
+  EXPECT_NE(log_of(other_world).find("the same number of ranks (2)"), std::string::npos) << log_of(other_world);
+}
+
+TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
+  const auto o = run_options("dies", 3, 6);
+  const auto start = std::chrono::steady_clock::now();
+  const int status = launch(o, 3, "", "AIOS_FAULT_EXIT_AT_STEP=2 AIOS_FAULT_RANK=1");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(status, 0);
+  EXPECT_LT(seconds, 60.0);
+  EXPECT_NE(log_of(o).find("rank 1: injected exit in step 2"), std::string::npos) << log_of(o);
+}
+
+}  // namespace
+}  // namespace aios
