@@ -121,6 +121,18 @@ TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndAnotherWorldSizeIsRefused)
   EXPECT_NE(log_of(other_world).find("the same number of ranks (2)"), std::string::npos) << log_of(other_world);
 }
 
+TEST_F(DistributedTest, EightRanksMatchOneRankAndRecoverFromAnOutOfMemoryOnOneRank) {
+  // Issue 7's simulated scale-out: 8 ranks on the CPU, ZeRO-1 with 8-bit state, an out-of-memory
+  // on rank 5 at step 2.
+  const auto single = run_options("one8", 1, 16);
+  ASSERT_EQ(launch(single, 1, "--use-8bit-optimizer"), 0) << log_of(single);
+  const auto eight = run_options("eight", 8, 16);
+  ASSERT_EQ(launch(eight, 8, "--use-8bit-optimizer", "AIOS_FAULT_OOM_AT_STEP=2 AIOS_FAULT_RANK=5"), 0) << log_of(eight);
+  EXPECT_NE(log_of(eight).find("rank 7: step 2: out of memory on rank(s) 5"), std::string::npos) << log_of(eight);
+  EXPECT_EQ(records_of(eight.log_file, "event").size(), 1u);
+  EXPECT_LT(max_relative_difference(final_parameters(eight), final_parameters(single)), 1e-5);
+}
+
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
   const auto o = run_options("dies", 3, 6);
   const auto start = std::chrono::steady_clock::now();

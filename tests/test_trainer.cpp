@@ -87,6 +87,18 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   EXPECT_EQ(testing::read_file(dir_ / "straight/latest"), "ckpt-00000006.pt\n");
 }
 
+TEST_F(TrainerTest, ResumeAutoStartsFreshThenContinues) {
+  auto o = options("auto");
+  o.resume = "auto";
+  o.steps = 2;
+  EXPECT_EQ(run_training(o).steps_done, 2);  // no checkpoint yet: a fresh start
+  o.steps = 4;
+  o.log_file = dir_ / "auto/metrics.jsonl";
+  run_training(o);
+  EXPECT_EQ(records_of(o.log_file, "config").at(0)["resumed_from_step"], 2);
+  EXPECT_EQ(records_of(o.log_file, "step").size(), 2u);
+}
+
 TEST_F(TrainerTest, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
   auto o = options("nan");
   o.steps = 6;

@@ -99,7 +99,7 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->group("Evaluation and output");
   cmd.add_option("--checkpoint-interval", o.checkpoint_interval, "Steps between checkpoints (0 = only at the end)")
       ->capture_default_str()->check(non_negative)->group("Evaluation and output");
-  cmd.add_option("--resume", o.resume, "Checkpoint file to resume from, or 'latest' (in --out-dir)")
+  cmd.add_option("--resume", o.resume, "Checkpoint file to resume from, 'latest' (in --out-dir), or 'auto' (latest if there is one, else start)")
       ->group("Evaluation and output");
   cmd.add_option("--log-file", o.log_file, "JSONL metrics file, one object per step")->group("Evaluation and output");
   cmd.add_option("--export-hf", o.export_hf, "Write the final model to this directory in Hugging Face GPT-2 format")

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/files.h"
 #include "data/shard_dataset.h"
 #include "dist/comm.h"
 #include "dist/gradient_sync.h"
@@ -282,12 +283,15 @@ TrainSummary run_training(const TrainOptions& o) {
   const LrSchedule schedule{o.lr, o.min_lr, o.warmup_steps, o.steps};
 
   TrainProgress progress;
-  if (!o.resume.empty()) {
-    progress = load_checkpoint(o.resume, o.out_dir, *model, *optimizer, scaler, config.describe(), device, *comm,
+  // auto: continue a run directory that has a checkpoint, else start (a requeued batch job).
+  const std::string resume = o.resume != "auto" ? o.resume
+                             : is_regular_file(join_path(o.out_dir, "latest")) ? "latest" : "";
+  if (!resume.empty()) {
+    progress = load_checkpoint(resume, o.out_dir, *model, *optimizer, scaler, config.describe(), device, *comm,
                                sharded);
     train_data.set_cursor(progress.data_cursor);
   }
-  MetricsLog log(lead ? o.log_file : "", /*append=*/!o.resume.empty());
+  MetricsLog log(lead ? o.log_file : "", /*append=*/!resume.empty());
   json header = header_record({o, config, device, shards.manifest(), mp, attention, *optimizer, progress.step});
   header["distributed"] = {{"comm", comm->describe()}, {"world", comm->world()}, {"sharded_optimizer", sharded},
                            {"optimizer_state_bytes_per_rank", comm->gather_values(optimizer->state_bytes())}};
