@@ -9,6 +9,7 @@
 #include "base/error.h"
 #include "base/rng_state.h"
 #include "base/files.h"
+#include "io/zero_reshard.h"
 
 namespace aios {
 namespace {
@@ -150,24 +151,33 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
   const auto saved_world = value.toInt();
   archive.read("sharded_optimizer", value);
   const bool saved_sharded = value.toBool();
-  if (saved_sharded != sharded_optimizer || (sharded_optimizer && saved_world != comm.world())) {
-    throw Error(resolved, "holds optimizer state " + (saved_sharded ? "sharded over " + std::to_string(saved_world) +
-                                                                          " ranks" : std::string("unsharded")) +
-                              ", but this run has " + std::to_string(comm.world()) + " rank(s)" +
-                              (sharded_optimizer ? " with a sharded optimizer" : " without sharding"),
-                saved_sharded ? "the same number of ranks (" + std::to_string(saved_world) +
-                                    ") and --shard-optimizer; re-sharding to another world size is not built yet"
-                              : "--no-shard-optimizer");
-  }
   torch::serialize::InputArchive model_archive, optimizer_archive, scaler_archive;
   archive.read("model", model_archive);
   load_model_in_place(model, model_archive);
-  if (sharded_optimizer) {
+  if (sharded_optimizer && saved_sharded && saved_world == comm.world()) {
     const std::string shard = shard_path(resolved, comm.rank(), comm.world());
     if (!is_regular_file(shard)) throw Error(shard, "is missing (this rank's optimizer shard)");
     torch::serialize::InputArchive shard_archive;
     shard_archive.load_from(shard, device);
     shard_archive.read("optimizer", optimizer_archive);
+  } else if (sharded_optimizer || saved_sharded) {
+    // Another world size, or sharded <-> whole: every rank reads all saved pieces and keeps its slice.
+    std::vector<torch::serialize::InputArchive> saved;
+    if (saved_sharded) {
+      for (int r = 0; r < static_cast<int>(saved_world); ++r) {
+        const std::string shard = shard_path(resolved, r, static_cast<int>(saved_world));
+        if (!is_regular_file(shard)) throw Error(shard, "is missing (an optimizer shard of this checkpoint)");
+        torch::serialize::InputArchive file, state;
+        file.load_from(shard, at::kCPU);
+        file.read("optimizer", state);
+        saved.push_back(std::move(state));
+      }
+    } else {
+      saved.emplace_back();
+      archive.read("optimizer", saved.back());
+    }
+    optimizer_archive = reshard_optimizer_state(saved, optimizer.groups(), sharded_optimizer ? comm.rank() : 0,
+                                                sharded_optimizer ? comm.world() : 1, device, resolved);
   } else {
     archive.read("optimizer", optimizer_archive);
   }

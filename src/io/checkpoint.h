@@ -5,7 +5,7 @@
 // With a ZeRO-sharded optimizer every rank writes its own shard file
 // (ckpt-N.optimizer-rank-R-of-W.pt) first; after a barrier rank 0 writes the main file (which
 // names the world size) and then `latest`. So `latest` only ever names a checkpoint whose shard
-// files are all complete. Resuming needs the same world size.
+// files are all complete. Resuming on another world size re-slices the shards (io/zero_reshard.h).
 #pragma once
 
 #include <torch/nn/module.h>

@@ -47,6 +47,7 @@ class Optimizer {
   double clip_grad_norm(double max_norm, Comm* comm = nullptr);
 
   virtual void step() = 0;
+  const std::vector<Group>& groups() const { return groups_; }
   virtual std::string kind() const = 0;  // "adamw" or "adamw-8bit", checked when a checkpoint loads
   virtual std::int64_t state_bytes() const = 0;
   virtual void save(torch::serialize::OutputArchive& archive) const = 0;
