@@ -36,7 +36,7 @@ class DistributedTest : public TrainerTest {
   int launch(const TrainOptions& o, int world, const std::string& extra = "", const std::string& env = "") const {
     std::string command = env + " ";
     if (world > 1) command += "mpirun -np " + std::to_string(world) + " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
-                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP ";
+                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN ";
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
                std::to_string(o.batch_size) + " --steps " + std::to_string(o.steps) +
@@ -102,6 +102,16 @@ TEST_F(DistributedTest, OutOfMemoryOnOneRankShrinksEveryRankAndChangesNothing) {
   EXPECT_EQ(events[0]["micro_batch"], 1);
   EXPECT_EQ(events[0]["accumulation"], 2);
   EXPECT_LT(max_relative_difference(final_parameters(faulted), final_parameters(plain)), 1e-5);
+
+  // In forward, before its backward: ranks 0 and 2 are already inside the gradient collectives
+  // of their last backward; rank 1 issues the same collectives before agreeing (no deadlock).
+  for (const std::string sharding : {"--shard-optimizer", "--no-shard-optimizer"}) {
+    const auto early = run_options("oom-forward" + sharding, 3, 6);
+    ASSERT_EQ(launch(early, 3, sharding, "AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 AIOS_FAULT_OOM_IN=forward"), 0)
+        << log_of(early);
+    EXPECT_NE(log_of(early).find("rank 2: step 3: out of memory on rank(s) 1"), std::string::npos) << log_of(early);
+    EXPECT_LT(max_relative_difference(final_parameters(early), final_parameters(plain)), 1e-5) << sharding;
+  }
 }
 
 TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndReshardsToAnotherWorldSize) {

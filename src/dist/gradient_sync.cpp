@@ -34,11 +34,13 @@ GradientAllReduce::GradientAllReduce(std::vector<at::Tensor> params, Comm& comm,
     largest = std::max(largest, size);
   }
   if (!params_.empty()) flat_ = at::empty({largest}, params_.front().options());
+  schedule_ = std::make_unique<BucketSchedule>(params_, buckets_, [this](std::size_t b) { launch(b); });
 }
 
-void GradientAllReduce::all_reduce() {
+void GradientAllReduce::launch(std::size_t b) {
   at::NoGradGuard no_grad;
-  for (const auto& bucket : buckets_) {
+  {
+    const auto& bucket = buckets_[b];
     std::int64_t offset = 0;
     for (auto i : bucket) {
       const auto& p = params_[i];

@@ -1,15 +1,12 @@
-// Plain data parallel: after the step's last backward, every parameter's gradient is summed over
-// ranks, bucket by bucket (about `bucket_bytes` each, in one fixed order on every rank), through
-// one flat buffer per bucket. The loss is already divided by the global token count, so the sum
-// is the global mean gradient.
-//
-// Communication starts after all ranks have agreed that the step's forward/backward succeeded
-// (the OOM agreement in the trainer): no rank can be left inside a collective that a failed rank
-// never enters.
+// Plain data parallel: every parameter's gradient is summed over ranks, bucket by bucket (about
+// `bucket_bytes` each, in one fixed order on every rank), through one flat buffer. Buckets go out
+// during the step's last backward as their gradients become final (dist/bucket_schedule.h). The
+// loss is already divided by the global token count, so the sum is the global mean gradient.
 #pragma once
 
 #include <vector>
 
+#include "dist/bucket_schedule.h"
 #include "dist/comm.h"
 
 namespace aios {
@@ -17,14 +14,19 @@ namespace aios {
 class GradientAllReduce {
  public:
   GradientAllReduce(std::vector<at::Tensor> params, Comm& comm, std::int64_t bucket_bytes);
-  void all_reduce();  // every parameter's .grad summed over ranks (an undefined grad counts as zero)
+  void arm() { schedule_->arm(); }        // before the step's last backward
+  void finish() { schedule_->finish(); }  // after it: every .grad is summed over ranks
   std::size_t buckets() const { return buckets_.size(); }
+  const BucketSchedule& schedule() const { return *schedule_; }
 
  private:
+  void launch(std::size_t bucket);  // an undefined grad counts as zero
+
   std::vector<at::Tensor> params_;
   std::vector<std::vector<std::size_t>> buckets_;  // parameter indices, in order
   at::Tensor flat_;                                // the largest bucket's size
   Comm& comm_;
+  std::unique_ptr<BucketSchedule> schedule_;
 };
 
 // Bucket boundaries: consecutive runs of `numels` whose total stays within `bucket_elements`

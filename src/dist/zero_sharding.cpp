@@ -49,6 +49,11 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
       slot.shard.mutable_grad() = bucket.shard_grads.narrow(0, slot.offset, slot.shard.numel());
     }
   }
+  std::vector<at::Tensor> params;
+  std::vector<std::vector<std::size_t>> buckets;
+  for (const auto& slot : slots_) params.push_back(slot.param);
+  for (const auto& bucket : buckets_) buckets.push_back(bucket.slots);
+  schedule_ = std::make_unique<BucketSchedule>(params, buckets, [this](std::size_t b) { reduce_scatter(b); });
 }
 
 std::vector<Optimizer::Group> ZeroSharding::shard_groups() const {
@@ -66,10 +71,11 @@ std::vector<Optimizer::Group> ZeroSharding::shard_groups() const {
   return groups;
 }
 
-void ZeroSharding::reduce_scatter_gradients() {
+void ZeroSharding::reduce_scatter(std::size_t b) {
   at::NoGradGuard no_grad;
   const std::int64_t world = comm_.world();
-  for (auto& bucket : buckets_) {
+  {
+    auto& bucket = buckets_[b];
     // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
     auto rows = rows_.narrow(0, 0, world * bucket.row).view({world, bucket.row});
     for (auto i : bucket.slots) {

@@ -5,14 +5,16 @@
 // be short or empty) and keeps optimizer state for it only: optimizer memory per rank falls as
 // 1/world.
 //
-// Per step: gradients are reduce-scattered (summed) so each rank receives its chunks' sums; the
-// optimizer updates the chunks in place (they are views of the parameters); the updated chunks
-// are all-gathered back into every rank's full parameters. Buckets of about `bucket_bytes` keep
-// each collective large; every rank walks them in the same order.
+// Per step: gradients are reduce-scattered (summed) so each rank receives its chunks' sums, bucket
+// by bucket during the step's last backward as gradients become final (dist/bucket_schedule.h);
+// the optimizer updates the chunks in place (they are views of the parameters); the updated
+// chunks are all-gathered back into every rank's full parameters. Buckets of about `bucket_bytes`
+// keep each collective large; every rank walks them in the same order.
 #pragma once
 
 #include <vector>
 
+#include "dist/bucket_schedule.h"
 #include "dist/comm.h"
 #include "optim/optimizer.h"
 
@@ -27,8 +29,9 @@ class ZeroSharding {
   // The optimizer's groups: this rank's chunk of each parameter (a view), with the whole
   // parameter's size so that the 8-bit decision is the same on every world size.
   std::vector<Optimizer::Group> shard_groups() const;
-  void reduce_scatter_gradients();  // full .grad of every parameter -> this rank's chunks' .grad
-  void all_gather_parameters();     // every rank's updated chunks -> full parameters everywhere
+  void arm() { schedule_->arm(); }        // before the step's last backward
+  void finish() { schedule_->finish(); }  // after it: this rank's chunks' .grad hold the summed gradients
+  void all_gather_parameters();           // every rank's updated chunks -> full parameters everywhere
 
  private:
   struct Slot {
@@ -43,6 +46,8 @@ class ZeroSharding {
     at::Tensor shard_grads;   // [row]: this rank's summed gradient chunks (the optimizer reads views)
   };
 
+  void reduce_scatter(std::size_t bucket);  // full .grad of the bucket's parameters -> this rank's chunks
+
   std::vector<Slot> slots_;
   std::vector<std::size_t> group_sizes_;
   std::vector<double> group_decay_;
@@ -50,6 +55,7 @@ class ZeroSharding {
   at::Tensor rows_;  // [world · largest row]: staging for reduce-scatter input / all-gather output
   at::Tensor row_;   // [largest row]: all-gather input
   Comm& comm_;
+  std::unique_ptr<BucketSchedule> schedule_;
 };
 
 }  // namespace aios

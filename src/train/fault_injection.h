@@ -2,7 +2,9 @@
 // chosen optimizer step (1-based) fail the way a real run can, so the recovery paths run on the CPU:
 //   AIOS_FAULT_NAN_LOSS_AT_STEP=N   the step's loss becomes NaN (the run stops, checkpoint kept)
 //   AIOS_FAULT_INF_GRAD_AT_STEP=N   one gradient element becomes inf (fp16 scaler skips the step)
-//   AIOS_FAULT_OOM_AT_STEP=N        a c10::OutOfMemoryError after the step's first backward,
+//   AIOS_FAULT_OOM_AT_STEP=N        a c10::OutOfMemoryError after the step's first backward
+//                                   (AIOS_FAULT_OOM_IN=forward: before it, so peers are already
+//                                   inside their overlapped gradient collectives),
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
 //   AIOS_FAULT_RANK=R               the OOM (and exit) faults fire on rank R only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
@@ -18,6 +20,7 @@ struct FaultInjection {
   std::optional<std::int64_t> inf_grad_step;
   std::optional<std::int64_t> oom_step;
   std::int64_t oom_times = 1;
+  bool oom_in_forward = false;
   std::optional<std::int64_t> rank;  // none: every rank
   std::optional<std::int64_t> exit_step;
 

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <functional>
 #include <optional>
 #include <unistd.h>
 
@@ -150,9 +151,11 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
 // Forward and backward over the step's micro-batches; gradients accumulate in the parameters.
 // Returns the step's mean token loss (a device scalar, no sync).
 // `tokens_per_step` counts every rank's tokens: each rank's gradient is its share of the global mean.
+// `before_last_backward` arms the gradient communication that overlaps the last backward.
 torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
                                    std::int64_t global_tokens, const torch::Device& device, const MixedPrecision& mp,
-                                   const LossScaler& scaler, bool inject_oom) {
+                                   const LossScaler& scaler, bool inject_oom, bool inject_in_forward,
+                                   const std::function<void()>& before_last_backward) {
   const auto tokens_per_step = static_cast<double>(global_tokens);
   auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
   for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
@@ -164,9 +167,13 @@ torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepSha
       // gradient is the step's mean whatever the split into micro-batches.
       loss = model->loss_sum(batch.slice(1, 0, window), batch.slice(1, 1, window + 1)) / tokens_per_step;
     }
+    if (inject_oom && inject_in_forward && micro == 0) {
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory in forward (AIOS_FAULT_OOM_AT_STEP)");
+    }
+    if (micro + 1 == shape.accumulation) before_last_backward();
     scaler.scale(loss).backward();
     loss_total += loss.detach().to(torch::kDouble);
-    if (inject_oom && micro == 0) {
+    if (inject_oom && !inject_in_forward && micro == 0) {
       TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
     }
   }
@@ -316,6 +323,16 @@ TrainSummary run_training(const TrainOptions& o) {
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, mp.enabled ? mp.dtype : dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
+  // Gradients summed over ranks, overlapping the last backward: reduce-scattered to their owners
+  // (ZeRO-1) or all-reduced.
+  const auto arm_communication = [&] {
+    if (zero) zero->arm();
+    if (all_reduce) all_reduce->arm();
+  };
+  const auto finish_communication = [&] {
+    if (zero) zero->finish();
+    if (all_reduce) all_reduce->finish();
+  };
   std::int64_t injected_ooms = 0;
   ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20), /*quiet=*/!lead);
   const auto run_start = Clock::now();
@@ -329,9 +346,10 @@ TrainSummary run_training(const TrainOptions& o) {
     const double lr = schedule.at(step);
     optimizer->set_learning_rate(lr);
 
-    // Forward/backward on every rank; then all ranks agree whether any ran out of memory before
-    // any gradient collective starts, so no rank waits on one that failed. On out-of-memory
-    // anywhere, every rank drops the step and re-runs the same windows with a smaller micro-batch.
+    // Forward/backward on every rank, gradient buckets going out during the last backward. A rank
+    // that runs out of memory still issues every bucket's collective (finish_communication), so
+    // no peer waits on it; then all ranks agree, and on out-of-memory anywhere every rank drops
+    // the step and re-runs the same windows with a smaller micro-batch.
     const std::uint64_t step_cursor = train_data.cursor();
     torch::Tensor loss_total;
     for (;;) {
@@ -346,13 +364,15 @@ TrainSummary run_training(const TrainOptions& o) {
       std::string oom_message;
       try {
         loss_total = accumulate_gradients(model, train_data, shape, window, tokens_per_step, device, mp, scaler,
-                                          inject_oom);
+                                          inject_oom, faults.oom_in_forward, arm_communication);
       } catch (const c10::OutOfMemoryError& e) {
         // The failed attempt's activations died with its stack frames; its partial gradients go below.
         if (inject_oom) ++injected_ooms;
         oom_message = e.what_without_backtrace();
         oom_message = "rank " + std::to_string(comm->rank()) + ": " + oom_message.substr(0, oom_message.find('\n'));
       }
+      // Every rank issues every bucket's collective (the rest of them after a failure), then agrees.
+      finish_communication();
       const auto failed_ranks = comm->gather_values(oom_message.empty() ? 0 : 1);
       std::string failed;
       for (int r = 0; r < comm->world(); ++r) {
@@ -376,9 +396,6 @@ TrainSummary run_training(const TrainOptions& o) {
       ++summary.batch_shrinks;
       train_data.set_cursor(step_cursor);
     }
-    // Gradients summed over ranks: reduce-scattered to their owners (ZeRO-1) or all-reduced.
-    if (zero) zero->reduce_scatter_gradients();
-    if (all_reduce) all_reduce->all_reduce();
     if (faults.nan_loss_step == step + 1) loss_total.fill_(std::nan(""));
     if (faults.inf_grad_step == step + 1) {
       const auto grads = optimizer->gradients();
