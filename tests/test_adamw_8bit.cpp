@@ -145,10 +145,7 @@ TEST_F(TrainerTest, EightBitTrainingStaysWithinTwoPercentOfFp32Over200Steps) {
     o.lr = 3e-3, o.min_lr = 3e-4;
     o.log_file = dir_ / (eight_bit ? "8bit.jsonl" : "fp32.jsonl");
     run_training(o);
-    const auto steps = records_of(o.log_file, "step");
-    double sum = 0;
-    for (std::size_t i = 180; i < 200; ++i) sum += steps[i]["loss"].get<double>();
-    means.push_back(sum / 20);
+    means.push_back(mean_loss(o.log_file, 181, 200));
   }
   std::printf("8-bit vs fp32 AdamW, mean loss of steps 181-200: %.5f vs %.5f (%.3f%%)\n", means[1], means[0],
               100 * std::abs(means[1] - means[0]) / means[0]);

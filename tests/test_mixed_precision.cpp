@@ -122,10 +122,7 @@ TEST_F(TrainerTest, Bf16LossStaysWithinOnePercentOfFp32Over50Steps) {
     o.warmup_steps = 5;
     o.log_file = dir_ / (amp ? "bf16.jsonl" : "fp32.jsonl");
     run_training(o);
-    const auto steps = records_of(o.log_file, "step");
-    double sum = 0;
-    for (std::size_t i = 40; i < 50; ++i) sum += steps[i]["loss"].get<double>();
-    means.push_back(sum / 10);
+    means.push_back(mean_loss(o.log_file, 41, 50));
   }
   std::printf("bf16 vs fp32, mean loss of steps 41-50: %.5f vs %.5f (%.3f%%)\n", means[1], means[0],
               100 * std::abs(means[1] - means[0]) / means[0]);

@@ -70,6 +70,14 @@ class TrainerTest : public ::testing::Test {
     return records;
   }
 
+  // Mean loss of steps first..last (1-based, inclusive) of a run's JSONL log.
+  static double mean_loss(const std::string& log_file, std::size_t first, std::size_t last) {
+    const auto steps = records_of(log_file, "step");
+    double sum = 0;
+    for (std::size_t i = first - 1; i < last; ++i) sum += steps.at(i)["loss"].get<double>();
+    return sum / static_cast<double>(last - first + 1);
+  }
+
   // Largest |a - b| / (|b| + 1e-3) over all parameters: a relative difference that tolerates zeros.
   static double max_relative_difference(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
     double worst = 0;
