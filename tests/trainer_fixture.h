@@ -49,6 +49,7 @@ class TrainerTest : public ::testing::Test {
     if (o.n_head > 0) c.n_head = o.n_head;
     if (o.n_embd > 0) c.n_embd = o.n_embd;
     c.max_positions = o.seq_len, c.vocab_size = 256;
+    c.position = o.pos;
     Gpt model(c);
     if (o.model_dtype == "float64") model->to(torch::kDouble);
     torch::serialize::InputArchive archive, model_archive;

@@ -38,6 +38,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->check(positive)->group("Model");
   cmd.add_option("--model-dtype", o.model_dtype, "Parameter type (float64 is for reference checks on the CPU)")
       ->capture_default_str()->check(CLI::IsMember({"float32", "float64"}))->group("Model");
+  cmd.add_option("--pos", o.pos, "Positions: learned (GPT-2's table, windows up to --seq-len) or rope (rotary)")
+      ->capture_default_str()->check(CLI::IsMember({"learned", "rope"}))->group("Model");
   cmd.add_option("--dropout", o.dropout, "Dropout probability")->capture_default_str()
       ->check(CLI::Range(0.0, 0.9))->group("Model");
 
@@ -85,6 +87,17 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
   cmd.add_option("--attention", o.attention,
                  "Attention kernel: auto, or force one (an error, never a fallback, if it cannot run)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "flash", "efficient", "cudnn", "math"}))->group("Memory");
+
+  cmd.add_flag("--chunked-training", o.chunked_training,
+               "Train each window in chunks of --chunk-size tokens (activation memory follows the chunk)")
+      ->group("Long context");
+  cmd.add_option("--chunk-size", o.chunk_size, "Tokens per chunk")->check(positive)->group("Long context");
+  cmd.add_option("--chunk-mode", o.chunk_mode,
+                 "exact: whole-window gradients; truncated: no gradient across chunks (Transformer-XL)")
+      ->capture_default_str()->check(CLI::IsMember({"exact", "truncated"}))->group("Long context");
+  cmd.add_option("--chunk-memory", o.chunk_memory,
+                 "Truncated mode: earlier tokens each chunk attends to (0 = the whole window)")
+      ->capture_default_str()->check(non_negative)->group("Long context");
 
   cmd.add_flag("--shard-optimizer,!--no-shard-optimizer", o.shard_optimizer,
                "Under mpirun: shard optimizer state across ranks (ZeRO-1)")->group("Distributed");

@@ -13,19 +13,58 @@ namespace aios {
 
 namespace F = torch::nn::functional;
 
+torch::Tensor apply_rotary(const torch::Tensor& x, std::int64_t start, double theta) {
+  const std::int64_t time = x.size(2), half = x.size(3) / 2;
+  // Angles in float64: at 64k positions a float32 angle is off by ~4e-3 rad.
+  const auto doubles = x.options().dtype(at::kDouble);
+  const auto inv_freq = at::pow(theta, -at::arange(0, half, doubles) * (2.0 / static_cast<double>(x.size(3))));
+  const auto angles = at::outer(at::arange(start, start + time, doubles), inv_freq);  // [T, half]
+  const auto cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
+  const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+}
+
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config)
-    : n_head_(config.n_head), dropout_(config.dropout) {
+    : n_head_(config.n_head), dropout_(config.dropout), rope_(config.rope()), rope_theta_(config.rope_theta) {
   c_attn = register_module("c_attn", torch::nn::Linear(config.n_embd, 3 * config.n_embd));
   c_proj = register_module("c_proj", torch::nn::Linear(config.n_embd, config.n_embd));
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
+  if (rope_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
   // [B, T, 3C] -> three [B, nh, T, hd]
   auto qkv = c_attn(x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
   auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{},
                                             is_training() ? dropout_ : 0.0, /*is_causal=*/true);
   return c_proj(y.transpose(1, 2).contiguous().view({batch, time, width}));
+}
+
+ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::int64_t start,
+                                                   const torch::Tensor& past_keys, const torch::Tensor& past_values) {
+  const auto batch = x.size(0), time = x.size(1), width = x.size(2);
+  auto qkv = c_attn(x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  if (rope_) {
+    q = apply_rotary(q, start, rope_theta_);
+    k = apply_rotary(k, start, rope_theta_);
+  }
+  const double dropout = is_training() ? dropout_ : 0.0;
+  torch::Tensor y;
+  if (!past_keys.defined() || past_keys.size(2) == 0) {
+    y = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout, /*is_causal=*/true);
+  } else {
+    // SDPA's is_causal aligns to the upper left when queries are fewer than keys; query i (at
+    // position start + i) may see keys 0 .. start + i: a lower-right mask.
+    const std::int64_t past = past_keys.size(2);
+    const auto keys = at::cat({past_keys, k.to(past_keys.scalar_type())}, 2);
+    const auto values = at::cat({past_values, v.to(past_values.scalar_type())}, 2);
+    const auto positions = at::TensorOptions(x.device()).dtype(at::kLong);
+    const auto mask = at::arange(past + time, positions).unsqueeze(0) <= (at::arange(time, positions) + past).unsqueeze(1);
+    y = at::scaled_dot_product_attention(q, keys.to(q.scalar_type()), values.to(q.scalar_type()), mask, dropout,
+                                         /*is_causal=*/false);
+  }
+  return {c_proj(y.transpose(1, 2).contiguous().view({batch, time, width})), {k}, {v}};
 }
 
 MlpImpl::MlpImpl(const GptConfig& config) {
@@ -52,10 +91,18 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   return y + residual_dropout(mlp(ln_2(y)));
 }
 
+ChunkOutput BlockImpl::forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
+                                     const torch::Tensor& past_values) {
+  auto attention = attn->forward_chunk(ln_1(x), start, past_keys, past_values);
+  auto y = x + residual_dropout(attention.output);
+  attention.output = y + residual_dropout(mlp(ln_2(y)));
+  return attention;
+}
+
 GptImpl::GptImpl(const GptConfig& config) : config_(config) {
   check_config(config);
   wte = register_module("wte", torch::nn::Embedding(config.vocab_size, config.n_embd));
-  wpe = register_module("wpe", torch::nn::Embedding(config.max_positions, config.n_embd));
+  if (!config.rope()) wpe = register_module("wpe", torch::nn::Embedding(config.max_positions, config.n_embd));
   embedding_dropout = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
   h = register_module("h", torch::nn::ModuleList());
   for (std::int64_t i = 0; i < config.n_layer; ++i) h->push_back(Block(config));
@@ -82,15 +129,37 @@ void GptImpl::initialize_weights() {
   }
 }
 
-torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
+torch::Tensor GptImpl::embed(const torch::Tensor& tokens, std::int64_t start) {
   const auto time = tokens.size(1);
-  if (time > config_.max_positions) {
-    throw Error("--window-size", "window of " + std::to_string(time) + " tokens exceeds the model's " +
+  if (config_.rope()) return embedding_dropout(wte(tokens));
+  if (start + time > config_.max_positions) {
+    throw Error("--window-size", "window of " + std::to_string(start + time) + " tokens exceeds the model's " +
                                      std::to_string(config_.max_positions) + " positions",
-                "--window-size <= --seq-len");
+                "--window-size <= --seq-len, or --pos rope");
   }
-  auto positions = torch::arange(time, tokens.options().dtype(torch::kLong));
-  auto x = embedding_dropout(wte(tokens) + wpe(positions));
+  auto positions = torch::arange(start, start + time, tokens.options().dtype(torch::kLong));
+  return embedding_dropout(wte(tokens) + wpe(positions));
+}
+
+ChunkOutput GptImpl::hidden_states_chunk(const torch::Tensor& tokens, std::int64_t start,
+                                         const std::vector<torch::Tensor>& past_keys,
+                                         const std::vector<torch::Tensor>& past_values) {
+  auto x = embed(tokens, start);
+  ChunkOutput result;
+  for (std::size_t i = 0; i < h->size(); ++i) {
+    auto& block = *h[i]->as<BlockImpl>();
+    auto out = block.forward_chunk(x, start, past_keys.empty() ? torch::Tensor() : past_keys[i],
+                                   past_values.empty() ? torch::Tensor() : past_values[i]);
+    x = out.output;
+    result.keys.push_back(out.keys[0]);
+    result.values.push_back(out.values[0]);
+  }
+  result.output = ln_f(x);
+  return result;
+}
+
+torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
+  auto x = embed(tokens, 0);
   for (std::size_t i = 0; i < h->size(); ++i) {
     auto& block = *h[i]->as<BlockImpl>();
     x = block_runner_ ? block_runner_(block, static_cast<std::int64_t>(i), x) : block.forward(x);
@@ -103,8 +172,12 @@ torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
 }
 
 torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets) {
-  if (loss_head_) return loss_head_(hidden_states(tokens), wte->weight, targets);
-  auto logits = forward(tokens);
+  return loss_from_hidden(hidden_states(tokens), targets);
+}
+
+torch::Tensor GptImpl::loss_from_hidden(const torch::Tensor& hidden, const torch::Tensor& targets) {
+  if (loss_head_) return loss_head_(hidden, wte->weight, targets);
+  auto logits = F::linear(hidden, wte->weight);
   // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
   // loses the small probabilities that carry the gradient.
   const auto flat = logits.view({-1, logits.size(-1)});

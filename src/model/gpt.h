@@ -13,15 +13,31 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <functional>
+#include <vector>
 
 #include "model/gpt_config.h"
 
 namespace aios {
 
+// A chunk's output and the keys/values it computed (for the chunks after it).
+struct ChunkOutput {
+  torch::Tensor output;
+  std::vector<torch::Tensor> keys, values;  // per layer [B, heads, T, head_dim] (one entry for a block)
+};
+
+// Rotary position embedding (RoFormer; the rotate-half layout of GPT-NeoX and LLaMA) of
+// x [B, heads, T, head_dim] whose tokens sit at positions start, start + 1, ...
+torch::Tensor apply_rotary(const torch::Tensor& x, std::int64_t start, double theta);
+
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
   explicit CausalSelfAttentionImpl(const GptConfig& config);
   torch::Tensor forward(const torch::Tensor& x);  // x: [B, T, C] -> [B, T, C]
+  // x holds tokens start .. start + T - 1; past_keys/values [B, heads, start, head_dim] (undefined:
+  // none) are the earlier tokens'. Each token attends to every earlier token and itself (a
+  // causal mask aligned to the lower right). Returns the output and this chunk's keys/values.
+  ChunkOutput forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
+                            const torch::Tensor& past_values);
 
   torch::nn::Linear c_attn{nullptr};  // [3C, C]: query, key, value
   torch::nn::Linear c_proj{nullptr};  // [C, C]
@@ -29,6 +45,8 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   std::int64_t n_head_;
   double dropout_;
+  bool rope_;
+  double rope_theta_;
 };
 TORCH_MODULE(CausalSelfAttention);
 
@@ -46,6 +64,8 @@ class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const GptConfig& config);
   torch::Tensor forward(const torch::Tensor& x);  // x + attn(ln_1(x)), then + mlp(ln_2(.))
+  ChunkOutput forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
+                            const torch::Tensor& past_values);
 
   torch::nn::LayerNorm ln_1{nullptr}, ln_2{nullptr};
   CausalSelfAttention attn{nullptr};
@@ -65,6 +85,15 @@ class GptImpl : public torch::nn::Module {
   // Sum of the cross-entropy of every target token (targets: [B, T] int64). The caller divides
   // by the token count of the whole optimizer step, so any micro-batch split gives the same mean.
   torch::Tensor loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets);
+  // The same from final hidden states [B, T, C] (through the loss head when one is set).
+  torch::Tensor loss_from_hidden(const torch::Tensor& hidden, const torch::Tensor& targets);
+
+  // Long windows in chunks (memory/chunked_training.h): tokens [B, T] at positions start ..
+  // start + T - 1, attending also to the earlier tokens' keys/values per layer (empty: none).
+  // Blocks run directly (no block runner). Returns final hidden states and the chunk's keys/values.
+  ChunkOutput hidden_states_chunk(const torch::Tensor& tokens, std::int64_t start,
+                                  const std::vector<torch::Tensor>& past_keys,
+                                  const std::vector<torch::Tensor>& past_values);
 
   // GPT-2 initialization: N(0, 0.02) for weights and embeddings, zero biases, and the residual
   // projections (attn.c_proj, mlp.c_proj) at 0.02/sqrt(2·n_layer) (GPT-2 paper, section 2.3).
@@ -82,12 +111,14 @@ class GptImpl : public torch::nn::Module {
   void set_loss_head(LossHead head) { loss_head_ = std::move(head); }
 
   torch::nn::Embedding wte{nullptr};  // [vocab, C], also the LM head
-  torch::nn::Embedding wpe{nullptr};  // [max_positions, C]
+  torch::nn::Embedding wpe{nullptr};  // [max_positions, C]; none with rotary positions
   torch::nn::Dropout embedding_dropout{nullptr};
   torch::nn::ModuleList h{nullptr};   // n_layer Blocks
   torch::nn::LayerNorm ln_f{nullptr};
 
  private:
+  torch::Tensor embed(const torch::Tensor& tokens, std::int64_t start);
+
   GptConfig config_;
   BlockRunner block_runner_;
   LossHead loss_head_;

@@ -11,17 +11,18 @@ std::int64_t GptConfig::parameter_count() const {
                                  + c * c + c          // attention output
                                  + c * 4 * c + 4 * c  // MLP up
                                  + 4 * c * c + c;     // MLP down
-  return vocab_size * c + max_positions * c + n_layer * per_block + 2 * c;
+  return vocab_size * c + position_table() * c + n_layer * per_block + 2 * c;
 }
 
 double GptConfig::training_flops_per_token(std::int64_t window) const {
-  const double matrices = static_cast<double>(parameter_count() - max_positions * n_embd);
+  const double matrices = static_cast<double>(parameter_count() - position_table() * n_embd);
   return 6.0 * matrices + 12.0 * static_cast<double>(n_layer * n_embd * window);
 }
 
 std::string GptConfig::describe() const {
   return std::to_string(n_layer) + " layers, " + std::to_string(n_head) + " heads, " + std::to_string(n_embd) +
-         " wide, vocab " + std::to_string(vocab_size) + ", " + std::to_string(max_positions) + " positions";
+         " wide, vocab " + std::to_string(vocab_size) + ", " +
+         (rope() ? std::string("rotary positions") : std::to_string(max_positions) + " positions");
 }
 
 GptConfig gpt_preset(const std::string& name) {
@@ -53,6 +54,13 @@ void check_config(const GptConfig& c) {
   }
   if (c.vocab_size < 2) throw Error("--vocab-size", "value " + std::to_string(c.vocab_size) + " is too small");
   if (c.max_positions < 1) throw Error("--seq-len", "value " + std::to_string(c.max_positions) + " is not positive");
+  if (c.position != "learned" && c.position != "rope") {
+    throw Error("--pos", "unknown value '" + c.position + "'", "learned or rope");
+  }
+  if (c.rope() && c.head_dim() % 2 != 0) {
+    throw Error("--pos", "rope needs an even head size; " + std::to_string(c.head_dim()) + " is odd",
+                "--n-embd / --n-head even");
+  }
 }
 
 }  // namespace aios

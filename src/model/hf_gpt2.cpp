@@ -74,8 +74,12 @@ void load_hf_gpt2_weights(const std::string& directory, Gpt& model) {
 }
 
 void save_hf_gpt2(const std::string& directory, Gpt& model) {
-  make_directories(directory);
   const auto& c = model->config();
+  if (c.rope()) {
+    throw Error("--export-hf", "a model with rotary positions has no Hugging Face GPT-2 equivalent",
+                "--pos learned (GPT-2's position table) to export");
+  }
+  make_directories(directory);
   const nlohmann::json config = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}},
                                  {"n_layer", c.n_layer}, {"n_head", c.n_head}, {"n_embd", c.n_embd},
                                  {"vocab_size", c.vocab_size}, {"n_positions", c.max_positions},

@@ -28,6 +28,20 @@ void validate(const TrainOptions& o) {
       o.attention != "math") {
     throw Error("--attention", "unknown value '" + o.attention + "'", "auto, flash, efficient, cudnn or math");
   }
+  if (o.chunked_training && o.chunk_size < 1) {
+    throw Error("--chunk-size", "is required with --chunked-training", "--chunk-size N (tokens per chunk)");
+  }
+  if (o.chunk_mode != "exact" && o.chunk_mode != "truncated") {
+    throw Error("--chunk-mode", "unknown value '" + o.chunk_mode + "'", "exact or truncated");
+  }
+  if (o.pos != "learned" && o.pos != "rope") throw Error("--pos", "unknown value '" + o.pos + "'", "learned or rope");
+  if (o.pos == "rope" && !o.export_hf.empty()) {
+    throw Error("--export-hf", "a model with rotary positions has no Hugging Face GPT-2 equivalent", "--pos learned");
+  }
+  if (o.pos == "rope" && !o.init_from.empty()) {
+    throw Error("--pos", "rope does not apply to a Hugging Face GPT-2 (--init-from), which has learned positions",
+                "--pos learned with --init-from");
+  }
   if (o.device != "auto" && o.device != "cpu" && o.device.rfind("cuda", 0) != 0) {
     throw Error("--device", "unknown value '" + o.device + "'", "auto, cpu, cuda or cuda:N");
   }

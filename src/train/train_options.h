@@ -22,6 +22,7 @@ struct TrainOptions {
   std::int64_t vocab_size = 0;      // 0 = the dataset's vocabulary
   std::int64_t seq_len = 0;         // learned positions; 0 = the preset's (1024)
   std::string model_dtype = "float32";  // float32 | float64 (float64: reference checks on the CPU)
+  std::string pos = "learned";      // --pos: learned (GPT-2's table) | rope (rotary, any window)
   double dropout = 0.0;
 
   // Batch and schedule
@@ -45,6 +46,12 @@ struct TrainOptions {
   std::string amp_dtype = "auto";   // auto | bf16 | fp16
   bool use_8bit_optimizer = false;  // blockwise 8-bit AdamW moments
   std::string attention = "auto";   // auto | flash | efficient | cudnn | math
+
+  // Long windows in chunks (seed: use_chunked_training, chunk_size)
+  bool chunked_training = false;
+  std::int64_t chunk_size = 0;      // tokens per chunk (required with --chunked-training)
+  std::string chunk_mode = "exact"; // exact (whole-window gradients) | truncated (Transformer-XL)
+  std::int64_t chunk_memory = 0;    // truncated: earlier tokens each chunk sees; 0 = the whole window
   bool chunked_loss = true;             // LM head + loss over chunks of tokens
   std::int64_t loss_chunk_tokens = 0;   // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
 

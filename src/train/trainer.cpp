@@ -27,6 +27,7 @@
 #include "memory/activation_checkpoint.h"
 #include "memory/attention_backend.h"
 #include "memory/chunked_cross_entropy.h"
+#include "memory/chunked_training.h"
 #include "memory/mixed_precision.h"
 #include "model/hf_gpt2.h"
 #include "optim/loss_scaler.h"
@@ -75,16 +76,17 @@ GptConfig model_config(const TrainOptions& o, const Manifest& data) {
     config.vocab_size = o.vocab_size > 0 ? o.vocab_size : data.tokenizer.vocab_size;
   }
   config.dropout = o.dropout;
+  config.position = o.pos;
   check_config(config);
   if (data.tokenizer.vocab_size > config.vocab_size) {
     throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
                                     " ids exceeds the model's " + std::to_string(config.vocab_size),
                 "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
   }
-  if (o.window_size > config.max_positions) {
+  if (!config.rope() && o.window_size > config.max_positions) {
     throw Error("--window-size", "value " + std::to_string(o.window_size) + " exceeds the model's " +
                                      std::to_string(config.max_positions) + " positions",
-                "--window-size <= " + std::to_string(config.max_positions) + ", or a larger --seq-len");
+                "--window-size <= " + std::to_string(config.max_positions) + ", a larger --seq-len, or --pos rope");
   }
   return config;
 }
@@ -155,11 +157,24 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
 torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
                                    std::int64_t global_tokens, const torch::Device& device, const MixedPrecision& mp,
                                    const LossScaler& scaler, bool inject_oom, bool inject_in_forward,
-                                   const std::function<void()>& before_last_backward) {
+                                   const std::function<void()>& before_last_backward,
+                                   const std::optional<ChunkedTraining>& chunking) {
   const auto tokens_per_step = static_cast<double>(global_tokens);
   auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
   for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
     auto batch = next_batch(data, shape.micro_batch, device);
+    if (chunking) {  // forward and backward chunk by chunk inside
+      if (inject_oom && micro == 0) {
+        TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
+      }
+      const bool last = micro + 1 == shape.accumulation;
+      const auto summed = chunked_forward_backward(
+          model, batch.slice(1, 0, window), batch.slice(1, 1, window + 1), *chunking, mp,
+          [&](const torch::Tensor& chunk_loss) { return scaler.scale(chunk_loss / tokens_per_step); },
+          last ? before_last_backward : std::function<void()>([] {}));
+      loss_total += summed.to(torch::kDouble) / tokens_per_step;
+      continue;
+    }
     torch::Tensor loss;
     {
       AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
@@ -204,7 +219,8 @@ json header_record(const RunDescription& run) {
                          {"note", run.attention.note}}},
           {"model", {{"preset", o.init_from.empty() ? o.model : "hf:" + o.init_from}, {"n_layer", config.n_layer}, {"n_head", config.n_head},
                      {"n_embd", config.n_embd}, {"vocab_size", config.vocab_size},
-                     {"max_positions", config.max_positions}, {"parameters", config.parameter_count()},
+                     {"max_positions", config.max_positions}, {"position", config.position},
+                     {"parameters", config.parameter_count()},
                      {"dtype", o.model_dtype}}},
           {"data", {{"dataset_file", o.dataset_file}, {"tokenizer", run.data.tokenizer.kind},
                     {"train_tokens", run.data.tokens("train")}, {"val_tokens", run.data.tokens("val")}}},
@@ -216,6 +232,10 @@ json header_record(const RunDescription& run) {
           {"memory_techniques", {{"gradient_checkpointing", o.gradient_checkpointing},
                                  {"checkpoint_every", o.gradient_checkpointing ? o.checkpoint_every : 0},
                                  {"chunked_loss", o.chunked_loss},
+                                 {"chunked_training", o.chunked_training ? json{{"mode", o.chunk_mode},
+                                                                                {"chunk_size", o.chunk_size},
+                                                                                {"chunk_memory", o.chunk_memory}}
+                                                                         : json(false)},
                                  {"amp", run.precision.describe()},
                                  {"optimizer", run.optimizer.kind()},
                                  {"optimizer_state_bytes", run.optimizer.state_bytes()}}},
@@ -304,6 +324,12 @@ TrainSummary run_training(const TrainOptions& o) {
                            {"optimizer_state_bytes_per_rank", comm->gather_values(optimizer->state_bytes())}};
   log.write(header);
   const std::int64_t world = comm->world();
+  if (lead && o.chunked_training) {
+    std::fprintf(stderr, "aios train: chunked training (%s), %lld-token chunks%s%s\n", o.chunk_mode.c_str(),
+                 static_cast<long long>(o.chunk_size),
+                 o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients",
+                 o.gradient_checkpointing ? "; blocks are not checkpointed inside chunks (the chunk bounds them)" : "");
+  }
   if (lead) {
     std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s%s, %lld tokens per step%s\n",
                  config.describe().c_str(), config.parameter_count() / 1e6, device_name(device).c_str(),
@@ -323,6 +349,8 @@ TrainSummary run_training(const TrainOptions& o) {
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, mp.enabled ? mp.dtype : dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
+  std::optional<ChunkedTraining> chunking;
+  if (o.chunked_training) chunking = ChunkedTraining{o.chunk_mode, o.chunk_size, o.chunk_memory};
   // Gradients summed over ranks, overlapping the last backward: reduce-scattered to their owners
   // (ZeRO-1) or all-reduced.
   const auto arm_communication = [&] {
@@ -364,7 +392,7 @@ TrainSummary run_training(const TrainOptions& o) {
       std::string oom_message;
       try {
         loss_total = accumulate_gradients(model, train_data, shape, window, tokens_per_step, device, mp, scaler,
-                                          inject_oom, faults.oom_in_forward, arm_communication);
+                                          inject_oom, faults.oom_in_forward, arm_communication, chunking);
       } catch (const c10::OutOfMemoryError& e) {
         // The failed attempt's activations died with its stack frames; its partial gradients go below.
         if (inject_oom) ++injected_ooms;

@@ -1,0 +1,140 @@
+// Long windows in chunks: rotary positions against an explicit reference, chunk-by-chunk forward
+// against the whole window, exact mode's loss and gradients against whole-window training (W = 4C
+// and a ragged W = 7C - 2, learned and rotary positions), truncated mode with memory W against
+// the whole-window loss, and a training run in exact mode against the plain one.
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "memory/chunked_training.h"
+#include "trainer_fixture.h"
+
+namespace aios {
+namespace {
+
+TEST(Rope, MatchesTheRotationFormulaAndDependsOnlyOnRelativePosition) {
+  torch::manual_seed(0);
+  const auto x = torch::randn({1, 2, 5, 8}, torch::kDouble);
+  const auto rotated = apply_rotary(x, 3, 10000.0);
+  // Explicit reference: pair (i, i + 4) of the token at position p turns by p · 10000^(-2i/8).
+  for (int t = 0; t < 5; ++t) {
+    for (int i = 0; i < 4; ++i) {
+      const double angle = (3 + t) * std::pow(10000.0, -2.0 * i / 8.0);
+      for (int h = 0; h < 2; ++h) {
+        const double a = x[0][h][t][i].item<double>(), b = x[0][h][t][i + 4].item<double>();
+        EXPECT_NEAR(rotated[0][h][t][i].item<double>(), a * std::cos(angle) - b * std::sin(angle), 1e-12);
+        EXPECT_NEAR(rotated[0][h][t][i + 4].item<double>(), b * std::cos(angle) + a * std::sin(angle), 1e-12);
+      }
+    }
+  }
+  // q·k depends on the distance only: shifting both by 100 positions changes nothing.
+  const auto q = torch::randn({1, 1, 1, 8}, torch::kDouble), k = torch::randn({1, 1, 1, 8}, torch::kDouble);
+  const double near = (apply_rotary(q, 7, 1e4) * apply_rotary(k, 2, 1e4)).sum().item<double>();
+  const double far = (apply_rotary(q, 107, 1e4) * apply_rotary(k, 102, 1e4)).sum().item<double>();
+  EXPECT_NEAR(near, far, 1e-10);
+}
+
+GptConfig small(const std::string& position) {
+  GptConfig c = gpt_preset("tiny");
+  c.n_layer = 2, c.n_head = 2, c.n_embd = 32, c.vocab_size = 64, c.max_positions = 64;
+  c.position = position;
+  return c;
+}
+
+// Loss and gradients of whole-window training.
+std::pair<double, std::vector<at::Tensor>> whole_window(Gpt& model, const at::Tensor& tokens, const at::Tensor& targets) {
+  for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+  const auto loss = model->loss_sum(tokens, targets);
+  loss.backward();
+  std::vector<at::Tensor> grads;
+  for (auto& p : model->parameters()) grads.push_back(p.grad().clone());
+  return {loss.item<double>(), grads};
+}
+
+std::pair<double, std::vector<at::Tensor>> chunked(Gpt& model, const at::Tensor& tokens, const at::Tensor& targets,
+                                                   const ChunkedTraining& options) {
+  for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
+  const auto loss = chunked_forward_backward(model, tokens, targets, options, MixedPrecision{},
+                                             [](const at::Tensor& l) { return l; }, [] {});
+  std::vector<at::Tensor> grads;
+  for (auto& p : model->parameters()) grads.push_back(p.grad().clone());
+  return {loss.item<double>(), grads};
+}
+
+double worst_relative(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  double worst = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, ((a[i] - b[i]).abs().max() / (b[i].abs().max() + 1e-12)).item<double>());
+  }
+  return worst;
+}
+
+TEST(ChunkedTraining, ExactModeEqualsWholeWindowTraining) {
+  for (const std::string position : {"learned", "rope"}) {
+    for (std::int64_t window : {32, 26}) {  // with C = 8: 4C and a ragged 3C + 2; with C = 4: 8C and 7C - 2
+      for (std::int64_t chunk : {8, 4}) {
+        torch::manual_seed(1);
+        Gpt model(small(position));
+        model->to(torch::kDouble);
+        const auto tokens = torch::randint(0, 64, {2, window}, torch::kLong);
+        const auto targets = torch::randint(0, 64, {2, window}, torch::kLong);
+        const auto [loss, grads] = whole_window(model, tokens, targets);
+        const auto [chunk_loss, chunk_grads] = chunked(model, tokens, targets, {"exact", chunk, 0});
+        EXPECT_NEAR(chunk_loss, loss, 1e-9 * loss) << position << " W " << window << " C " << chunk;
+        EXPECT_LT(worst_relative(chunk_grads, grads), 1e-9) << position << " W " << window << " C " << chunk;
+      }
+    }
+  }
+}
+
+TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
+  torch::manual_seed(2);
+  GptConfig c = small("rope");
+  c.dropout = 0.2;
+  Gpt model(c);
+  model->to(torch::kDouble);
+  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong), targets = torch::randint(0, 64, {2, 24}, torch::kLong);
+  // Chunks draw their dropout masks in another order than the whole window, so the two cannot be
+  // compared; each chunk's recomputation restores the RNG state of its first pass, and the run
+  // leaves the RNG where the first pass left it: two runs from one seed agree exactly.
+  torch::manual_seed(9);
+  const auto first = chunked(model, tokens, targets, {"exact", 8, 0});
+  torch::manual_seed(9);
+  const auto second = chunked(model, tokens, targets, {"exact", 8, 0});
+  EXPECT_EQ(first.first, second.first);
+  EXPECT_EQ(worst_relative(first.second, second.second), 0.0);
+}
+
+TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {
+  torch::manual_seed(3);
+  Gpt model(small("rope"));
+  model->to(torch::kDouble);
+  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
+  const auto [loss, grads] = whole_window(model, tokens, targets);
+  const auto [truncated_loss, truncated_grads] = chunked(model, tokens, targets, {"truncated", 8, 30});
+  EXPECT_NEAR(truncated_loss, loss, 1e-9 * loss);
+  // Gradients do not cross chunk boundaries, so they differ from the whole window's.
+  EXPECT_GT(worst_relative(truncated_grads, grads), 1e-3);
+  // A short memory changes the loss too (chunks see fewer tokens).
+  const auto [short_loss, short_grads] = chunked(model, tokens, targets, {"truncated", 8, 4});
+  EXPECT_GT(std::abs(short_loss - loss), 1e-6);
+}
+
+TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
+  std::vector<std::vector<torch::Tensor>> results;
+  for (bool chunked_run : {false, true}) {
+    auto o = options(chunked_run ? "chunked" : "whole");
+    o.model_dtype = "float64";
+    o.pos = "rope";
+    o.window_size = 30;
+    o.gradient_accumulation_steps = 2;
+    o.chunked_training = chunked_run;
+    o.chunk_size = 8;
+    o.steps = 3;
+    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+  }
+  EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);
+}
+
+}  // namespace
+}  // namespace aios
