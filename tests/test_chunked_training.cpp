@@ -136,5 +136,33 @@ TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
   EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);
 }
 
+TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneHalvesTheChunkInExactMode) {
+  std::vector<std::vector<torch::Tensor>> results;
+  for (bool faulted : {false, true}) {
+    auto o = options(faulted ? "chunk-oom" : "chunk-plain");
+    o.model_dtype = "float64";
+    o.pos = "rope";
+    o.window_size = 32;
+    o.batch_size = 2;
+    o.chunked_training = true;
+    o.chunk_size = 8;
+    o.steps = 3;
+    o.log_file = dir_ / (faulted ? "chunk-oom.jsonl" : "chunk-plain.jsonl");
+    testing::ScopedEnv at(faulted ? "AIOS_FAULT_OOM_AT_STEP" : "AIOS_UNUSED", "2");
+    testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "3");
+    const auto summary = run_training(o);
+    if (faulted) {
+      EXPECT_EQ(summary.batch_shrinks, 3);
+      const auto events = records_of(o.log_file, "event");
+      ASSERT_EQ(events.size(), 3u);
+      EXPECT_EQ(events[0]["micro_batch"], 1);  // first the micro-batch, then the chunk
+      EXPECT_EQ(events[1]["chunk"], 4);
+      EXPECT_EQ(events[2]["chunk"], 2);
+    }
+    results.push_back(parameters_of(summary.last_checkpoint, o));
+  }
+  EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);  // exact: the chunk size changes nothing
+}
+
 }  // namespace
 }  // namespace aios

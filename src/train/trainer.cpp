@@ -119,22 +119,26 @@ double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_
 }
 
 // Micro-batch and accumulation of one optimizer step; their product (the step's windows per rank)
-// never changes, whatever an out-of-memory recovery does.
+// never changes, whatever an out-of-memory recovery does. `chunk`: tokens per chunk with
+// --chunked-training (0 without).
 struct StepShape {
   std::int64_t micro_batch;
   std::int64_t accumulation;
+  std::int64_t chunk;
 };
 
 // The next shape after an out-of-memory: the micro-batch halves (to the largest divisor of the
-// step's windows not above half, so the global batch stays exact) and accumulation grows to match.
-// At micro-batch 1 there is nothing left to shrink: the error lists what would free memory.
+// step's windows not above half, so the global batch stays exact) and accumulation grows to match;
+// at micro-batch 1 with chunked training the chunk halves instead (exact mode: same gradients).
+// When nothing is left to shrink, the error lists what would free memory.
 StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::int64_t step, const std::string& what) {
   const std::int64_t windows = shape.micro_batch * shape.accumulation;
   if (shape.micro_batch > 1) {
     for (std::int64_t micro = shape.micro_batch / 2; micro >= 1; --micro) {
-      if (windows % micro == 0) return {micro, windows / micro};
+      if (windows % micro == 0) return {micro, windows / micro, shape.chunk};
     }
   }
+  if (shape.chunk > 1) return {shape.micro_batch, shape.accumulation, (shape.chunk + 1) / 2};
   std::string enable;
   auto add = [&enable](bool off, const char* flag) {
     if (off) enable += std::string(enable.empty() ? "" : ", ") + flag;
@@ -143,6 +147,7 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
   add(!o.amp, "--amp");
   add(!o.use_8bit_optimizer, "--use-8bit-optimizer");
   add(!o.chunked_loss, "--chunked-loss");
+  add(!o.chunked_training, "--chunked-training with a --chunk-size");
   add(o.gradient_checkpointing && o.checkpoint_every > 1, "--checkpoint-every 1");
   enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " + std::to_string(o.window_size) + ")";
   throw Error("step " + std::to_string(step), "out of memory at micro-batch 1 (" + what +
@@ -343,7 +348,7 @@ TrainSummary run_training(const TrainOptions& o) {
   }
 
   const std::int64_t window = o.window_size;
-  StepShape shape{o.batch_size, o.gradient_accumulation_steps};
+  StepShape shape{o.batch_size, o.gradient_accumulation_steps, o.chunked_training ? o.chunk_size : 0};
   const std::int64_t tokens_per_step = shape.micro_batch * shape.accumulation * window * world;
   const double flops_per_step = config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
   const double peak_flops =
@@ -414,13 +419,18 @@ TrainSummary run_training(const TrainOptions& o) {
       const StepShape smaller = shrink_after_oom(shape, o, step + 1, what);
       log.write({{"type", "event"}, {"event", "batch_shrink"}, {"step", step + 1}, {"reason", what},
                  {"ranks", failed_ranks}, {"micro_batch_before", shape.micro_batch}, {"micro_batch", smaller.micro_batch},
-                 {"accumulation", smaller.accumulation}});
+                 {"accumulation", smaller.accumulation}, {"chunk_before", shape.chunk}, {"chunk", smaller.chunk}});
       progress_line.finish();
       std::fprintf(stderr, "aios train: rank %d: step %lld: out of memory on rank(s) %s at micro-batch %lld; "
-                   "retrying the same windows as %lld x %lld accumulation\n", comm->rank(),
+                   "retrying the same windows as %lld x %lld accumulation%s\n", comm->rank(),
                    static_cast<long long>(step + 1), failed.c_str(), static_cast<long long>(shape.micro_batch),
-                   static_cast<long long>(smaller.micro_batch), static_cast<long long>(smaller.accumulation));
+                   static_cast<long long>(smaller.micro_batch), static_cast<long long>(smaller.accumulation),
+                   smaller.chunk != shape.chunk
+                       ? (" (micro-batch already 1: chunk " + std::to_string(shape.chunk) + " -> " +
+                          std::to_string(smaller.chunk) + " tokens)").c_str()
+                       : "");
       shape = smaller;
+      if (chunking) chunking->chunk = shape.chunk;
       ++summary.batch_shrinks;
       train_data.set_cursor(step_cursor);
     }
