@@ -29,5 +29,6 @@ if [ "${AIOS_GPU_BENCH:-0}" = 1 ]; then
   bench/gpu_techniques_bench.sh gpt2-large 8 12 || status=1
   bench/gpu_max_batch.sh gpt2-large 512 || status=1
   bench/gpu_convergence.sh gpt2 16 300 || status=1
+  bench/gpu_long_context_bench.sh 2048 4 || status=1
 fi
 exit $status

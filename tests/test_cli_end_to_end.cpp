@@ -28,6 +28,22 @@ Run run_aios(const std::string& args) {
 
 int lines(const std::string& text) { return static_cast<int>(std::count(text.begin(), text.end(), '\n')); }
 
+TEST(EndToEnd, TheSeedProfilesTrain) {
+  // The shipped profiles, on a small model and the CPU: each must run as written.
+  testing::ScratchDir dir;
+  testing::write_file(dir / "corpus/a.txt", testing::sample_text(120'000, 4));
+  const std::string set = (dir / "set");
+  ASSERT_EQ(run_aios("prepare " + (dir / "corpus") + " --output " + set).status, 0);
+  for (const char* profile : {"conservative-vram", "long-context"}) {
+    const std::string run = dir / profile;
+    auto trained = run_aios(std::string("train --config ") + AIOS_SOURCE_DIR + "/configs/" + profile + ".toml" +
+                            " --dataset-file " + set + " --model tiny --n-layer 1 --n-head 2 --n-embd 32 --steps 2" +
+                            " --warmup-steps 1 --eval-batches 0 --device cpu --out-dir " + run);
+    ASSERT_EQ(trained.status, 0) << profile << ":\n" << trained.output;
+    EXPECT_TRUE(path_exists(run + "/ckpt-00000002.pt")) << profile;
+  }
+}
+
 TEST(EndToEnd, PrepareInspectAndVersion) {
   testing::ScratchDir dir;
   testing::write_file(dir / "corpus/a.txt", testing::sample_text(60'000, 1));
