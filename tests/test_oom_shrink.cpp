@@ -1,10 +1,28 @@
 // Out-of-memory recovery on one device: the failed step is dropped and re-run from the same
 // windows at half the micro-batch and twice the accumulation, ending where an unfaulted run ends;
 // at micro-batch 1 the run stops with what to enable and keeps its last checkpoint.
+#include "train/step_shape.h"
 #include "trainer_fixture.h"
 
 namespace aios {
 namespace {
+
+TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {
+  TrainOptions o;
+  const auto half = shrink_after_oom({8, 1, 0}, o, 1, "oom");
+  EXPECT_EQ(half.micro_batch, 4);
+  EXPECT_EQ(half.accumulation, 2);
+  // 6 windows at micro-batch 3: 1 is the largest divisor of 6 not above 1.5.
+  const auto odd = shrink_after_oom({3, 2, 0}, o, 1, "oom");
+  EXPECT_EQ(odd.micro_batch, 1);
+  EXPECT_EQ(odd.accumulation, 6);
+  // At micro-batch 1 the chunk halves (rounding up), then nothing is left.
+  const auto chunk = shrink_after_oom({1, 4, 5}, o, 1, "oom");
+  EXPECT_EQ(chunk.chunk, 3);
+  EXPECT_EQ(chunk.accumulation, 4);
+  const auto message = testing::error_of([&] { shrink_after_oom({1, 4, 1}, o, 7, "oom"); });
+  EXPECT_NE(message.find("step 7"), std::string::npos) << message;
+}
 
 TEST_F(TrainerTest, AnOutOfMemoryShrinksTheMicroBatchAndChangesNothingElse) {
   // float64: Adam turns rounding-level gradient differences (4x1 vs 2x2 summation order) into

@@ -35,6 +35,7 @@
 #include "optim/optimizer.h"
 #include "train/device_stats.h"
 #include "train/fault_injection.h"
+#include "train/step_shape.h"
 
 namespace aios {
 namespace {
@@ -118,46 +119,6 @@ double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_
   return comm.sum_over_ranks(mean) / comm.world();
 }
 
-// Micro-batch and accumulation of one optimizer step; their product (the step's windows per rank)
-// never changes, whatever an out-of-memory recovery does. `chunk`: tokens per chunk with
-// --chunked-training (0 without).
-struct StepShape {
-  std::int64_t micro_batch;
-  std::int64_t accumulation;
-  std::int64_t chunk;
-};
-
-// The next shape after an out-of-memory: the micro-batch halves (to the largest divisor of the
-// step's windows not above half, so the global batch stays exact) and accumulation grows to match;
-// at micro-batch 1 with chunked training the chunk halves instead (exact mode: same gradients).
-// When nothing is left to shrink, the error lists what would free memory.
-StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::int64_t step, const std::string& what) {
-  const std::int64_t windows = shape.micro_batch * shape.accumulation;
-  if (shape.micro_batch > 1) {
-    for (std::int64_t micro = shape.micro_batch / 2; micro >= 1; --micro) {
-      if (windows % micro == 0) return {micro, windows / micro, shape.chunk};
-    }
-  }
-  if (shape.chunk > 1) return {shape.micro_batch, shape.accumulation, (shape.chunk + 1) / 2};
-  std::string enable;
-  auto add = [&enable](bool off, const char* flag) {
-    if (off) enable += std::string(enable.empty() ? "" : ", ") + flag;
-  };
-  add(!o.gradient_checkpointing, "--gradient-checkpointing");
-  add(!o.amp, "--amp");
-  add(!o.use_8bit_optimizer, "--use-8bit-optimizer");
-  add(!o.chunked_loss, "--chunked-loss");
-  add(!o.chunked_training, "--chunked-training with a --chunk-size");
-  add(o.gradient_checkpointing && o.checkpoint_every > 1, "--checkpoint-every 1");
-  enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " + std::to_string(o.window_size) + ")";
-  throw Error("step " + std::to_string(step), "out of memory at micro-batch 1 (" + what +
-                                                  "); the step was not applied and the last checkpoint is kept",
-              "less memory per sample: " + enable + ", or a smaller --model");
-}
-
-// Forward and backward over the step's micro-batches; gradients accumulate in the parameters.
-// Returns the step's mean token loss (a device scalar, no sync).
-// `tokens_per_step` counts every rank's tokens: each rank's gradient is its share of the global mean.
 // `before_last_backward` arms the gradient communication that overlaps the last backward.
 torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
                                    std::int64_t global_tokens, const torch::Device& device, const MixedPrecision& mp,
