@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "memory/activation_checkpoint.h"
 #include "memory/chunked_training.h"
 #include "trainer_fixture.h"
 
@@ -69,19 +70,24 @@ double worst_relative(const std::vector<at::Tensor>& a, const std::vector<at::Te
   return worst;
 }
 
-TEST(ChunkedTraining, ExactModeEqualsWholeWindowTraining) {
+TEST(ChunkedTraining, ExactModeEqualsWholeWindowTrainingWithAndWithoutCheckpointing) {
   for (const std::string position : {"learned", "rope"}) {
     for (std::int64_t window : {32, 26}) {  // with C = 8: 4C and a ragged 3C + 2; with C = 4: 8C and 7C - 2
       for (std::int64_t chunk : {8, 4}) {
-        torch::manual_seed(1);
-        Gpt model(small(position));
-        model->to(torch::kDouble);
-        const auto tokens = torch::randint(0, 64, {2, window}, torch::kLong);
-        const auto targets = torch::randint(0, 64, {2, window}, torch::kLong);
-        const auto [loss, grads] = whole_window(model, tokens, targets);
-        const auto [chunk_loss, chunk_grads] = chunked(model, tokens, targets, {"exact", chunk, 0});
-        EXPECT_NEAR(chunk_loss, loss, 1e-9 * loss) << position << " W " << window << " C " << chunk;
-        EXPECT_LT(worst_relative(chunk_grads, grads), 1e-9) << position << " W " << window << " C " << chunk;
+        for (std::int64_t checkpoint_every : {0, 1}) {
+          torch::manual_seed(1);
+          Gpt model(small(position));
+          model->to(torch::kDouble);
+          const auto tokens = torch::randint(0, 64, {2, window}, torch::kLong);
+          const auto targets = torch::randint(0, 64, {2, window}, torch::kLong);
+          const auto [loss, grads] = whole_window(model, tokens, targets);
+          apply_activation_checkpointing(model, checkpoint_every);
+          const auto [chunk_loss, chunk_grads] = chunked(model, tokens, targets, {"exact", chunk, 0});
+          const std::string what = position + " W " + std::to_string(window) + " C " + std::to_string(chunk) +
+                                   " checkpoint every " + std::to_string(checkpoint_every);
+          EXPECT_NEAR(chunk_loss, loss, 1e-9 * loss) << what;
+          EXPECT_LT(worst_relative(chunk_grads, grads), 1e-9) << what;
+        }
       }
     }
   }

@@ -67,7 +67,84 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
   }
 };
 
+// The same for a chunk of a long window: inputs x and the earlier tokens' keys/values, outputs the
+// block's output and the chunk's own keys/values (read by later chunks, so they get gradients too).
+struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpointFunction> {
+  // Without earlier tokens, past_keys/past_values are stand-ins (x) and has_past is false: autograd
+  // Functions take no undefined tensors.
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& past_keys,
+                               const torch::Tensor& past_values, at::TensorList params, BlockImpl* block,
+                               std::int64_t start, bool has_past) {
+    (void)params;
+    const at::DeviceType device = x.device().type();
+    ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
+    ctx->saved_data["start"] = start;
+    ctx->saved_data["has_past"] = has_past;
+    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
+    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
+    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
+    ctx->save_for_backward(has_past ? variable_list{x, past_keys, past_values} : variable_list{x});
+    AutocastRegion autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device),
+                            /*cache_enabled=*/false);
+    auto out = block->forward_chunk(x, start, has_past ? past_keys : at::Tensor(), has_past ? past_values : at::Tensor());
+    return {out.output, out.keys[0], out.values[0]};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
+    const bool has_past = ctx->saved_data["has_past"].toBool();
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& x = saved[0];
+    const at::Device device = x.device();
+    const at::Tensor current_cpu = get_rng_state(at::Device(at::kCPU));
+    const at::Tensor current_device = x.is_cuda() ? get_rng_state(device) : at::Tensor();
+    set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
+    if (x.is_cuda()) set_rng_state(device, ctx->saved_data["rng_device"].toTensor());
+
+    variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
+    if (has_past) {
+      inputs.push_back(saved[1].detach().requires_grad_(saved[1].requires_grad()));
+      inputs.push_back(saved[2].detach().requires_grad_(saved[2].requires_grad()));
+    }
+    const auto params = block->parameters();
+    const std::size_t first_param = inputs.size();
+    inputs.insert(inputs.end(), params.begin(), params.end());
+    variable_list grads;
+    {
+      torch::AutoGradMode grad_mode(true);
+      AutocastRegion autocast(device.type(), ctx->saved_data["autocast"].toBool(),
+                              static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
+                              /*cache_enabled=*/false);
+      auto out = block->forward_chunk(inputs[0], ctx->saved_data["start"].toInt(), has_past ? inputs[1] : at::Tensor(),
+                                      has_past ? inputs[2] : at::Tensor());
+      grads = torch::autograd::grad({out.output, out.keys[0], out.values[0]}, inputs, grad_outputs,
+                                    /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
+    }
+    set_rng_state(at::Device(at::kCPU), current_cpu);
+    if (x.is_cuda()) set_rng_state(device, current_device);
+
+    variable_list result = {x.requires_grad() ? grads[0] : at::Tensor()};
+    result.push_back(has_past ? grads[1] : at::Tensor());
+    result.push_back(has_past ? grads[2] : at::Tensor());
+    result.insert(result.end(), grads.begin() + static_cast<std::ptrdiff_t>(first_param), grads.end());
+    result.push_back(at::Tensor());  // block pointer
+    result.push_back(at::Tensor());  // start
+    result.push_back(at::Tensor());  // has_past
+    return result;
+  }
+};
+
 }  // namespace
+
+ChunkOutput checkpointed_block_forward_chunk(BlockImpl& block, const torch::Tensor& x, std::int64_t start,
+                                             const torch::Tensor& past_keys, const torch::Tensor& past_values) {
+  const auto params = block.parameters();
+  const bool has_past = past_keys.defined() && past_keys.size(2) > 0;
+  auto out = ChunkCheckpointFunction::apply(x, has_past ? past_keys : x, has_past ? past_values : x,
+                                            at::TensorList(params), &block, start, has_past);
+  return {out[0], {out[1]}, {out[2]}};
+}
 
 torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x) {
   const auto params = block.parameters();
@@ -77,10 +154,17 @@ torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& 
 void apply_activation_checkpointing(Gpt& model, std::int64_t every) {
   if (every <= 0) {
     model->set_block_runner(nullptr);
+    model->set_chunk_block_runner(nullptr);
     return;
   }
   model->set_block_runner([every](BlockImpl& block, std::int64_t index, const torch::Tensor& x) {
     return index % every == 0 ? checkpointed_block_forward(block, x) : block.forward(x);
+  });
+  model->set_chunk_block_runner([every](BlockImpl& block, std::int64_t index, const torch::Tensor& x,
+                                        std::int64_t start, const torch::Tensor& past_keys,
+                                        const torch::Tensor& past_values) {
+    return index % every == 0 ? checkpointed_block_forward_chunk(block, x, start, past_keys, past_values)
+                              : block.forward_chunk(x, start, past_keys, past_values);
   });
 }
 

@@ -16,6 +16,11 @@ namespace aios {
 // Runs `block` on `x` checkpointed. Gradients equal those of block->forward(x).
 torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x);
 
+// The same for a chunk of a long window (memory/chunked_training.h): the earlier tokens'
+// keys/values are inputs, the chunk's own keys/values outputs; all get their gradients.
+ChunkOutput checkpointed_block_forward_chunk(BlockImpl& block, const torch::Tensor& x, std::int64_t start,
+                                             const torch::Tensor& past_keys, const torch::Tensor& past_values);
+
 // Checkpoints every `every`-th block of `model` (blocks 0, every, 2·every, ...); every = 1
 // checkpoints all blocks, 0 turns checkpointing off.
 void apply_activation_checkpointing(Gpt& model, std::int64_t every);

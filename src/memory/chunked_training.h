@@ -13,7 +13,8 @@
 //   chunk's activations. Cost: about two forwards and one backward, like checkpointing.
 //
 // Dropout masks are replayed: each chunk's recomputation restores the RNG state its first pass
-// used. Blocks are not activation-checkpointed inside chunks (the chunk already bounds them).
+// used. With --gradient-checkpointing the blocks of each chunk are checkpointed too (the model's
+// chunk block runner), so a chunk keeps only its blocks' inputs.
 #pragma once
 
 #include <functional>

@@ -148,8 +148,10 @@ ChunkOutput GptImpl::hidden_states_chunk(const torch::Tensor& tokens, std::int64
   ChunkOutput result;
   for (std::size_t i = 0; i < h->size(); ++i) {
     auto& block = *h[i]->as<BlockImpl>();
-    auto out = block.forward_chunk(x, start, past_keys.empty() ? torch::Tensor() : past_keys[i],
-                                   past_values.empty() ? torch::Tensor() : past_values[i]);
+    const auto pk = past_keys.empty() ? torch::Tensor() : past_keys[i];
+    const auto pv = past_values.empty() ? torch::Tensor() : past_values[i];
+    auto out = chunk_block_runner_ ? chunk_block_runner_(block, static_cast<std::int64_t>(i), x, start, pk, pv)
+                                   : block.forward_chunk(x, start, pk, pv);
     x = out.output;
     result.keys.push_back(out.keys[0]);
     result.values.push_back(out.values[0]);

@@ -90,7 +90,8 @@ class GptImpl : public torch::nn::Module {
 
   // Long windows in chunks (memory/chunked_training.h): tokens [B, T] at positions start ..
   // start + T - 1, attending also to the earlier tokens' keys/values per layer (empty: none).
-  // Blocks run directly (no block runner). Returns final hidden states and the chunk's keys/values.
+  // Blocks run through the chunk block runner (checkpointing) if one is set. Returns final hidden
+  // states and the chunk's keys/values.
   ChunkOutput hidden_states_chunk(const torch::Tensor& tokens, std::int64_t start,
                                   const std::vector<torch::Tensor>& past_keys,
                                   const std::vector<torch::Tensor>& past_values);
@@ -105,6 +106,11 @@ class GptImpl : public torch::nn::Module {
   // knows nothing of them; null runs block.forward(x).
   using BlockRunner = std::function<torch::Tensor(BlockImpl& block, std::int64_t index, const torch::Tensor& x)>;
   void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
+  // The same for hidden_states_chunk (blocks with earlier keys/values); null runs block.forward_chunk.
+  using ChunkBlockRunner = std::function<ChunkOutput(BlockImpl& block, std::int64_t index, const torch::Tensor& x,
+                                                     std::int64_t start, const torch::Tensor& past_keys,
+                                                     const torch::Tensor& past_values)>;
+  void set_chunk_block_runner(ChunkBlockRunner runner) { chunk_block_runner_ = std::move(runner); }
   // How loss_sum turns hidden states [B, T, C] into the summed token loss; null: full logits.
   using LossHead = std::function<torch::Tensor(const torch::Tensor& hidden, const torch::Tensor& head_weight,
                                                const torch::Tensor& targets)>;
@@ -121,6 +127,7 @@ class GptImpl : public torch::nn::Module {
 
   GptConfig config_;
   BlockRunner block_runner_;
+  ChunkBlockRunner chunk_block_runner_;
   LossHead loss_head_;
 };
 TORCH_MODULE(Gpt);

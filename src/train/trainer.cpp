@@ -291,10 +291,9 @@ TrainSummary run_training(const TrainOptions& o) {
   log.write(header);
   const std::int64_t world = comm->world();
   if (lead && o.chunked_training) {
-    std::fprintf(stderr, "aios train: chunked training (%s), %lld-token chunks%s%s\n", o.chunk_mode.c_str(),
+    std::fprintf(stderr, "aios train: chunked training (%s), %lld-token chunks%s\n", o.chunk_mode.c_str(),
                  static_cast<long long>(o.chunk_size),
-                 o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients",
-                 o.gradient_checkpointing ? "; blocks are not checkpointed inside chunks (the chunk bounds them)" : "");
+                 o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients");
   }
   if (lead) {
     std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s%s, %lld tokens per step%s\n",
