@@ -13,23 +13,60 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Forward: remember what the recomputation must replay (RNG streams, autocast state), then run
+// with the autocast weight-cast cache off so that no cast without autograd history is cached
+// (pytorch#65766). Function::apply already runs forward with grad mode off: no activations kept.
+class CheckpointedForward {
+ public:
+  CheckpointedForward(AutogradContext* ctx, const at::Tensor& x)
+      : autocast_(x.device().type(), at::autocast::is_autocast_enabled(x.device().type()),
+                  at::autocast::get_autocast_dtype(x.device().type()), /*cache_enabled=*/false) {
+    const at::DeviceType device = x.device().type();
+    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
+    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
+    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
+    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
+  }
+
+ private:
+  AutocastRegion autocast_;
+};
+
+// Backward: for the recomputation, fork the RNG (replay the forward's stream, put the current one
+// back afterwards), re-enter the forward's autocast state (cache off) and turn grad mode on.
+class Recomputation {
+ public:
+  Recomputation(AutogradContext* ctx, const at::Device& device)
+      : device_(device),
+        current_cpu_(get_rng_state(at::Device(at::kCPU))),
+        current_device_(device.is_cuda() ? get_rng_state(device) : at::Tensor()),
+        grad_mode_(true),
+        autocast_(device.type(), ctx->saved_data["autocast"].toBool(),
+                  static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()), /*cache_enabled=*/false) {
+    set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
+    if (device_.is_cuda()) set_rng_state(device_, ctx->saved_data["rng_device"].toTensor());
+  }
+  ~Recomputation() {
+    set_rng_state(at::Device(at::kCPU), current_cpu_);
+    if (device_.is_cuda()) set_rng_state(device_, current_device_);
+  }
+
+ private:
+  at::Device device_;
+  at::Tensor current_cpu_, current_device_;
+  torch::AutoGradMode grad_mode_;
+  AutocastRegion autocast_;
+};
+
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   // params is an at::TensorList so that autograd counts each parameter as an input (a
   // std::vector<Tensor> argument would be silently treated as a non-variable before torch 2.10).
   static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params,
                                BlockImpl* block) {
     (void)params;
-    const at::DeviceType device = x.device().type();
     ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
-    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
-    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
-    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
-    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
     ctx->save_for_backward({x});
-    // Function::apply already runs this with grad mode off: no activations are kept. The cast
-    // cache is off so that no weight cast without autograd history is cached (pytorch#65766).
-    AutocastRegion autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device),
-                            /*cache_enabled=*/false);
+    CheckpointedForward scope(ctx, x);
     return {block->forward(x)};
   }
 
@@ -37,29 +74,16 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
-    const at::Device device = x.device();
-
-    // Fork the RNG: replay the forward's stream for the recomputation, then put back the current one.
-    const at::Tensor current_cpu = get_rng_state(at::Device(at::kCPU));
-    const at::Tensor current_device = x.is_cuda() ? get_rng_state(device) : at::Tensor();
-    set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
-    if (x.is_cuda()) set_rng_state(device, ctx->saved_data["rng_device"].toTensor());
-
     variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
     const auto params = block->parameters();
     inputs.insert(inputs.end(), params.begin(), params.end());
     variable_list grads;
     {
-      torch::AutoGradMode grad_mode(true);
-      AutocastRegion autocast(device.type(), ctx->saved_data["autocast"].toBool(),
-                              static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
-                              /*cache_enabled=*/false);
+      Recomputation scope(ctx, x.device());
       const auto output = block->forward(inputs[0]);
       grads = torch::autograd::grad({output}, inputs, {grad_outputs[0]}, /*retain_graph=*/false,
                                     /*create_graph=*/false, /*allow_unused=*/true);
     }
-    set_rng_state(at::Device(at::kCPU), current_cpu);
-    if (x.is_cuda()) set_rng_state(device, current_device);
 
     if (!x.requires_grad()) grads[0] = at::Tensor();
     grads.push_back(at::Tensor());  // block pointer
@@ -76,17 +100,11 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
                                const torch::Tensor& past_values, at::TensorList params, BlockImpl* block,
                                std::int64_t start, bool has_past) {
     (void)params;
-    const at::DeviceType device = x.device().type();
     ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
     ctx->saved_data["start"] = start;
     ctx->saved_data["has_past"] = has_past;
-    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
-    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
-    ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
-    ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
     ctx->save_for_backward(has_past ? variable_list{x, past_keys, past_values} : variable_list{x});
-    AutocastRegion autocast(device, at::autocast::is_autocast_enabled(device), at::autocast::get_autocast_dtype(device),
-                            /*cache_enabled=*/false);
+    CheckpointedForward scope(ctx, x);
     auto out = block->forward_chunk(x, start, has_past ? past_keys : at::Tensor(), has_past ? past_values : at::Tensor());
     return {out.output, out.keys[0], out.values[0]};
   }
@@ -96,12 +114,6 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
     const bool has_past = ctx->saved_data["has_past"].toBool();
     const auto saved = ctx->get_saved_variables();
     const at::Tensor& x = saved[0];
-    const at::Device device = x.device();
-    const at::Tensor current_cpu = get_rng_state(at::Device(at::kCPU));
-    const at::Tensor current_device = x.is_cuda() ? get_rng_state(device) : at::Tensor();
-    set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
-    if (x.is_cuda()) set_rng_state(device, ctx->saved_data["rng_device"].toTensor());
-
     variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
     if (has_past) {
       inputs.push_back(saved[1].detach().requires_grad_(saved[1].requires_grad()));
@@ -112,18 +124,12 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
     inputs.insert(inputs.end(), params.begin(), params.end());
     variable_list grads;
     {
-      torch::AutoGradMode grad_mode(true);
-      AutocastRegion autocast(device.type(), ctx->saved_data["autocast"].toBool(),
-                              static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()),
-                              /*cache_enabled=*/false);
+      Recomputation scope(ctx, x.device());
       auto out = block->forward_chunk(inputs[0], ctx->saved_data["start"].toInt(), has_past ? inputs[1] : at::Tensor(),
                                       has_past ? inputs[2] : at::Tensor());
       grads = torch::autograd::grad({out.output, out.keys[0], out.values[0]}, inputs, grad_outputs,
                                     /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
     }
-    set_rng_state(at::Device(at::kCPU), current_cpu);
-    if (x.is_cuda()) set_rng_state(device, current_device);
-
     variable_list result = {x.requires_grad() ? grads[0] : at::Tensor()};
     result.push_back(has_past ? grads[1] : at::Tensor());
     result.push_back(has_past ? grads[2] : at::Tensor());
