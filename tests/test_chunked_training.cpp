@@ -126,17 +126,22 @@ TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {
   EXPECT_GT(std::abs(short_loss - loss), 1e-6);
 }
 
+// The trainer runs below: rotary positions, float64 (so only summation order differs), 8-token chunks.
+TrainOptions rope_chunks(TrainOptions o, bool chunked_run) {
+  o.model_dtype = "float64";
+  o.pos = "rope";
+  o.chunked_training = chunked_run;
+  o.chunk_size = chunked_run ? 8 : 0;
+  o.steps = 3;
+  return o;
+}
+
 TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
   std::vector<std::vector<torch::Tensor>> results;
   for (bool chunked_run : {false, true}) {
-    auto o = options(chunked_run ? "chunked" : "whole");
-    o.model_dtype = "float64";
-    o.pos = "rope";
+    auto o = rope_chunks(options(chunked_run ? "chunked" : "whole"), chunked_run);
     o.window_size = 30;
     o.gradient_accumulation_steps = 2;
-    o.chunked_training = chunked_run;
-    o.chunk_size = 8;
-    o.steps = 3;
     results.push_back(parameters_of(run_training(o).last_checkpoint, o));
   }
   EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);
@@ -145,14 +150,9 @@ TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
 TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneHalvesTheChunkInExactMode) {
   std::vector<std::vector<torch::Tensor>> results;
   for (bool faulted : {false, true}) {
-    auto o = options(faulted ? "chunk-oom" : "chunk-plain");
-    o.model_dtype = "float64";
-    o.pos = "rope";
+    auto o = rope_chunks(options(faulted ? "chunk-oom" : "chunk-plain"), true);
     o.window_size = 32;
     o.batch_size = 2;
-    o.chunked_training = true;
-    o.chunk_size = 8;
-    o.steps = 3;
     o.log_file = dir_ / (faulted ? "chunk-oom.jsonl" : "chunk-plain.jsonl");
     testing::ScopedEnv at(faulted ? "AIOS_FAULT_OOM_AT_STEP" : "AIOS_UNUSED", "2");
     testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "3");

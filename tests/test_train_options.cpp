@@ -76,6 +76,11 @@ TEST(TrainOptions, BadValuesAreRejectedWithTheOptionName) {
   EXPECT_NE(message_of({"--window-size", "0"}).find("--window-size"), std::string::npos);
   EXPECT_NE(message_of({"--model", "gpt5"}).find("--model"), std::string::npos);
   EXPECT_NE(message_of({"--bogus"}).find("--bogus"), std::string::npos);
+  for (const char* option : {"--amp-dtype", "--attention", "--pos", "--chunk-mode"}) {
+    EXPECT_NE(message_of({option, "nonsense"}).find(option), std::string::npos) << option;
+  }
+  EXPECT_NE(message_of({"--bucket-mb", "0"}).find("--bucket-mb"), std::string::npos);
+  EXPECT_NE(message_of({"--chunk-size", "0"}).find("--chunk-size"), std::string::npos);
   testing::ScratchDir dir;
   testing::write_file(dir / "bad.toml", "batch-size = 2\nbatch-sizee = 3\n");
   EXPECT_NE(message_of({"--config", (dir / "bad.toml")}).find("batch-sizee"), std::string::npos);
@@ -92,6 +97,23 @@ TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--min-lr"), std::string::npos);
   }
+  auto message_of = [](const TrainOptions& options) { return testing::error_of([&] { validate(options); }); };
+  TrainOptions chunks;
+  chunks.dataset_file = "x";
+  chunks.chunk_size = 512;  // without --chunked-training
+  EXPECT_NE(message_of(chunks).find("--chunk-size"), std::string::npos) << message_of(chunks);
+  chunks.chunked_training = true;
+  chunks.chunk_memory = 256;  // exact mode has no memory
+  EXPECT_NE(message_of(chunks).find("--chunk-memory"), std::string::npos) << message_of(chunks);
+  chunks.chunk_mode = "truncated";
+  EXPECT_EQ(message_of(chunks), "");
+  chunks.chunk_size = 0;
+  EXPECT_NE(message_of(chunks).find("--chunk-size"), std::string::npos) << message_of(chunks);
+  TrainOptions rope;
+  rope.dataset_file = "x";
+  rope.pos = "rope";
+  rope.export_hf = "out";
+  EXPECT_NE(message_of(rope).find("--export-hf"), std::string::npos) << message_of(rope);
 }
 
 }  // namespace

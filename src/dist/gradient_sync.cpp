@@ -39,24 +39,22 @@ GradientAllReduce::GradientAllReduce(std::vector<at::Tensor> params, Comm& comm,
 
 void GradientAllReduce::launch(std::size_t b) {
   at::NoGradGuard no_grad;
-  {
-    const auto& bucket = buckets_[b];
-    std::int64_t offset = 0;
-    for (auto i : bucket) {
-      const auto& p = params_[i];
-      auto slot = flat_.narrow(0, offset, p.numel());
-      if (p.grad().defined()) slot.copy_(p.grad().reshape({-1})); else slot.zero_();
-      offset += p.numel();
-    }
-    auto used = flat_.narrow(0, 0, offset);
-    comm_.all_reduce_sum(used);
-    offset = 0;
-    for (auto i : bucket) {
-      auto& p = params_[i];
-      const auto summed = flat_.narrow(0, offset, p.numel()).view(p.sizes());
-      if (p.grad().defined()) p.mutable_grad().copy_(summed); else p.mutable_grad() = summed.clone();
-      offset += p.numel();
-    }
+  const auto& bucket = buckets_[b];
+  std::int64_t offset = 0;
+  for (auto i : bucket) {
+    const auto& p = params_[i];
+    auto slot = flat_.narrow(0, offset, p.numel());
+    if (p.grad().defined()) slot.copy_(p.grad().reshape({-1})); else slot.zero_();
+    offset += p.numel();
+  }
+  auto used = flat_.narrow(0, 0, offset);
+  comm_.all_reduce_sum(used);
+  offset = 0;
+  for (auto i : bucket) {
+    auto& p = params_[i];
+    const auto summed = flat_.narrow(0, offset, p.numel()).view(p.sizes());
+    if (p.grad().defined()) p.mutable_grad().copy_(summed); else p.mutable_grad() = summed.clone();
+    offset += p.numel();
   }
 }
 

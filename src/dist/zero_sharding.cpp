@@ -7,6 +7,25 @@
 #include "dist/gradient_sync.h"
 
 namespace aios {
+namespace {
+
+// A parameter's flat elements laid out as `rows` [world, chunk] (row r = rank r's chunk, the tail
+// zero-padded) and back, copying views without staging buffers.
+void flat_to_rows(const at::Tensor& flat, at::Tensor rows) {
+  const std::int64_t n = flat.numel(), chunk = rows.size(1), full = n / chunk, rest = n % chunk;
+  if (full > 0) rows.narrow(0, 0, full).copy_(flat.narrow(0, 0, full * chunk).view({full, chunk}));
+  if (full == rows.size(0)) return;
+  rows.narrow(0, full, rows.size(0) - full).zero_();
+  if (rest > 0) rows[full].narrow(0, 0, rest).copy_(flat.narrow(0, full * chunk, rest));
+}
+
+void rows_to_flat(const at::Tensor& rows, at::Tensor flat) {
+  const std::int64_t n = flat.numel(), chunk = rows.size(1), full = n / chunk, rest = n % chunk;
+  if (full > 0) flat.narrow(0, 0, full * chunk).view({full, chunk}).copy_(rows.narrow(0, 0, full));
+  if (rest > 0) flat.narrow(0, full * chunk, rest).copy_(rows[full].narrow(0, 0, rest));
+}
+
+}  // namespace
 
 ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes)
     : comm_(comm) {
@@ -18,7 +37,7 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
     group_decay_.push_back(group.weight_decay);
     for (const auto& p : group.params) {
       const std::int64_t n = p.numel();
-      const std::int64_t chunk = (n + kAlignment * world - 1) / (kAlignment * world) * kAlignment;
+      const std::int64_t chunk = chunk_elements(n, world);
       const std::int64_t start = std::min(n, rank * chunk);
       const std::int64_t length = std::min(n, start + chunk) - start;
       Slot slot{p, p.detach().view({-1}).narrow(0, start, length).requires_grad_(true), chunk, 0};
@@ -74,20 +93,20 @@ std::vector<Optimizer::Group> ZeroSharding::shard_groups() const {
 void ZeroSharding::reduce_scatter(std::size_t b) {
   at::NoGradGuard no_grad;
   const std::int64_t world = comm_.world();
-  {
-    auto& bucket = buckets_[b];
-    // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
-    auto rows = rows_.narrow(0, 0, world * bucket.row).view({world, bucket.row});
-    for (auto i : bucket.slots) {
-      const auto& slot = slots_[i];
-      const std::int64_t n = slot.param.numel();
-      auto staged = at::zeros({world * slot.chunk}, slot.param.options());
-      if (slot.param.grad().defined()) staged.narrow(0, 0, n).copy_(slot.param.grad().reshape({-1}));
-      rows.narrow(1, slot.offset, slot.chunk).copy_(staged.view({world, slot.chunk}));
+  auto& bucket = buckets_[b];
+  // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
+  auto input = rows_.narrow(0, 0, world * bucket.row);
+  const auto rows = input.view({world, bucket.row});
+  for (auto i : bucket.slots) {
+    const auto& slot = slots_[i];
+    auto region = rows.narrow(1, slot.offset, slot.chunk);
+    if (slot.param.grad().defined()) {
+      flat_to_rows(slot.param.grad().reshape({-1}), region);
+    } else {
+      region.zero_();
     }
-    auto input = rows_.narrow(0, 0, world * bucket.row);
-    comm_.reduce_scatter_sum(input, bucket.shard_grads);
   }
+  comm_.reduce_scatter_sum(input, bucket.shard_grads);
 }
 
 void ZeroSharding::all_gather_parameters() {
@@ -105,8 +124,7 @@ void ZeroSharding::all_gather_parameters() {
     const auto rows = gathered.view({world, bucket.row});
     for (auto i : bucket.slots) {
       auto& slot = slots_[i];
-      const auto full = rows.narrow(1, slot.offset, slot.chunk).reshape({-1}).narrow(0, 0, slot.param.numel());
-      slot.param.detach().view({-1}).copy_(full);
+      rows_to_flat(rows.narrow(1, slot.offset, slot.chunk), slot.param.detach().view({-1}));
     }
   }
 }

@@ -16,13 +16,18 @@
 
 #include "dist/bucket_schedule.h"
 #include "dist/comm.h"
+#include "optim/blockwise_quantization.h"
 #include "optim/optimizer.h"
 
 namespace aios {
 
 class ZeroSharding {
  public:
-  static constexpr std::int64_t kAlignment = 256;  // = kQuantizationBlock
+  static constexpr std::int64_t kAlignment = kQuantizationBlock;
+  // Elements of a `numel`-element parameter that each of `world` ranks owns (the last may own fewer).
+  static std::int64_t chunk_elements(std::int64_t numel, std::int64_t world) {
+    return (numel + kAlignment * world - 1) / (kAlignment * world) * kAlignment;
+  }
 
   ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes);
 

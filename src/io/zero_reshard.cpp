@@ -6,15 +6,12 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "dist/zero_sharding.h"
 
 namespace aios {
 namespace {
 
-constexpr std::int64_t kBlock = 256;  // ZeroSharding::kAlignment = kQuantizationBlock
-
-std::int64_t chunk_of(std::int64_t numel, int world) {
-  return (numel + kBlock * world - 1) / (kBlock * world) * kBlock;
-}
+constexpr std::int64_t kBlock = ZeroSharding::kAlignment;  // 8-bit absmax: one per kBlock elements
 
 // "codes_avg.1.7" -> ("codes_avg", 1, 7); false for keys without a group.index suffix.
 bool split_key(const std::string& key, std::string& kind, std::size_t& group, std::size_t& index) {
@@ -64,7 +61,7 @@ torch::serialize::InputArchive reshard_optimizer_state(std::vector<torch::serial
     }
     const auto whole = at::cat(pieces);
     const std::int64_t n = groups[g].full_numel.empty() ? groups[g].params[i].numel() : groups[g].full_numel[i];
-    const std::int64_t chunk = chunk_of(n, world);
+    const std::int64_t chunk = ZeroSharding::chunk_elements(n, world);
     const std::int64_t start = std::min(n, rank * chunk), length = std::min(n, start + chunk) - start;
     const bool per_block = kind.rfind("absmax", 0) == 0;
     const std::int64_t expected = per_block ? (n + kBlock - 1) / kBlock : n;

@@ -27,8 +27,11 @@ FaultInjection FaultInjection::from_environment() {
   faults.oom_step = read_step("AIOS_FAULT_OOM_AT_STEP");
   faults.oom_times = read_step("AIOS_FAULT_OOM_TIMES").value_or(1);
   faults.rank = read_step("AIOS_FAULT_RANK");
-  const char* where = std::getenv("AIOS_FAULT_OOM_IN");
-  faults.oom_in_forward = where != nullptr && std::string(where) == "forward";
+  const std::string where = std::getenv("AIOS_FAULT_OOM_IN") ? std::getenv("AIOS_FAULT_OOM_IN") : "";
+  if (!where.empty() && where != "forward" && where != "backward") {
+    throw Error("AIOS_FAULT_OOM_IN", "value '" + where + "' is not a place in the step", "forward or backward");
+  }
+  faults.oom_in_forward = where == "forward";
   faults.exit_step = read_step("AIOS_FAULT_EXIT_AT_STEP");
   return faults;
 }

@@ -31,6 +31,14 @@ void validate(const TrainOptions& o) {
   if (o.chunked_training && o.chunk_size < 1) {
     throw Error("--chunk-size", "is required with --chunked-training", "--chunk-size N (tokens per chunk)");
   }
+  if (!o.chunked_training && (o.chunk_size > 0 || o.chunk_memory > 0)) {
+    throw Error(o.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
+                "--chunked-training with it, or leave it out");
+  }
+  if (o.chunked_training && o.chunk_memory > 0 && o.chunk_mode != "truncated") {
+    throw Error("--chunk-memory", "applies to --chunk-mode truncated only (exact mode attends to the whole window)",
+                "--chunk-mode truncated, or no --chunk-memory");
+  }
   if (o.chunk_mode != "exact" && o.chunk_mode != "truncated") {
     throw Error("--chunk-mode", "unknown value '" + o.chunk_mode + "'", "exact or truncated");
   }

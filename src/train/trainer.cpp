@@ -120,43 +120,50 @@ double evaluate(Gpt& model, ShardDataset& val, std::int64_t batches, std::int64_
 }
 
 // `before_last_backward` arms the gradient communication that overlaps the last backward.
+// `chunking` (with shape.chunk tokens per chunk) runs each micro-batch through chunked training.
+// `inject` (tests): raise an out-of-memory in the first micro-batch, before its backward when
+// `inject->in_forward`, else after it.
+struct OomInjection {
+  bool in_forward;
+};
+
 torch::Tensor accumulate_gradients(Gpt& model, ShardDataset& data, const StepShape& shape, std::int64_t window,
                                    std::int64_t global_tokens, const torch::Device& device, const MixedPrecision& mp,
-                                   const LossScaler& scaler, bool inject_oom, bool inject_in_forward,
-                                   const std::function<void()>& before_last_backward,
-                                   const std::optional<ChunkedTraining>& chunking) {
+                                   const LossScaler& scaler, const std::function<void()>& before_last_backward,
+                                   const std::optional<ChunkedTraining>& chunking,
+                                   const std::optional<OomInjection>& inject) {
   const auto tokens_per_step = static_cast<double>(global_tokens);
   auto loss_total = torch::zeros({}, torch::TensorOptions(device).dtype(torch::kDouble));
   for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
-    auto batch = next_batch(data, shape.micro_batch, device);
-    if (chunking) {  // forward and backward chunk by chunk inside
-      if (inject_oom && micro == 0) {
+    const auto maybe_inject = [&](bool in_forward) {
+      if (inject && micro == 0 && inject->in_forward == in_forward) {
         TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
       }
-      const bool last = micro + 1 == shape.accumulation;
+    };
+    const bool last = micro + 1 == shape.accumulation;
+    auto batch = next_batch(data, shape.micro_batch, device);
+    const auto tokens = batch.slice(1, 0, window), targets = batch.slice(1, 1, window + 1);
+    if (chunking) {  // forward and backward chunk by chunk inside
+      maybe_inject(true);
       const auto summed = chunked_forward_backward(
-          model, batch.slice(1, 0, window), batch.slice(1, 1, window + 1), *chunking, mp,
+          model, tokens, targets, {chunking->mode, shape.chunk, chunking->memory}, mp,
           [&](const torch::Tensor& chunk_loss) { return scaler.scale(chunk_loss / tokens_per_step); },
           last ? before_last_backward : std::function<void()>([] {}));
       loss_total += summed.to(torch::kDouble) / tokens_per_step;
-      continue;
+    } else {
+      torch::Tensor loss;
+      {
+        AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
+        // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
+        // gradient is the step's mean whatever the split into micro-batches.
+        loss = model->loss_sum(tokens, targets) / tokens_per_step;
+      }
+      maybe_inject(true);
+      if (last) before_last_backward();
+      scaler.scale(loss).backward();
+      loss_total += loss.detach().to(torch::kDouble);
     }
-    torch::Tensor loss;
-    {
-      AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
-      // Each micro-batch adds (sum of its token losses) / (tokens in the whole step), so the
-      // gradient is the step's mean whatever the split into micro-batches.
-      loss = model->loss_sum(batch.slice(1, 0, window), batch.slice(1, 1, window + 1)) / tokens_per_step;
-    }
-    if (inject_oom && inject_in_forward && micro == 0) {
-      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory in forward (AIOS_FAULT_OOM_AT_STEP)");
-    }
-    if (micro + 1 == shape.accumulation) before_last_backward();
-    scaler.scale(loss).backward();
-    loss_total += loss.detach().to(torch::kDouble);
-    if (inject_oom && !inject_in_forward && micro == 0) {
-      TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
-    }
+    maybe_inject(false);
   }
   return loss_total;
 }
@@ -242,8 +249,9 @@ TrainSummary run_training(const TrainOptions& o) {
                  o.dataset_file.c_str(), static_cast<long long>(o.window_size + 1));
   }
 
+  const auto compute_dtype = mp.enabled ? mp.dtype : dtype;  // what matmuls and attention run in
   const AttentionChoice attention = configure_attention(
-      o.attention, {device, mp.enabled ? mp.dtype : dtype, config.n_head, config.n_embd / config.n_head,
+      o.attention, {device, compute_dtype, config.n_head, config.n_embd / config.n_head,
                     o.window_size, o.dropout});
 
   torch::manual_seed(o.seed);
@@ -312,10 +320,10 @@ TrainSummary run_training(const TrainOptions& o) {
   const std::int64_t tokens_per_step = shape.micro_batch * shape.accumulation * window * world;
   const double flops_per_step = config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
   const double peak_flops =
-      (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, mp.enabled ? mp.dtype : dtype)) * 1e12;
+      (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, compute_dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
-  std::optional<ChunkedTraining> chunking;
-  if (o.chunked_training) chunking = ChunkedTraining{o.chunk_mode, o.chunk_size, o.chunk_memory};
+  std::optional<ChunkedTraining> chunking;  // its chunk size lives in `shape` (it can shrink)
+  if (o.chunked_training) chunking = ChunkedTraining{o.chunk_mode, 0, o.chunk_memory};
   // Gradients summed over ranks, overlapping the last backward: reduce-scattered to their owners
   // (ZeRO-1) or all-reduced.
   const auto arm_communication = [&] {
@@ -349,6 +357,7 @@ TrainSummary run_training(const TrainOptions& o) {
       for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       const bool inject_oom = faults.oom_step == step + 1 && faults.on_rank(comm->rank()) &&
                               injected_ooms < faults.oom_times;
+      const auto injection = inject_oom ? std::optional<OomInjection>(OomInjection{faults.oom_in_forward}) : std::nullopt;
       if (faults.exit_step == step + 1 && faults.on_rank(comm->rank())) {
         std::fprintf(stderr, "aios train: rank %d: injected exit in step %lld (AIOS_FAULT_EXIT_AT_STEP)\n",
                      comm->rank(), static_cast<long long>(step + 1));
@@ -357,7 +366,7 @@ TrainSummary run_training(const TrainOptions& o) {
       std::string oom_message;
       try {
         loss_total = accumulate_gradients(model, train_data, shape, window, tokens_per_step, device, mp, scaler,
-                                          inject_oom, faults.oom_in_forward, arm_communication, chunking);
+                                          arm_communication, chunking, injection);
       } catch (const c10::OutOfMemoryError& e) {
         // The failed attempt's activations died with its stack frames; its partial gradients go below.
         if (inject_oom) ++injected_ooms;
@@ -390,7 +399,6 @@ TrainSummary run_training(const TrainOptions& o) {
                           std::to_string(smaller.chunk) + " tokens)").c_str()
                        : "");
       shape = smaller;
-      if (chunking) chunking->chunk = shape.chunk;
       ++summary.batch_shrinks;
       train_data.set_cursor(step_cursor);
     }
