@@ -108,8 +108,17 @@ TEST(AdamW8bit, CudaKernelMatchesTheReference) {
     kernel.step();
     reference.step();
   }
-  const double difference = ((kernel_param - reference_param).abs() / (reference_param.abs() + 1e-3)).max().item<double>();
-  EXPECT_LT(difference, 1e-5);
+  // The fused kernel rounds differently from the ATen ops (FMA, evaluation order). Where that puts
+  // a moment on the other side of a code midpoint, the element's update differs by one code gap
+  // from then on (first GPU run: up to 2.7e-4 relative). So: almost every element agrees to
+  // float rounding, and over the 5 steps no element is off by one step's whole update (lr); a
+  // wrong kernel (sign, map, bias correction) moves most elements by about lr per step, and a
+  // wrong ragged last block moves its elements by that much or more.
+  const auto relative = (kernel_param - reference_param).abs() / (reference_param.abs() + 1e-3);
+  const double off = (relative > 1e-5).to(at::kDouble).mean().item<double>();
+  EXPECT_LT(off, 1e-3) << "fraction of elements beyond float rounding";
+  const double largest = (kernel_param - reference_param).abs().max().item<double>();
+  EXPECT_LT(largest, settings.lr) << "largest parameter difference";
   // Codes: the same almost everywhere; where float rounding puts a value on the other side of a
   // midpoint, one code apart.
   torch::serialize::OutputArchive a, b;

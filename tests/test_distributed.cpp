@@ -4,6 +4,7 @@
 // out-of-memory on one rank, resume, and a rank that dies mid-step.
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 
 #include "trainer_fixture.h"
 
@@ -36,7 +37,7 @@ class DistributedTest : public TrainerTest {
   int launch(const TrainOptions& o, int world, const std::string& extra = "", const std::string& env = "") const {
     std::string command = env + " ";
     if (world > 1) command += "mpirun -np " + std::to_string(world) + " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
-                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN ";
+                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP ";
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
                std::to_string(o.batch_size) + " --steps " + std::to_string(o.steps) +
@@ -158,14 +159,34 @@ TEST_F(DistributedTest, EightRanksMatchOneRankAndRecoverFromAnOutOfMemoryOnOneRa
   EXPECT_LT(max_relative_difference(final_parameters(eight), final_parameters(single)), 1e-5);
 }
 
-TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
-  const auto o = run_options("dies", 3, 6);
+// A job with a faulty rank: it must end non-zero, and within 60 s (no hang).
+void expect_ends_promptly(const std::function<int()>& launch_job) {
   const auto start = std::chrono::steady_clock::now();
-  const int status = launch(o, 3, "", "AIOS_FAULT_EXIT_AT_STEP=2 AIOS_FAULT_RANK=1");
+  const int status = launch_job();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(status, 0);
   EXPECT_LT(seconds, 60.0);
+}
+
+TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
+  const auto o = run_options("dies", 3, 6);
+  expect_ends_promptly([&] { return launch(o, 3, "", "AIOS_FAULT_EXIT_AT_STEP=2 AIOS_FAULT_RANK=1"); });
   EXPECT_NE(log_of(o).find("rank 1: injected exit in step 2"), std::string::npos) << log_of(o);
+}
+
+TEST_F(DistributedTest, ARankThatHangsEndsTheJobAfterTheHangTimeout) {
+  // Rank 1 stops making progress without dying; its peers wait inside a collective. Without the
+  // watchdog this test would never end (ctest's timeout would kill it).
+  const auto o = run_options("hangs", 2, 4);
+  expect_ends_promptly([&] {
+    return launch(o, 2, "--hang-timeout 3 --checkpoint-interval 1", "AIOS_FAULT_HANG_AT_STEP=2 AIOS_FAULT_RANK=1");
+  });
+  const auto log = log_of(o);
+  EXPECT_NE(log.find("rank 1: injected hang in step 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("no progress for"), std::string::npos) << log;
+  EXPECT_NE(log.find("in step 2"), std::string::npos) << log;
+  // Step 1's checkpoint stays the latest.
+  EXPECT_NE(testing::read_file(o.out_dir + "/latest").find("00000001"), std::string::npos);
 }
 
 }  // namespace

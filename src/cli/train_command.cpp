@@ -103,6 +103,9 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
                "Under mpirun: shard optimizer state across ranks (ZeRO-1)")->group("Distributed");
   cmd.add_option("--bucket-mb", o.bucket_mb, "Under mpirun: gradient communication bucket size in MiB")
       ->capture_default_str()->check(CLI::Range(0.01, 4096.0))->group("Distributed");
+  cmd.add_option("--hang-timeout", o.hang_timeout,
+                 "Under mpirun: seconds a rank may go without progress (a stuck peer) before it ends the job; 0 = never")
+      ->capture_default_str()->check(CLI::NonNegativeNumber)->group("Distributed");
 
   cmd.add_option("--eval-interval", o.eval_interval, "Steps between validation passes (0 = only at the end)")
       ->capture_default_str()->check(non_negative)->group("Evaluation and output");

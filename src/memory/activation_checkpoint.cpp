@@ -58,6 +58,42 @@ class Recomputation {
   AutocastRegion autocast_;
 };
 
+bool residual_dropout_active(BlockImpl& block) {
+  return block.is_training() && block.residual_dropout->options.p() > 0.0;
+}
+
+// inputs: the block's input, then its parameters. Returns their gradients.
+variable_list recompute_whole_block(BlockImpl& block, const variable_list& inputs, const at::Tensor& grad_output) {
+  const auto output = block.forward(inputs[0]);
+  return torch::autograd::grad({output}, inputs, {grad_output}, /*retain_graph=*/false, /*create_graph=*/false,
+                               /*allow_unused=*/true);
+}
+
+// The same without re-running the block's last matmul: nothing the backward needs comes out of
+// the MLP's output projection (output = y + c_proj(h)), so the recomputation stops at its input h
+// and that one linear layer is differentiated by hand. This is PyTorch's non-reentrant checkpoint
+// "early stop"; it saves a third of the block's recomputed matmul FLOPs. Only without residual
+// dropout: with it, the mask after c_proj would have to be replayed. The matmuls run in h's type,
+// which is the autocast type when the forward ran under autocast, as autograd's would.
+variable_list recompute_to_output_projection(BlockImpl& block, const variable_list& inputs,
+                                             const at::Tensor& grad_output) {
+  const auto [y, h] = block.forward_to_output_projection(inputs[0]);
+  const auto& projection = block.mlp->c_proj;
+  const auto g = grad_output.reshape({-1, grad_output.size(-1)}).to(h.scalar_type());
+  const auto grad_h = g.mm(projection->weight.to(h.scalar_type())).view(h.sizes());
+  auto grads = torch::autograd::grad({y, h}, inputs, {grad_output, grad_h}, /*retain_graph=*/false,
+                                     /*create_graph=*/false, /*allow_unused=*/true);
+  for (std::size_t i = 1; i < inputs.size(); ++i) {
+    if (inputs[i].is_same(projection->weight)) {
+      // gᵀ·h, the product autograd's addmm backward forms for a transposed weight.
+      grads[i] = g.t().mm(h.reshape({-1, h.size(-1)})).to(projection->weight.scalar_type());
+    } else if (inputs[i].is_same(projection->bias)) {
+      grads[i] = g.sum(0).to(projection->bias.scalar_type());
+    }
+  }
+  return grads;
+}
+
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   // params is an at::TensorList so that autograd counts each parameter as an input (a
   // std::vector<Tensor> argument would be silently treated as a non-variable before torch 2.10).
@@ -80,9 +116,8 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     variable_list grads;
     {
       Recomputation scope(ctx, x.device());
-      const auto output = block->forward(inputs[0]);
-      grads = torch::autograd::grad({output}, inputs, {grad_outputs[0]}, /*retain_graph=*/false,
-                                    /*create_graph=*/false, /*allow_unused=*/true);
+      grads = residual_dropout_active(*block) ? recompute_whole_block(*block, inputs, grad_outputs[0])
+                                              : recompute_to_output_projection(*block, inputs, grad_outputs[0]);
     }
 
     if (!x.requires_grad()) grads[0] = at::Tensor();

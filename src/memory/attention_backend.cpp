@@ -9,6 +9,10 @@
 
 #include "base/error.h"
 
+#if AIOS_WITH_CUDA
+#include <ATen/native/transformers/cuda/sdp_utils.h>
+#endif
+
 namespace aios {
 namespace {
 
@@ -57,14 +61,49 @@ struct Probe {
   std::string reasons;
 };
 
+std::string joined(const std::vector<std::string>& messages) {
+  std::string text;
+  for (const auto& message : messages) text += (text.empty() ? "" : "; ") + message;
+  return text;
+}
+
+// Same layout as the model's: q, k, v are strided views of one [B, T, 3, heads, head_dim] tensor.
+at::Tensor probe_qkv(const AttentionQuery& q) {
+  return at::empty({1, q.window, 3, q.heads, q.head_dim}, at::TensorOptions(q.device).dtype(q.dtype))
+      .permute({2, 0, 3, 1, 4})
+      .requires_grad_(true);
+}
+
+// Why the fused CUDA kernel `backend` refuses this query, in ATen's words: its own check, run with
+// debug output (TORCH_WARN lines). Asked directly because ATen's selection, when nothing enabled
+// fits, can end in a bare "Invalid backend" (LibTorch 2.11) instead of printing these reasons.
+// Empty when the check passes or on the CPU (whose selection reports reasons itself).
+std::string cuda_refusal(const std::string& backend, const AttentionQuery& q) {
+#if AIOS_WITH_CUDA
+  if (!q.device.is_cuda() || backend == "math") return "";
+  WarningCollector collector;
+  c10::WarningUtils::WarningHandlerGuard guard(&collector);
+  at::AutoGradMode grad(true);
+  const auto qkv = probe_qkv(q);
+  const sdp::sdp_params params{qkv[0], qkv[1], qkv[2], std::nullopt, q.dropout, /*is_causal=*/true,
+                               /*enable_gqa=*/false};
+  bool fits = true;
+  if (backend == "flash") fits = sdp::can_use_flash_attention(params, /*debug=*/true);
+  if (backend == "efficient") fits = sdp::can_use_mem_efficient_attention(params, /*debug=*/true);
+  if (backend == "cudnn") fits = sdp::can_use_cudnn_attention(params, /*debug=*/true);
+  if (fits) return "";
+  return collector.messages.empty() ? "refused without a reason from ATen" : joined(collector.messages);
+#else
+  (void)backend, (void)q;
+  return "";
+#endif
+}
+
 Probe probe(const AttentionQuery& q) {
   WarningCollector collector;
   c10::WarningUtils::WarningHandlerGuard guard(&collector);
   at::AutoGradMode grad(true);
-  // Same layout as the model's: q, k, v are strided views of one [B, T, 3, heads, head_dim] tensor.
-  const auto qkv = at::empty({1, q.window, 3, q.heads, q.head_dim}, at::TensorOptions(q.device).dtype(q.dtype))
-                       .permute({2, 0, 3, 1, 4})
-                       .requires_grad_(true);
+  const auto qkv = probe_qkv(q);
   Probe result;
   try {
     result.backend = backend_name(at::_fused_sdp_choice(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, q.dropout,
@@ -72,9 +111,7 @@ Probe probe(const AttentionQuery& q) {
   } catch (const c10::Error& e) {
     result.reasons = e.what_without_backtrace();
   }
-  std::string warnings;
-  for (const auto& message : collector.messages) warnings += (warnings.empty() ? "" : "; ") + message;
-  if (!warnings.empty()) result.reasons = warnings;
+  if (!collector.messages.empty()) result.reasons = joined(collector.messages);
   return result;
 }
 
@@ -91,16 +128,20 @@ AttentionChoice configure_attention(const std::string& requested, const Attentio
     // Ask why flash alone would be refused, so the report can say it.
     set_switches(switches_for("flash"));
     const Probe flash = probe(query);
-    if (flash.backend != "flash") choice.note = "flash refused: " + flash.reasons;
+    if (flash.backend != "flash") {
+      const std::string reasons = cuda_refusal("flash", query);
+      choice.note = "flash refused: " + (reasons.empty() ? flash.reasons : reasons);
+    }
   }
   set_switches(wanted);
   const Probe chosen = probe(query);
   if (chosen.backend.empty()) {
+    const std::string reasons = cuda_refusal(requested, query);
     set_switches(switches_for("auto"));
     throw Error("--attention", "the '" + requested + "' kernel cannot run this model's attention (" +
                                    std::string(c10::toString(query.dtype)) + ", head dim " +
                                    std::to_string(query.head_dim) + ", window " + std::to_string(query.window) +
-                                   " on " + query.device.str() + "): " + chosen.reasons,
+                                   " on " + query.device.str() + "): " + (reasons.empty() ? chosen.reasons : reasons),
                 "--attention auto, or flash/cudnn with --amp (bf16 or fp16 inputs)");
   }
   choice.backend = chosen.backend;

@@ -28,53 +28,55 @@ at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight) {
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
 }
 
+// Forward computes each chunk's loss and, when gradients are wanted, the chunk's gradient while
+// its logits are at hand: d(sum CE)/d logits = softmax - onehot(target), pushed through the head
+// (grad_hidden = g·W, grad_weight += gᵀ·h). Backward then only multiplies by the incoming scale.
+// Same FLOPs as the unchunked loss (no logits recomputed in backward), as in Liger's fused
+// linear cross-entropy. The gradients are of the *sum* (O(1) per token), so forming them before
+// fp16 loss scaling is applied loses nothing to underflow.
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                               const at::Tensor& targets, std::int64_t chunk) {
-    ctx->save_for_backward({hidden, weight, targets});
-    ctx->saved_data["chunk"] = chunk;
+                               const at::Tensor& targets, std::int64_t chunk, bool with_gradients) {
     const at::ScalarType compute = matmul_type(hidden);
-    ctx->saved_data["compute"] = static_cast<std::int64_t>(compute);
-    // Under autocast the matmul would cast anyway; casting once here keeps forward and backward alike.
+    // Under autocast the matmul would cast anyway; casting once here serves every chunk.
     const at::Tensor h_all = hidden.to(compute), w = weight.to(compute);
     const std::int64_t n = hidden.size(0);
     auto total = at::zeros({}, hidden.options().dtype(hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+    at::Tensor grad_hidden, grad_weight;
+    if (with_gradients) {
+      grad_hidden = at::empty_like(hidden);
+      grad_weight = at::zeros_like(weight);
+    }
     for (std::int64_t start = 0; start < n; start += chunk) {
       const std::int64_t length = std::min(chunk, n - start);
-      const auto logits = chunk_logits(h_all.narrow(0, start, length), w);
-      total += at::cross_entropy_loss(logits, targets.narrow(0, start, length), {}, at::Reduction::Sum);
+      const auto h = h_all.narrow(0, start, length);
+      const auto target = targets.narrow(0, start, length).unsqueeze(1);
+      auto log_probs = chunk_logits(h, w);  // fp32 (float64 stays float64), turned in place into:
+      log_probs.sub_(at::logsumexp(log_probs, -1, /*keepdim=*/true));
+      total -= log_probs.gather(1, target).sum();
+      if (!with_gradients) continue;
+      auto grad_logits = log_probs.exp_();  // softmax
+      grad_logits.scatter_add_(1, target, at::full({length, 1}, -1.0, grad_logits.options()));
+      const auto g = grad_logits.to(compute);
+      grad_hidden.narrow(0, start, length).copy_(at::matmul(g, w));
+      if (compute == weight.scalar_type()) {
+        grad_weight.addmm_(g.t(), h);
+      } else {
+        grad_weight.add_(at::matmul(g.t(), h));  // low-precision product, fp32 sum
+      }
     }
+    ctx->saved_data["with_gradients"] = with_gradients;
+    if (with_gradients) ctx->save_for_backward({grad_hidden, grad_weight});
     return {total};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    TORCH_CHECK(ctx->saved_data["with_gradients"].toBool(),
+                "chunked cross-entropy: backward of a loss computed without gradients (grad mode was off)");
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& hidden = saved[0];
-    const at::Tensor& weight = saved[1];
-    const at::Tensor& targets = saved[2];
-    const std::int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const auto compute = static_cast<at::ScalarType>(ctx->saved_data["compute"].toInt());
-    const at::Tensor h_all = hidden.to(compute), w = weight.to(compute);
-    const std::int64_t n = hidden.size(0);
-    const at::Tensor scale = grad_outputs[0];
-    auto grad_hidden = at::empty_like(hidden);
-    auto grad_weight = at::zeros_like(weight);
-    for (std::int64_t start = 0; start < n; start += chunk) {
-      const std::int64_t length = std::min(chunk, n - start);
-      const auto h = h_all.narrow(0, start, length);
-      // d(sum CE)/d logits = softmax(logits) - onehot(target), times the incoming scale.
-      auto grad_logits = at::softmax(chunk_logits(h, w), -1);
-      grad_logits.scatter_add_(1, targets.narrow(0, start, length).unsqueeze(1),
-                               at::full({length, 1}, -1.0, grad_logits.options()));
-      grad_logits = (grad_logits * scale).to(compute);
-      grad_hidden.narrow(0, start, length).copy_(at::matmul(grad_logits, w));
-      if (compute == weight.scalar_type()) {
-        grad_weight.addmm_(grad_logits.t(), h);
-      } else {
-        grad_weight.add_(at::matmul(grad_logits.t(), h));  // low-precision product, fp32 sum
-      }
-    }
-    return {grad_hidden, grad_weight, at::Tensor(), at::Tensor()};
+    const at::Tensor& scale = grad_outputs[0];
+    return {saved[0] * scale.to(saved[0].scalar_type()), saved[1] * scale.to(saved[1].scalar_type()), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
 
@@ -82,7 +84,10 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
 
 torch::Tensor chunked_cross_entropy_sum(const torch::Tensor& hidden, const torch::Tensor& weight,
                                         const torch::Tensor& targets, std::int64_t chunk_tokens) {
-  return ChunkedCrossEntropy::apply(hidden, weight, targets, std::max<std::int64_t>(1, chunk_tokens))[0];
+  // Gradients are formed in the forward only when a backward can follow (not in evaluation).
+  const bool with_gradients = at::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
+  return ChunkedCrossEntropy::apply(hidden, weight, targets, std::max<std::int64_t>(1, chunk_tokens),
+                                    with_gradients)[0];
 }
 
 std::int64_t default_loss_chunk_tokens(std::int64_t vocab_size) {

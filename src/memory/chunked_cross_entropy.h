@@ -1,6 +1,8 @@
 // Chunked cross-entropy through the tied LM head: the loss of N tokens is computed `chunk`
-// tokens at a time, so the [N x vocab] logits (and their gradient) never exist at once; backward
-// recomputes each chunk's logits. Peak memory for the head falls from O(N·V) to O(chunk·V).
+// tokens at a time, so the [N x vocab] logits (and their gradient) never exist at once. Each
+// chunk's gradient is formed in the forward while its logits exist (no recomputation, so no extra
+// FLOPs); what stays alive until backward is the gradient of the hidden states [N x C] and of the
+// head's weight [V x C]. Peak memory for the head falls from O(N·V) to O(chunk·V + V·C).
 #pragma once
 
 #include "model/gpt.h"

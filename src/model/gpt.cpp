@@ -72,9 +72,11 @@ MlpImpl::MlpImpl(const GptConfig& config) {
   c_proj = register_module("c_proj", torch::nn::Linear(4 * config.n_embd, config.n_embd));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return c_proj(hidden(x)); }
+
+torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
   // GPT-2's "gelu_new" is the tanh approximation.
-  return c_proj(F::gelu(c_fc(x), F::GELUFuncOptions().approximate("tanh")));
+  return F::gelu(c_fc(x), F::GELUFuncOptions().approximate("tanh"));
 }
 
 BlockImpl::BlockImpl(const GptConfig& config) {
@@ -89,6 +91,12 @@ BlockImpl::BlockImpl(const GptConfig& config) {
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   auto y = x + residual_dropout(attn(ln_1(x)));
   return y + residual_dropout(mlp(ln_2(y)));
+}
+
+std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_to_output_projection(const torch::Tensor& x) {
+  auto y = x + residual_dropout(attn(ln_1(x)));
+  auto h = mlp->hidden(ln_2(y));
+  return {y, h};
 }
 
 ChunkOutput BlockImpl::forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,

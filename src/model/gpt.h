@@ -13,6 +13,7 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "model/gpt_config.h"
@@ -53,7 +54,8 @@ TORCH_MODULE(CausalSelfAttention);
 class MlpImpl : public torch::nn::Module {
  public:
   explicit MlpImpl(const GptConfig& config);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x);  // c_proj(hidden(x))
+  torch::Tensor hidden(const torch::Tensor& x);   // gelu(c_fc(x)): the output projection's input
 
   torch::nn::Linear c_fc{nullptr};    // [4C, C]
   torch::nn::Linear c_proj{nullptr};  // [C, 4C]
@@ -64,6 +66,10 @@ class BlockImpl : public torch::nn::Module {
  public:
   explicit BlockImpl(const GptConfig& config);
   torch::Tensor forward(const torch::Tensor& x);  // x + attn(ln_1(x)), then + mlp(ln_2(.))
+  // The block short of its last matmul: the residual y = x + attn(ln_1(x)) and the MLP's hidden
+  // activation h = mlp->hidden(ln_2(y)), so that forward(x) = y + residual_dropout(mlp->c_proj(h)).
+  // Checkpointing recomputes only this much (memory/activation_checkpoint.cpp).
+  std::pair<torch::Tensor, torch::Tensor> forward_to_output_projection(const torch::Tensor& x);
   ChunkOutput forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
                             const torch::Tensor& past_values);
 

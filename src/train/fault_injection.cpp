@@ -33,6 +33,7 @@ FaultInjection FaultInjection::from_environment() {
   }
   faults.oom_in_forward = where == "forward";
   faults.exit_step = read_step("AIOS_FAULT_EXIT_AT_STEP");
+  faults.hang_step = read_step("AIOS_FAULT_HANG_AT_STEP");
   return faults;
 }
 

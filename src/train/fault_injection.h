@@ -6,8 +6,9 @@
 //                                   (AIOS_FAULT_OOM_IN=forward: before it, so peers are already
 //                                   inside their overlapped gradient collectives),
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
-//   AIOS_FAULT_RANK=R               the OOM (and exit) faults fire on rank R only (default: all)
+//   AIOS_FAULT_RANK=R               the OOM, exit and hang faults fire on rank R only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
+//   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct FaultInjection {
   bool oom_in_forward = false;
   std::optional<std::int64_t> rank;  // none: every rank
   std::optional<std::int64_t> exit_step;
+  std::optional<std::int64_t> hang_step;
 
   bool on_rank(int r) const { return !rank || *rank == r; }
 

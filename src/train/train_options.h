@@ -58,6 +58,7 @@ struct TrainOptions {
   // Distributed (ranks launched by mpirun; ignored for one process)
   bool shard_optimizer = true;      // ZeRO-1: optimizer state sharded across ranks
   double bucket_mb = 25.0;          // gradient communication bucket size
+  double hang_timeout = 1800;       // seconds without progress before a rank ends the job; 0 = never
 
   // Evaluation, checkpoints, logs
   std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 #include <functional>
 #include <optional>
+#include <thread>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -20,6 +21,7 @@
 #include "data/shard_dataset.h"
 #include "dist/comm.h"
 #include "dist/gradient_sync.h"
+#include "dist/hang_watchdog.h"
 #include "dist/zero_sharding.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
@@ -322,6 +324,8 @@ TrainSummary run_training(const TrainOptions& o) {
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, compute_dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
+  // A stuck peer would leave this rank waiting in a collective for ever (one process: nothing to wait on).
+  HangWatchdog watchdog(comm->rank(), world > 1 ? o.hang_timeout : 0.0);
   std::optional<ChunkedTraining> chunking;  // its chunk size lives in `shape` (it can shrink)
   if (o.chunked_training) chunking = ChunkedTraining{o.chunk_mode, 0, o.chunk_memory};
   // Gradients summed over ranks, overlapping the last backward: reduce-scattered to their owners
@@ -353,7 +357,13 @@ TrainSummary run_training(const TrainOptions& o) {
     // the step and re-runs the same windows with a smaller micro-batch.
     const std::uint64_t step_cursor = train_data.cursor();
     torch::Tensor loss_total;
+    if (faults.hang_step == step + 1 && faults.on_rank(comm->rank())) {
+      std::fprintf(stderr, "aios train: rank %d: injected hang in step %lld (AIOS_FAULT_HANG_AT_STEP)\n",
+                   comm->rank(), static_cast<long long>(step + 1));
+      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+    }
     for (;;) {
+      watchdog.beat(step + 1, "forward/backward and gradient communication");
       for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       const bool inject_oom = faults.oom_step == step + 1 && faults.on_rank(comm->rank()) &&
                               injected_ooms < faults.oom_times;
@@ -408,6 +418,7 @@ TrainSummary run_training(const TrainOptions& o) {
       if (!grads.empty()) grads.front().view({-1})[0].fill_(std::numeric_limits<double>::infinity());
     }
 
+    watchdog.beat(step + 1, "gradient norm, optimizer step and parameter all-gather");
     scaler.unscale(optimizer->gradients());
     const double grad_norm = optimizer->clip_grad_norm(o.grad_clip, sharded ? comm.get() : nullptr);  // sync
     const double loss = comm->sum_over_ranks(loss_total.item<double>());  // sync
@@ -461,6 +472,7 @@ TrainSummary run_training(const TrainOptions& o) {
 
     const bool last = progress.step == o.steps;
     if (val_data && ((o.eval_interval > 0 && progress.step % o.eval_interval == 0) || last)) {
+      watchdog.beat(step + 1, "evaluation");
       summary.last_val_loss = evaluate(model, *val_data, o.eval_batches, shape.micro_batch, device, mp, *comm);
       record["val_loss"] = summary.last_val_loss;
     }
@@ -478,6 +490,7 @@ TrainSummary run_training(const TrainOptions& o) {
     progress_line.update(line, record.contains("val_loss") || skipped);
 
     if ((o.checkpoint_interval > 0 && progress.step % o.checkpoint_interval == 0) || last) {
+      watchdog.beat(step + 1, "writing a checkpoint");
       summary.last_checkpoint =
           save_checkpoint(o.out_dir, *model, *optimizer, scaler, progress, config.describe(), *comm, sharded);
     }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# One device-tool call's worth of GPU work: runs the named stages in order inside a deadline and
+# packs every log, JSONL and table into $OUT/results.tgz (the device tool returns at most 8 files).
+# Stages: build test techniques-gpt2 techniques-gpt2-large max-batch convergence long-context
+#         long-context-quick trainer
+# Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
+# Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
+# so a later call skips what an earlier one did.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+deadline=560
+if [ "${1:-}" = --deadline ]; then deadline=$2; shift 2; fi
+start=$(date +%s)
+final_out=${OUT:-gpu-out}; mkdir -p "$final_out"
+export OUT=/tmp/aios-bench-out/$(date +%H%M%S); mkdir -p "$OUT"
+export AIOS_BENCH_WORK=/tmp/aios-bench-work; mkdir -p "$AIOS_BENCH_WORK"
+export AIOS_BUILD_DIR=build-gpu
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+summary=$OUT/summary.txt
+
+left() { echo $((deadline - ($(date +%s) - start))); }
+note() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$summary"; }
+
+stage_build() {
+  {
+    date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+    nvcc --version | tail -1; cmake --version | head -1; nproc
+  } > "$OUT/machine.txt" 2>&1
+  if ! scripts/build.sh > "$OUT/build.log" 2>&1; then
+    # Keep going past the first failure so one call reports every compile error.
+    cmake --build build-gpu -- -k 0 >> "$OUT/build.log" 2>&1
+    grep -E "error|Error" -A4 "$OUT/build.log" | head -80 | tee -a "$summary"
+    return 1
+  fi
+  build-gpu/aios --version | tee -a "$summary"
+}
+
+stage_test() {
+  ctest --test-dir build-gpu --output-on-failure --timeout 300 -j 12 > "$OUT/ctest.log" 2>&1
+  local status=$?
+  grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\*\*\*" "$OUT/ctest.log" | head -30 | tee -a "$summary"
+  # The GPU tests by name: they must have run here, not skipped.
+  build-gpu/aios_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*' > "$OUT/gpu_tests.log" 2>&1
+  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|FAILED" "$OUT/gpu_tests.log" | head -20 | tee -a "$summary"
+  return $status
+}
+
+stage_trainer() { bench/prepare_throughput.sh 100 > "$OUT/prepare_throughput.txt" 2>&1; bench/gpu_trainer_bench.sh gpt2 16 60; }
+stage_techniques-gpt2() { bench/gpu_techniques_bench.sh gpt2 16 20; }
+stage_techniques-gpt2-large() { bench/gpu_techniques_bench.sh gpt2-large 8 12; }
+stage_max-batch() { bench/gpu_max_batch.sh gpt2-large 512; }
+stage_convergence() { bench/gpu_convergence.sh gpt2 16 300; }
+stage_long-context() { bench/gpu_long_context_bench.sh 2048 4; }
+
+status=0
+for stage in "$@"; do
+  remaining=$(left)
+  if [ "$remaining" -le 20 ]; then note "skipped $stage: deadline"; status=1; continue; fi
+  note "start $stage (${remaining}s left)"
+  export -f note left; export start deadline summary
+  timeout --signal=INT --kill-after=10 "$remaining" bash -c "$(declare -f "stage_$stage"); stage_$stage" \
+    > "$OUT/$stage.out" 2>&1
+  rc=$?
+  tail -25 "$OUT/$stage.out" >> "$summary"
+  note "end $stage rc=$rc"
+  [ $rc -eq 0 ] || status=1
+  [ "$stage" = build ] && [ $rc -ne 0 ] && break
+done
+tar -C "$OUT" -czf "$final_out/results.tgz" . && cp "$summary" "$final_out/summary.txt"
+exit $status
