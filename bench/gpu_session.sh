@@ -2,7 +2,7 @@
 # One device-tool call's worth of GPU work: runs the named stages in order inside a deadline and
 # packs every log, JSONL and table into $OUT/results.tgz (the device tool returns at most 8 files).
 # Stages: build test techniques-gpt2 techniques-gpt2-large max-batch convergence long-context
-#         long-context-quick trainer
+#         long-context-chunks (exact and truncated only) trainer
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -53,6 +53,7 @@ stage_techniques-gpt2-large() { bench/gpu_techniques_bench.sh gpt2-large 8 12; }
 stage_max-batch() { bench/gpu_max_batch.sh gpt2-large 512; }
 stage_convergence() { bench/gpu_convergence.sh gpt2 16 300; }
 stage_long-context() { bench/gpu_long_context_bench.sh 2048 4; }
+stage_long-context-chunks() { bench/gpu_long_context_bench.sh 2048 3 "exact truncated" 1048576 120; }
 
 status=0
 for stage in "$@"; do
