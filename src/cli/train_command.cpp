@@ -105,7 +105,7 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()->check(CLI::Range(0.01, 4096.0))->group("Distributed");
   cmd.add_option("--hang-timeout", o.hang_timeout,
                  "Under mpirun: seconds a rank may go without progress (a stuck peer) before it ends the job; 0 = never")
-      ->capture_default_str()->check(CLI::NonNegativeNumber)->group("Distributed");
+      ->capture_default_str()->check(CLI::Range(0.0, 604800.0))->group("Distributed");  // up to a week
 
   cmd.add_option("--eval-interval", o.eval_interval, "Steps between validation passes (0 = only at the end)")
       ->capture_default_str()->check(non_negative)->group("Evaluation and output");
