@@ -60,7 +60,6 @@ for stage in "$@"; do
   remaining=$(left)
   if [ "$remaining" -le 20 ]; then note "skipped $stage: deadline"; status=1; continue; fi
   note "start $stage (${remaining}s left)"
-  export -f note left; export start deadline summary
   timeout --signal=INT --kill-after=10 "$remaining" bash -c "$(declare -f "stage_$stage"); stage_$stage" \
     > "$OUT/$stage.out" 2>&1
   rc=$?

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/serialize/input-archive.h>
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -77,6 +79,16 @@ class TrainerTest : public ::testing::Test {
     double sum = 0;
     for (std::size_t i = first - 1; i < last; ++i) sum += steps.at(i)["loss"].get<double>();
     return sum / static_cast<double>(last - first + 1);
+  }
+
+  // A low-precision run against its fp32 reference: the reference learned (mean loss below
+  // `learned_below`) and the candidate's mean loss is within `bound` (relative) of it. Prints both.
+  static void expect_mean_loss_close(const char* what, double reference, double candidate, double learned_below,
+                                     double bound) {
+    std::printf("%s vs fp32: %.5f vs %.5f (%.3f%%)\n", what, candidate, reference,
+                100 * std::abs(candidate - reference) / reference);
+    EXPECT_LT(reference, learned_below) << "fp32 run did not learn";
+    EXPECT_LT(std::abs(candidate - reference) / reference, bound) << "fp32 " << reference << " " << what << " " << candidate;
   }
 
   // Largest |a - b| / (|b| + 1e-3) over all parameters: a relative difference that tolerates zeros.
