@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One device-tool call's worth of GPU work: runs the named stages in order inside a deadline and
 # packs every log, JSONL and table into $OUT/results.tgz (the device tool returns at most 8 files).
-# Stages: build test techniques-gpt2 techniques-gpt2-large max-batch convergence long-context
-#         long-context-chunks (exact and truncated only) trainer
+# Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
+#         long-context long-context-chunks (exact and truncated only) trainer profile-gpt2
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -42,8 +42,16 @@ stage_test() {
   local status=$?
   grep -E "tests passed|tests failed|\(Failed\)|\(Timeout\)|\*\*\*" "$OUT/ctest.log" | head -30 | tee -a "$summary"
   # The GPU tests by name: they must have run here, not skipped.
-  build-gpu/aios_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*' > "$OUT/gpu_tests.log" 2>&1
+  build-gpu/tests/aios_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*' > "$OUT/gpu_tests.log" 2>&1
   grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|FAILED" "$OUT/gpu_tests.log" | head -20 | tee -a "$summary"
+  return $status
+}
+
+# The tests that need a GPU only (the whole suite is stage "test").
+stage_gpu-tests() {
+  build-gpu/tests/aios_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*' > "$OUT/gpu_tests.log" 2>&1
+  local status=$?
+  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|FAILED|Failure|Expected|Which is" "$OUT/gpu_tests.log" | head -40 | tee -a "$summary"
   return $status
 }
 
@@ -52,6 +60,7 @@ stage_techniques-gpt2() { bench/gpu_techniques_bench.sh gpt2 16 20; }
 stage_techniques-gpt2-large() { bench/gpu_techniques_bench.sh gpt2-large 8 12; }
 stage_max-batch() { bench/gpu_max_batch.sh gpt2-large 512; }
 stage_convergence() { bench/gpu_convergence.sh gpt2 16 300; }
+stage_profile-gpt2() { bench/gpu_profile_bench.sh gpt2 16; }
 stage_long-context() { bench/gpu_long_context_bench.sh 2048 4; }
 stage_long-context-chunks() { bench/gpu_long_context_bench.sh 2048 3 "exact truncated" 1048576 120; }
 

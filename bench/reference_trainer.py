@@ -189,7 +189,13 @@ def train(args):
     log = open(args.log_file, "w")
     log.write(json.dumps({"type": "config", "amp": args.amp, "checkpointing": args.checkpointing,
                           "optimizer": args.optimizer, "batch_size": args.batch_size}) + "\n")
+    profiler = None
     for step in range(args.steps):
+        if args.profile_file and step + 1 == args.profile_from:  # the same steps aios's --profile-* trace
+            profiler = torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU] +
+                                              ([torch.profiler.ProfilerActivity.CUDA] if device.type == "cuda" else []),
+                                              record_shapes=True)
+            profiler.__enter__()
         t0 = time.perf_counter()
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
@@ -208,6 +214,10 @@ def train(args):
             record["peak_allocated_bytes"] = torch.cuda.max_memory_allocated()
         log.write(json.dumps(record) + "\n")
         log.flush()
+        if profiler is not None and step + 1 == args.profile_from + args.profile_steps - 1:
+            profiler.__exit__(None, None, None)
+            profiler.export_chrome_trace(args.profile_file)
+            profiler = None
 
 
 def max_batch(args):
@@ -261,6 +271,9 @@ def add_train_arguments(p):
     p.add_argument("--checkpointing", action="store_true", help="torch.utils.checkpoint around each block")
     p.add_argument("--optimizer", default="adamw", choices=["adamw", "bnb-8bit"])
     p.add_argument("--batch-limit", type=int, default=1024, help="max-batch: stop doubling here")
+    p.add_argument("--profile-file", default="", help="train: Chrome trace of the profiled steps")
+    p.add_argument("--profile-from", type=int, default=5, help="first profiled step (1-based)")
+    p.add_argument("--profile-steps", type=int, default=3)
 
 
 if __name__ == "__main__":

@@ -114,6 +114,14 @@ TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
   rope.pos = "rope";
   rope.export_hf = "out";
   EXPECT_NE(message_of(rope).find("--export-hf"), std::string::npos) << message_of(rope);
+  TrainOptions profile;
+  profile.dataset_file = "x";
+  profile.steps = 6, profile.warmup_steps = 1;
+  profile.profile_file = "trace.json";
+  profile.profile_from = 5, profile.profile_steps = 2;
+  EXPECT_EQ(message_of(profile), "");
+  profile.profile_steps = 3;  // steps 5..7 of 6
+  EXPECT_NE(message_of(profile).find("--profile-from"), std::string::npos) << message_of(profile);
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include <cstdlib>
+#include <map>
 
 #include "base/error.h"
 #include "trainer_fixture.h"
@@ -34,6 +35,26 @@ TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
   }
   EXPECT_EQ(steps, 30);
   EXPECT_EQ(evals, 3);
+}
+
+TEST_F(TrainerTest, ProfileOfChosenStepsIsAChromeTraceOfTheModelsOperators) {
+  auto o = options("profiled");
+  o.steps = 4;
+  o.profile_file = dir_ / "profiled/trace.json";
+  o.profile_from = 2, o.profile_steps = 2;
+  run_training(o);
+  std::ifstream file(o.profile_file);
+  ASSERT_TRUE(file.good()) << o.profile_file;
+  const auto trace = nlohmann::json::parse(file);
+  std::map<std::string, int> operators;
+  for (const auto& event : trace.at("traceEvents")) {
+    if (event.value("cat", "") == "cpu_op") ++operators[event.value("name", "")];
+  }
+  // Two steps of a 2-layer model: each step's forward has at least one layer norm per block, and
+  // the backward runs the optimizer's fused kernel once.
+  EXPECT_GE(operators["aten::layer_norm"], 2 * 2 * 2) << trace.dump().substr(0, 2000);
+  EXPECT_GE(operators["aten::_fused_adamw_"], 2);
+  EXPECT_FALSE(std::ifstream(o.profile_file + ".tmp").good());
 }
 
 TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {

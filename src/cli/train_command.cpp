@@ -126,6 +126,14 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->group("Evaluation and output");
   cmd.add_option("--peak-tflops", o.peak_tflops, "Device peak TFLOP/s for MFU (0 = built-in table)")
       ->check(CLI::Range(0.0, 1e6))->group("Evaluation and output");
+
+  cmd.add_option("--profile-file", o.profile_file,
+                 "Write a Chrome trace (PyTorch profiler: operators and GPU kernels) of the profiled steps here")
+      ->group("Profiling");
+  cmd.add_option("--profile-from", o.profile_from, "First profiled step (1-based)")
+      ->capture_default_str()->check(positive)->group("Profiling");
+  cmd.add_option("--profile-steps", o.profile_steps, "Number of profiled steps")
+      ->capture_default_str()->check(CLI::Range(std::int64_t{1}, std::int64_t{1000}))->group("Profiling");
 }
 
 CommandAction add_train_command(CLI::App& app) {

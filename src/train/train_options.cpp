@@ -50,6 +50,12 @@ void validate(const TrainOptions& o) {
     throw Error("--pos", "rope does not apply to a Hugging Face GPT-2 (--init-from), which has learned positions",
                 "--pos learned with --init-from");
   }
+  if (!o.profile_file.empty() && o.profile_from + o.profile_steps - 1 > o.steps) {
+    throw Error("--profile-from", "steps " + std::to_string(o.profile_from) + " to " +
+                                      std::to_string(o.profile_from + o.profile_steps - 1) + " end past --steps " +
+                                      std::to_string(o.steps),
+                "--profile-from + --profile-steps - 1 <= --steps");
+  }
   if (o.device != "auto" && o.device != "cpu" && o.device.rfind("cuda", 0) != 0) {
     throw Error("--device", "unknown value '" + o.device + "'", "auto, cpu, cuda or cuda:N");
   }

@@ -71,6 +71,11 @@ struct TrainOptions {
   std::string device = "auto";      // auto | cpu | cuda | cuda:N
   std::uint64_t seed = 1337;
   double peak_tflops = 0;           // device peak for MFU; 0 = the documented default per device
+
+  // Profiling (Chrome trace of chosen steps; rank N of several writes <stem>.rankN<ext>)
+  std::string profile_file;         // empty = no profiling
+  std::int64_t profile_from = 5;    // first profiled step (1-based), past warm-up and allocator growth
+  std::int64_t profile_steps = 3;   // steps in the trace
 };
 
 // Cross-option checks that a single option's range cannot express. Throws aios::Error naming

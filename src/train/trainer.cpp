@@ -38,6 +38,7 @@
 #include "train/device_stats.h"
 #include "train/fault_injection.h"
 #include "train/step_shape.h"
+#include "train/step_profiler.h"
 
 namespace aios {
 namespace {
@@ -345,7 +346,14 @@ TrainSummary run_training(const TrainOptions& o) {
   TrainSummary summary;
   summary.attention_backend = attention.backend;
 
+  StepProfiler profiler(o.profile_file.empty() || world == 1 ? o.profile_file
+                        : join_path(parent_path(o.profile_file), file_stem(o.profile_file) + ".rank" +
+                                                                     std::to_string(comm->rank()) +
+                                                                     file_extension(o.profile_file)),
+                        o.profile_from, o.profile_steps, device);
+
   for (std::int64_t step = progress.step; step < o.steps; ++step) {
+    profiler.before_step(step + 1);
     const auto step_start = Clock::now();
     reset_peak_memory(device);
     const double lr = schedule.at(step);
@@ -445,6 +453,12 @@ TrainSummary run_training(const TrainOptions& o) {
 
     synchronize(device);  // sync: honest step time
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    if (profiler.after_step(progress.step) && lead) {
+      progress_line.finish();
+      std::fprintf(stderr, "aios train: profile of steps %lld-%lld written to %s\n",
+                   static_cast<long long>(o.profile_from), static_cast<long long>(progress.step),
+                   o.profile_file.c_str());
+    }
     const double tokens_per_second = static_cast<double>(tokens_per_step) / step_seconds;
     const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
     const double eta = elapsed / static_cast<double>(progress.step - first_step) *
