@@ -36,7 +36,7 @@ def main():
           f"{header['options']['batch_size']}, {header['device']}\n")
     print("| technique | aios tokens/s | aios peak GiB | aios MFU | aios loss | reference tokens/s | reference peak GiB "
           "| reference MFU | reference loss | memory aios/ref | tokens/s aios/ref | aios attention | aios optimizer state |")
-    print("| --- | " * 13 + "|")
+    print("|" + " --- |" * 13)
     for row in rows:
         config, steps = load(f"{out}/aios-{model}-{row}.jsonl")
         _, ref_steps = load(f"{out}/reference-{model}-{row}.jsonl")

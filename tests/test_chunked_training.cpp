@@ -158,6 +158,22 @@ TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {
   EXPECT_GT(std::abs(short_loss - loss), 1e-6);
 }
 
+TEST(ChunkedTraining, TruncatedModeGivesTheSameGradientsWithCheckpointing) {
+  // Checkpointed chunks read detached keys/values of earlier chunks (no gradient for them).
+  torch::manual_seed(5);
+  Gpt model(small("rope"));
+  model->to(torch::kDouble);
+  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
+  for (std::int64_t memory : {30, 4}) {
+    apply_activation_checkpointing(model, 0);
+    const auto [loss, grads] = chunked(model, tokens, targets, {"truncated", 8, memory});
+    apply_activation_checkpointing(model, 1);
+    const auto [checkpointed_loss, checkpointed_grads] = chunked(model, tokens, targets, {"truncated", 8, memory});
+    EXPECT_NEAR(checkpointed_loss, loss, 1e-12 * loss) << "memory " << memory;
+    EXPECT_LT(worst_relative(checkpointed_grads, grads), 1e-9) << "memory " << memory;
+  }
+}
+
 // The trainer runs below: rotary positions, float64 (so only summation order differs), 8-token chunks.
 TrainOptions rope_chunks(TrainOptions o, bool chunked_run) {
   o.model_dtype = "float64";

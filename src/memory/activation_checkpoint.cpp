@@ -148,26 +148,33 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
     auto* block = reinterpret_cast<BlockImpl*>(ctx->saved_data["block"].toInt());
     const bool has_past = ctx->saved_data["has_past"].toBool();
     const auto saved = ctx->get_saved_variables();
-    const at::Tensor& x = saved[0];
-    variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
-    if (has_past) {
-      inputs.push_back(saved[1].detach().requires_grad_(saved[1].requires_grad()));
-      inputs.push_back(saved[2].detach().requires_grad_(saved[2].requires_grad()));
+    // Fresh leaves for x and the earlier keys/values. Only those that required gradients are
+    // differentiated: truncated chunks read detached keys/values of earlier chunks, and
+    // autograd::grad refuses an input that does not require one.
+    const auto leaf = [](const at::Tensor& t) { return t.detach().requires_grad_(t.requires_grad()); };
+    const at::Tensor x = leaf(saved[0]);
+    const at::Tensor past_keys = has_past ? leaf(saved[1]) : at::Tensor();
+    const at::Tensor past_values = has_past ? leaf(saved[2]) : at::Tensor();
+    variable_list inputs;
+    for (const auto& t : {x, past_keys, past_values}) {
+      if (t.defined() && t.requires_grad()) inputs.push_back(t);
     }
-    const auto params = block->parameters();
     const std::size_t first_param = inputs.size();
+    const auto params = block->parameters();
     inputs.insert(inputs.end(), params.begin(), params.end());
     variable_list grads;
     {
       Recomputation scope(ctx, x.device());
-      auto out = block->forward_chunk(inputs[0], ctx->saved_data["start"].toInt(), has_past ? inputs[1] : at::Tensor(),
-                                      has_past ? inputs[2] : at::Tensor());
+      auto out = block->forward_chunk(x, ctx->saved_data["start"].toInt(), past_keys, past_values);
       grads = torch::autograd::grad({out.output, out.keys[0], out.values[0]}, inputs, grad_outputs,
                                     /*retain_graph=*/false, /*create_graph=*/false, /*allow_unused=*/true);
     }
-    variable_list result = {x.requires_grad() ? grads[0] : at::Tensor()};
-    result.push_back(has_past ? grads[1] : at::Tensor());
-    result.push_back(has_past ? grads[2] : at::Tensor());
+    // Gradients in the order of forward's arguments: x, past keys, past values, the parameters.
+    std::size_t next = 0;
+    variable_list result;
+    for (const auto& t : {x, past_keys, past_values}) {
+      result.push_back(t.defined() && t.requires_grad() ? grads[next++] : at::Tensor());
+    }
     result.insert(result.end(), grads.begin() + static_cast<std::ptrdiff_t>(first_param), grads.end());
     result.push_back(at::Tensor());  // block pointer
     result.push_back(at::Tensor());  // start

@@ -13,6 +13,19 @@ namespace aios {
 
 namespace F = torch::nn::functional;
 
+namespace {
+
+// ATen's linear, not the C++ frontend's Linear::forward: for inputs of more than two dimensions
+// the frontend runs matmul and then adds the bias in a separate kernel (with a dtype-casting,
+// unvectorized add under autocast), while at::linear flattens them into one addmm whose bias add
+// is fused into the GEMM's epilogue (as PyTorch's Python nn.Linear does). Measured on an H100:
+// 6 ms of a 95 ms gpt2 bf16 step (bench/results/2026-11-23-h100-b).
+torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
+  return at::linear(x, layer->weight, layer->bias);
+}
+
+}  // namespace
+
 torch::Tensor apply_rotary(const torch::Tensor& x, std::int64_t start, double theta) {
   const std::int64_t time = x.size(2), half = x.size(3) / 2;
   // Angles in float64: at 64k positions a float32 angle is off by ~4e-3 rad.
@@ -34,16 +47,18 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   if (rope_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
   // [B, T, 3C] -> three [B, nh, T, hd]
-  auto qkv = c_attn(x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
+  // [B, T, 3C] -> three [B, nh, T, hd]. unbind, not three selects: its backward stacks the three
+  // gradients in one copy, where each select's backward would zero-fill and sum a full-size tensor.
+  const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{},
                                             is_training() ? dropout_ : 0.0, /*is_causal=*/true);
-  return c_proj(y.transpose(1, 2).contiguous().view({batch, time, width}));
+  return linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width}));
 }
 
 ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::int64_t start,
                                                    const torch::Tensor& past_keys, const torch::Tensor& past_values) {
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
-  auto qkv = c_attn(x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
+  const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   if (rope_) {
     q = apply_rotary(q, start, rope_theta_);
@@ -64,7 +79,7 @@ ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::
     y = at::scaled_dot_product_attention(q, keys.to(q.scalar_type()), values.to(q.scalar_type()), mask, dropout,
                                          /*is_causal=*/false);
   }
-  return {c_proj(y.transpose(1, 2).contiguous().view({batch, time, width})), {k}, {v}};
+  return {linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width})), {k}, {v}};
 }
 
 MlpImpl::MlpImpl(const GptConfig& config) {
@@ -72,11 +87,11 @@ MlpImpl::MlpImpl(const GptConfig& config) {
   c_proj = register_module("c_proj", torch::nn::Linear(4 * config.n_embd, config.n_embd));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return c_proj(hidden(x)); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return linear(c_proj, hidden(x)); }
 
 torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
   // GPT-2's "gelu_new" is the tanh approximation.
-  return F::gelu(c_fc(x), F::GELUFuncOptions().approximate("tanh"));
+  return F::gelu(linear(c_fc, x), F::GELUFuncOptions().approximate("tanh"));
 }
 
 BlockImpl::BlockImpl(const GptConfig& config) {
@@ -178,7 +193,7 @@ torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
 }
 
 torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
-  return F::linear(hidden_states(tokens), wte->weight);
+  return at::linear(hidden_states(tokens), wte->weight);
 }
 
 torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets) {
@@ -187,7 +202,7 @@ torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor
 
 torch::Tensor GptImpl::loss_from_hidden(const torch::Tensor& hidden, const torch::Tensor& targets) {
   if (loss_head_) return loss_head_(hidden, wte->weight, targets);
-  auto logits = F::linear(hidden, wte->weight);
+  auto logits = at::linear(hidden, wte->weight);
   // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
   // loses the small probabilities that carry the gradient.
   const auto flat = logits.view({-1, logits.size(-1)});
