@@ -15,11 +15,13 @@ declare -A aios_flags=(
   [checkpointing]="--no-amp --gradient-checkpointing --no-chunked-loss"
   [8bit-adamw]="$off --use-8bit-optimizer"
   [chunked-loss]="--no-amp --no-gradient-checkpointing --chunked-loss"
+  [amp-chunked-loss]="--amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss"
   [all-together]="--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer")
 declare -A reference_flags=(
   [fp32-baseline]="" [amp-bf16]="--amp" [checkpointing]="--checkpointing" [8bit-adamw]="--optimizer bnb-8bit"
   [all-together]="--amp --checkpointing --optimizer bnb-8bit")
-rows=(fp32-baseline amp-bf16 checkpointing 8bit-adamw chunked-loss all-together)
+# amp-chunked-loss against chunked-loss is AMP's saving without the fp32 logits (no reference row).
+rows=(fp32-baseline amp-bf16 checkpointing 8bit-adamw chunked-loss amp-chunked-loss all-together)
 common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps "$steps" --warmup-steps 5
         --lr 6e-4 --min-lr 6e-5)
 for row in "${rows[@]}"; do
