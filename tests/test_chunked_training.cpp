@@ -3,12 +3,15 @@
 // and a ragged W = 7C - 2, learned and rotary positions), truncated mode with memory W against
 // the whole-window loss, and a training run in exact mode against the plain one.
 #include <ATen/ATen.h>
+#include <torch/autograd.h>
+#include <torch/cuda.h>
 
 #include <cmath>
 
 #include "memory/activation_checkpoint.h"
 #include "memory/chunked_training.h"
 #include "memory/mixed_precision.h"
+#include "model/causal_attention.h"
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -174,6 +177,51 @@ TEST(ChunkedTraining, TruncatedModeGivesTheSameGradientsWithCheckpointing) {
   }
 }
 
+// Attention of a chunk over earlier keys plus its own, against explicit softmax(q·kᵀ/√d + mask)·v
+// in float64 with the lower-right mask written out, outputs and gradients.
+void expect_lower_right_causal_attention(const c10::Device& device, at::ScalarType dtype, double tolerance,
+                                         const std::string& expected_kernel) {
+  torch::manual_seed(6);
+  const std::int64_t past = 40, time = 24, dim = 64;
+  const auto options = at::TensorOptions(device).dtype(dtype);
+  const auto q = torch::randn({2, 3, time, dim}, options).requires_grad_(true);
+  const auto k = torch::randn({2, 3, past + time, dim}, options).requires_grad_(true);
+  const auto v = torch::randn({2, 3, past + time, dim}, options).requires_grad_(true);
+  EXPECT_EQ(causal_attention_after_past_kernel(q, k, 0.0), expected_kernel);
+  const auto y = causal_attention_after_past(q, k, v, 0.0);
+  const auto seed = torch::randn_like(y);
+  const auto grads = torch::autograd::grad({y}, {q, k, v}, {seed});
+
+  const auto q64 = q.detach().to(at::kCPU, at::kDouble).requires_grad_(true);
+  const auto k64 = k.detach().to(at::kCPU, at::kDouble).requires_grad_(true);
+  const auto v64 = v.detach().to(at::kCPU, at::kDouble).requires_grad_(true);
+  auto scores = at::matmul(q64, k64.transpose(-2, -1)) / std::sqrt(static_cast<double>(dim));
+  for (std::int64_t i = 0; i < time; ++i) {  // query i sits at position past + i
+    scores.select(2, i).narrow(-1, past + i + 1, time - i - 1).fill_(-INFINITY);
+  }
+  const auto y64 = at::matmul(at::softmax(scores, -1), v64);
+  const auto grads64 = torch::autograd::grad({y64}, {q64, k64, v64}, {seed.to(at::kCPU, at::kDouble)});
+  const auto relative = [](const at::Tensor& a, const at::Tensor& b) {
+    return ((a.to(at::kCPU, at::kDouble) - b).abs().max() / b.abs().max()).item<double>();
+  };
+  EXPECT_LT(relative(y, y64), tolerance) << expected_kernel;
+  for (int i = 0; i < 3; ++i) EXPECT_LT(relative(grads[i], grads64[i]), tolerance) << "gradient " << i;
+}
+
+TEST(CausalAttentionAfterPast, AlignsTheCausalMaskToTheLowerRight) {
+  expect_lower_right_causal_attention(c10::Device(c10::kCPU), at::kDouble, 1e-12,
+                                      "SDPA with an explicit causal mask (no flash)");
+}
+
+TEST(CausalAttentionAfterPast, CudaRunsFlashWithTheLowerRightMask) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/gpu_session.sh)";
+  // bf16 inputs: ATen's flash kernel, called directly with is_causal (bf16 rounding: 2e-2).
+  expect_lower_right_causal_attention(c10::Device(c10::kCUDA, 0), at::kBFloat16, 2e-2, "flash (lower-right causal)");
+  // fp32: flash refuses, the explicit mask runs.
+  expect_lower_right_causal_attention(c10::Device(c10::kCUDA, 0), at::kFloat, 1e-4,
+                                      "SDPA with an explicit causal mask (no flash)");
+}
+
 // The trainer runs below: rotary positions, float64 (so only summation order differs), 8-token chunks.
 TrainOptions rope_chunks(TrainOptions o, bool chunked_run) {
   o.model_dtype = "float64";
@@ -190,7 +238,10 @@ TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
     auto o = rope_chunks(options(chunked_run ? "chunked" : "whole"), chunked_run);
     o.window_size = 30;
     o.gradient_accumulation_steps = 2;
+    o.log_file = dir_ / (chunked_run ? "chunked.jsonl" : "whole.jsonl");
     results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+    const auto attention = records_of(o.log_file, "config").at(0)["attention"];
+    EXPECT_EQ(attention.contains("chunks_after_the_first"), chunked_run) << attention.dump();
   }
   EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "model/causal_attention.h"
 
 namespace aios {
 
@@ -69,15 +70,9 @@ ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::
   if (!past_keys.defined() || past_keys.size(2) == 0) {
     y = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout, /*is_causal=*/true);
   } else {
-    // SDPA's is_causal aligns to the upper left when queries are fewer than keys; query i (at
-    // position start + i) may see keys 0 .. start + i: a lower-right mask.
-    const std::int64_t past = past_keys.size(2);
     const auto keys = at::cat({past_keys, k.to(past_keys.scalar_type())}, 2);
     const auto values = at::cat({past_values, v.to(past_values.scalar_type())}, 2);
-    const auto positions = at::TensorOptions(x.device()).dtype(at::kLong);
-    const auto mask = at::arange(past + time, positions).unsqueeze(0) <= (at::arange(time, positions) + past).unsqueeze(1);
-    y = at::scaled_dot_product_attention(q, keys.to(q.scalar_type()), values.to(q.scalar_type()), mask, dropout,
-                                         /*is_causal=*/false);
+    y = causal_attention_after_past(q, keys.to(q.scalar_type()), values.to(q.scalar_type()), dropout);
   }
   return {linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width})), {k}, {v}};
 }

@@ -25,6 +25,7 @@
 #include "dist/zero_sharding.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
+#include "model/causal_attention.h"
 #include "model/gpt.h"
 #include "memory/activation_checkpoint.h"
 #include "memory/attention_backend.h"
@@ -256,6 +257,16 @@ TrainSummary run_training(const TrainOptions& o) {
   const AttentionChoice attention = configure_attention(
       o.attention, {device, compute_dtype, config.n_head, config.n_embd / config.n_head,
                     o.window_size, o.dropout});
+  // Chunks after the first attend to earlier tokens' keys too: a lower-right causal mask, which
+  // may run on another kernel than the whole-window attention above.
+  std::string chunk_attention;
+  if (o.chunked_training) {
+    const auto like = at::TensorOptions(device).dtype(compute_dtype);
+    const std::int64_t head_dim = config.n_embd / config.n_head, chunk = std::min(o.chunk_size, o.window_size);
+    chunk_attention = causal_attention_after_past_kernel(at::empty({1, config.n_head, chunk, head_dim}, like),
+                                                         at::empty({1, config.n_head, 2 * chunk, head_dim}, like),
+                                                         o.dropout);
+  }
 
   torch::manual_seed(o.seed);
   Gpt model(config);
@@ -297,14 +308,16 @@ TrainSummary run_training(const TrainOptions& o) {
   }
   MetricsLog log(lead ? o.log_file : "", /*append=*/!resume.empty());
   json header = header_record({o, config, device, shards.manifest(), mp, attention, *optimizer, progress.step});
+  if (!chunk_attention.empty()) header["attention"]["chunks_after_the_first"] = chunk_attention;
   header["distributed"] = {{"comm", comm->describe()}, {"world", comm->world()}, {"sharded_optimizer", sharded},
                            {"optimizer_state_bytes_per_rank", comm->gather_values(optimizer->state_bytes())}};
   log.write(header);
   const std::int64_t world = comm->world();
   if (lead && o.chunked_training) {
-    std::fprintf(stderr, "aios train: chunked training (%s), %lld-token chunks%s\n", o.chunk_mode.c_str(),
-                 static_cast<long long>(o.chunk_size),
-                 o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients");
+    std::fprintf(stderr, "aios train: chunked training (%s), %lld-token chunks%s; later chunks' attention: %s\n",
+                 o.chunk_mode.c_str(), static_cast<long long>(o.chunk_size),
+                 o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients",
+                 chunk_attention.c_str());
   }
   if (lead) {
     std::fprintf(stderr, "aios train: %s (%.2fM parameters) on %s%s, %lld tokens per step%s\n",
