@@ -8,6 +8,21 @@ bin=$AIOS_BUILD_DIR/aios
 # bitsandbytes for the reference's AdamW8bit, carried as an unpacked package (see docs/benchmarks.md).
 [ -d .bnb ] && export PYTHONPATH="$PWD/.bnb${PYTHONPATH:+:$PYTHONPATH}"
 
+# Each row of the technique tables: aios's flags, and the reference's flags with PyTorch's own
+# equivalents (no entry: no stock equivalent). Shared by the techniques, profile and quick benches.
+techniques_off="--no-amp --no-gradient-checkpointing --no-chunked-loss"
+declare -A aios_flags=(
+  [fp32-baseline]="$techniques_off"
+  [amp-bf16]="--amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss"
+  [checkpointing]="--no-amp --gradient-checkpointing --no-chunked-loss"
+  [8bit-adamw]="$techniques_off --use-8bit-optimizer"
+  [chunked-loss]="--no-amp --no-gradient-checkpointing --chunked-loss"
+  [amp-chunked-loss]="--amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss"
+  [all-together]="--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer")
+declare -A reference_flags=(
+  [fp32-baseline]="" [amp-bf16]="--amp" [checkpointing]="--checkpointing" [8bit-adamw]="--optimizer bnb-8bit"
+  [all-together]="--amp --checkpointing --optimizer bnb-8bit")
+
 # Shards from a generated corpus (byte tokenizer), made once per work folder.
 bench_shards() {
   if [ ! -f "$work/shards/manifest.json" ]; then

@@ -10,10 +10,6 @@ model=${1:-gpt2}; batch=${2:-16}; shift 2 2>/dev/null || true
 rows=("$@"); [ ${#rows[@]} -gt 0 ] || rows=(amp-bf16 all-together)
 source bench/gpu_common.sh
 shards=$(bench_shards); init=$(bench_init "$model")
-declare -A aios_flags=(
-  [amp-bf16]="--amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss"
-  [all-together]="--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer")
-declare -A reference_flags=([amp-bf16]="--amp" [all-together]="--amp --checkpointing --optimizer bnb-8bit")
 common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps 8 --warmup-steps 2
         --profile-file "$work/trace.json" --profile-from 5 --profile-steps 3)
 for row in "${rows[@]}"; do

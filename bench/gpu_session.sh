@@ -68,11 +68,9 @@ stage_quick-gpt2() {
   local shards init
   shards=$(bench_shards); init=$(bench_init gpt2)
   for row in amp-bf16 all-together; do
-    local flags="--amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss"
-    [ $row = all-together ] && flags="--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer"
     # shellcheck disable=SC2086
     "$bin" train --init-from "$init" --dataset-file "$shards" --window-size 1024 --batch-size 16 --steps 12 \
-      --warmup-steps 5 --lr 6e-4 --min-lr 6e-5 $flags --eval-batches 0 --device cuda --out-dir "$work/quick-$row" \
+      --warmup-steps 5 --lr 6e-4 --min-lr 6e-5 ${aios_flags[$row]} --eval-batches 0 --device cuda --out-dir "$work/quick-$row" \
       --log-file "$out/quick-aios-gpt2-$row.jsonl" 2>&1 | grep -E "precision|error"
     python3 -c "import json,sys,statistics as s; r=[json.loads(l) for l in open(sys.argv[1])]; r=[x for x in r if x.get('type')=='step'][5:]; print(sys.argv[2], 'median tokens/s', round(s.median(x['tokens_per_s'] for x in r)), 'peak GiB', round(max(x['peak_allocated_bytes'] for x in r)/2**30, 2))" "$out/quick-aios-gpt2-$row.jsonl" $row
     rm -rf "$work/quick-$row"

@@ -8,18 +8,6 @@ cd "$(dirname "$0")/.."
 model=${1:-gpt2}; batch=${2:-16}; steps=${3:-20}
 source bench/gpu_common.sh
 shards=$(bench_shards); init=$(bench_init "$model")
-off="--no-amp --no-gradient-checkpointing --no-chunked-loss"
-declare -A aios_flags=(
-  [fp32-baseline]="$off"
-  [amp-bf16]="--amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss"
-  [checkpointing]="--no-amp --gradient-checkpointing --no-chunked-loss"
-  [8bit-adamw]="$off --use-8bit-optimizer"
-  [chunked-loss]="--no-amp --no-gradient-checkpointing --chunked-loss"
-  [amp-chunked-loss]="--amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss"
-  [all-together]="--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer")
-declare -A reference_flags=(
-  [fp32-baseline]="" [amp-bf16]="--amp" [checkpointing]="--checkpointing" [8bit-adamw]="--optimizer bnb-8bit"
-  [all-together]="--amp --checkpointing --optimizer bnb-8bit")
 # amp-chunked-loss against chunked-loss is AMP's saving without the fp32 logits (no reference row).
 rows=(fp32-baseline amp-bf16 checkpointing 8bit-adamw chunked-loss amp-chunked-loss all-together)
 common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps "$steps" --warmup-steps 5

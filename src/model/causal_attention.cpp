@@ -17,6 +17,7 @@ namespace {
 bool lower_right_flash_runs(const at::Tensor& q, const at::Tensor& keys, double dropout) {
 #if AIOS_WITH_CUDA
   if (!q.is_cuda() || !at::globalContext().userEnabledFlashSDP() || q.size(-1) % 8 != 0) return false;
+  // Values have the keys' shape and dtype, so the keys stand in for them in the check.
   const sdp::sdp_params params{q, keys, keys, std::nullopt, dropout, /*is_causal=*/false, /*enable_gqa=*/false};
   return sdp::can_use_flash_attention(params, /*debug=*/false);
 #else

@@ -47,7 +47,6 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config)
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   if (rope_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
-  // [B, T, 3C] -> three [B, nh, T, hd]
   // [B, T, 3C] -> three [B, nh, T, hd]. unbind, not three selects: its backward stacks the three
   // gradients in one copy, where each select's backward would zero-fill and sum a full-size tensor.
   const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);

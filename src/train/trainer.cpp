@@ -364,6 +364,10 @@ TrainSummary run_training(const TrainOptions& o) {
                                                                      std::to_string(comm->rank()) +
                                                                      file_extension(o.profile_file)),
                         o.profile_from, o.profile_steps, device);
+  if (!o.profile_file.empty() && progress.step >= o.profile_from && lead) {
+    std::fprintf(stderr, "aios train: note: no profile: the run resumes at step %lld, past --profile-from %lld\n",
+                 static_cast<long long>(progress.step), static_cast<long long>(o.profile_from));
+  }
 
   for (std::int64_t step = progress.step; step < o.steps; ++step) {
     profiler.before_step(step + 1);
