@@ -39,3 +39,25 @@ bench_init() {
   fi
   echo "$work/init-$1"
 }
+
+# aios alone, 12 steps of the named technique rows (medians of steps 6-12): a change's effect, to
+# compare with a techniques run of the same day. Usage: quick_aios_rows MODEL MICRO_BATCH ROW...
+quick_aios_rows() {
+  local model=$1 batch=$2 shards init row
+  shift 2
+  shards=$(bench_shards); init=$(bench_init "$model")
+  for row in "$@"; do
+    # shellcheck disable=SC2086
+    "$bin" train --init-from "$init" --dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps 12 \
+      --warmup-steps 5 --lr 6e-4 --min-lr 6e-5 ${aios_flags[$row]} --eval-batches 0 --device cuda \
+      --out-dir "$work/quick-$row" --log-file "$out/quick-aios-$model-$row.jsonl" 2>&1 | grep -E "precision|error"
+    python3 - "$out/quick-aios-$model-$row.jsonl" "$model $row" <<'PY'
+import json, statistics, sys
+s = [r for r in map(json.loads, open(sys.argv[1])) if r.get("type") == "step"]
+print(sys.argv[2], "median tokens/s", round(statistics.median(r["tokens_per_s"] for r in s[5:])),
+      "peak GiB", round(max(r["peak_allocated_bytes"] for r in s) / 2**30, 2),
+      "losses", " ".join(f"{r['loss']:.3f}" for r in s))
+PY
+    rm -rf "$work/quick-$row"
+  done
+}

@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
 # Issue 6's table: GPT-2 124M with rotary positions at micro-batch 1, bf16, checkpointing and
 # chunked loss on: tokens/s and peak memory at windows 4k, 16k, 64k for the whole window (flash
-# attention), truncated chunks and exact chunks; then the largest window each trains (doubling
-# from 4k until a run fails, gives up after RUN_LIMIT seconds or passes MAX_WINDOW).
-# Usage (GPU machine): bench/gpu_long_context_bench.sh [CHUNK=2048] [STEPS=4] [MODES="whole truncated exact"]
+# attention), truncated chunks, exact chunks and exact chunks without block checkpointing; then
+# the largest window each trains (doubling from 4k until a run fails, gives up after RUN_LIMIT
+# seconds or passes MAX_WINDOW).
+# Usage (GPU machine): bench/gpu_long_context_bench.sh [CHUNK=2048] [STEPS=4] [MODES="whole truncated exact exact-unchecked"]
 #                      [MAX_WINDOW=1048576] [RUN_LIMIT=150]
-# (2026-11-23 measured the whole-window rows; the next run: ... 2048 4 "exact truncated")
 set -uo pipefail
 cd "$(dirname "$0")/.."
-chunk=${1:-2048}; steps=${2:-4}; mode_list=${3:-whole truncated exact}; max_window=${4:-1048576}; run_limit=${5:-150}
+chunk=${1:-2048}; steps=${2:-4}; mode_list=${3:-whole truncated exact exact-unchecked}; max_window=${4:-1048576}; run_limit=${5:-150}
 source bench/gpu_common.sh
 shards=$(bench_shards 200000000)
-declare -A modes=([whole]="" [truncated]="--chunked-training --chunk-size $chunk --chunk-mode truncated --chunk-memory $chunk"
-                  [exact]="--chunked-training --chunk-size $chunk --chunk-mode exact")
+# exact-unchecked: exact chunks without checkpointing each chunk's blocks. Exact mode recomputes
+# every chunk in its second pass already; checkpointing the blocks on top adds a third forward
+# and saves one chunk's activations (docs/long-context.md).
+declare -A modes=([whole]="--gradient-checkpointing"
+                  [truncated]="--gradient-checkpointing --chunked-training --chunk-size $chunk --chunk-mode truncated --chunk-memory $chunk"
+                  [exact]="--gradient-checkpointing --chunked-training --chunk-size $chunk --chunk-mode exact"
+                  [exact-unchecked]="--no-gradient-checkpointing --chunked-training --chunk-size $chunk --chunk-mode exact")
 run() {  # MODE WINDOW -> JSONL in $out, status
   # shellcheck disable=SC2086
   timeout --signal=INT "$run_limit" "$bin" train --model gpt2 --pos rope --vocab-size 50257 --dataset-file "$shards" --window-size "$2" --batch-size 1 \
-    --steps "$steps" --warmup-steps 1 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --eval-batches 0 \
+    --steps "$steps" --warmup-steps 1 --amp --amp-dtype bf16 --chunked-loss --eval-batches 0 \
     --device cuda --out-dir "$work/lc-$1-$2" --log-file "$out/long-context-$1-$2.jsonl" ${modes[$1]} \
     > "$out/long-context-$1-$2.log" 2>&1
   local status=$?; rm -rf "$work/lc-$1-$2"; return $status

@@ -2,7 +2,8 @@
 # One device-tool call's worth of GPU work: runs the named stages in order inside a deadline and
 # packs every log, JSONL and table into $OUT/results.tgz (the device tool returns at most 8 files).
 # Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
-#         long-context long-context-chunks (exact and truncated only) trainer profile-gpt2
+#         long-context long-context-chunks (exact and truncated only) long-context-compare
+#         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -65,16 +66,9 @@ stage_convergence() { bench/gpu_convergence.sh gpt2 16 300; }
 # aios alone, the rows whose speed a change targets (compare with a reference run of the same day).
 stage_quick-gpt2() {
   source bench/gpu_common.sh
-  local shards init
-  shards=$(bench_shards); init=$(bench_init gpt2)
-  for row in amp-bf16 all-together; do
-    # shellcheck disable=SC2086
-    "$bin" train --init-from "$init" --dataset-file "$shards" --window-size 1024 --batch-size 16 --steps 12 \
-      --warmup-steps 5 --lr 6e-4 --min-lr 6e-5 ${aios_flags[$row]} --eval-batches 0 --device cuda --out-dir "$work/quick-$row" \
-      --log-file "$out/quick-aios-gpt2-$row.jsonl" 2>&1 | grep -E "precision|error"
-    python3 -c "import json,sys,statistics as s; r=[json.loads(l) for l in open(sys.argv[1])]; r=[x for x in r if x.get('type')=='step'][5:]; print(sys.argv[2], 'median tokens/s', round(s.median(x['tokens_per_s'] for x in r)), 'peak GiB', round(max(x['peak_allocated_bytes'] for x in r)/2**30, 2))" "$out/quick-aios-gpt2-$row.jsonl" $row
-    rm -rf "$work/quick-$row"
-  done
+  local shards
+  shards=$(bench_shards)
+  quick_aios_rows gpt2 16 amp-bf16 all-together
   for window in 4096 16384; do  # truncated chunks (their checkpointed backward failed before)
     "$bin" train --model gpt2 --pos rope --vocab-size 50257 --dataset-file "$shards" --window-size $window \
       --batch-size 1 --steps 3 --warmup-steps 1 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss \
@@ -84,9 +78,14 @@ stage_quick-gpt2() {
   done
 }
 
+# gpt2-large's bf16 rows with the chunked loss (their loss curve left the plain bf16 row's).
+stage_quick-gpt2-large-chunked-loss() { source bench/gpu_common.sh; quick_aios_rows gpt2-large 8 amp-chunked-loss; }
 stage_profile-gpt2() { bench/gpu_profile_bench.sh gpt2 16; }
 stage_long-context() { bench/gpu_long_context_bench.sh 2048 4; }
 stage_long-context-chunks() { bench/gpu_long_context_bench.sh 2048 3 "exact truncated" 1048576 120; }
+# Exact chunks without block checkpointing against whole windows, run side by side up to 128k.
+stage_long-context-compare() { bench/gpu_long_context_bench.sh 2048 3 "exact-unchecked whole" 131072 120; }
+stage_reference-long-context() { bench/gpu_reference_long_context.sh 3; }
 
 status=0
 for stage in "$@"; do

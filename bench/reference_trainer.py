@@ -29,7 +29,20 @@ PRESETS = {"tiny": (4, 4, 128), "gpt2": (12, 12, 768), "gpt2-medium": (24, 16, 1
 CONV1D = ("c_attn.weight", "c_proj.weight", "c_fc.weight")
 
 
+def rotary(x, theta=10000.0):
+    """aios's apply_rotary (src/model/gpt.cpp): halves rotated, angles in float64."""
+    t, d = x.shape[-2], x.shape[-1]
+    half = d // 2
+    inv_freq = theta ** (-torch.arange(0, half, dtype=torch.float64, device=x.device) * (2.0 / d))
+    angles = torch.outer(torch.arange(t, dtype=torch.float64, device=x.device), inv_freq)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1)
+
+
 class Block(nn.Module):
+    rope = False
+
     def __init__(self, c):
         super().__init__()
         self.n_head = c["n_head"]
@@ -46,6 +59,8 @@ class Block(nn.Module):
     def forward(self, x):
         b, t, e = x.shape
         q, k, v = self.attn.c_attn(self.ln_1(x)).view(b, t, 3, self.n_head, e // self.n_head).permute(2, 0, 3, 1, 4)
+        if self.rope:
+            q, k = rotary(q), rotary(k)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.attn.c_proj(y.transpose(1, 2).reshape(b, t, e))
         return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x)), approximate="tanh"))
@@ -61,9 +76,10 @@ class Gpt(nn.Module):
         self.ln_f = nn.LayerNorm(c["n_embd"], eps=1e-5)
 
     checkpointing = False
+    rope = False  # rotary positions (aios --pos rope): the learned table goes unused
 
     def loss_sum(self, idx, targets):
-        x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
+        x = self.wte(idx) if self.rope else self.wte(idx) + self.wpe(torch.arange(idx.shape[1], device=idx.device))
         for block in self.h:
             x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False) if self.checkpointing else block(x)
         logits = F.linear(self.ln_f(x), self.wte.weight)
@@ -151,9 +167,15 @@ def build(args, device):
     state = {k: (v.t() if k.endswith(CONV1D) else v) for k, v in load_file(os.path.join(args.init, "model.safetensors")).items()}
     model.load_state_dict(state)
     model.checkpointing = args.checkpointing
+    model.rope = args.pos == "rope"
+    for block in model.h:
+        block.rope = model.rope
     model.to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and n not in ("wte.weight", "wpe.weight")]
-    other = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and n not in ("wte.weight", "wpe.weight"))]
+    params = [(n, p) for n, p in model.named_parameters() if not (model.rope and n == "wpe.weight")]
+    if model.rope:
+        model.wpe.weight.requires_grad_(False)
+    decay = [p for n, p in params if p.dim() >= 2 and n not in ("wte.weight", "wpe.weight")]
+    other = [p for n, p in params if not (p.dim() >= 2 and n not in ("wte.weight", "wpe.weight"))]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": other, "weight_decay": 0.0}]
     if args.optimizer == "bnb-8bit":
         import bitsandbytes as bnb
@@ -259,6 +281,8 @@ def add_train_arguments(p):
     p.add_argument("--dataset-file", required=True)
     p.add_argument("--log-file", default="", help="train: JSONL metrics")
     p.add_argument("--window-size", type=int, default=1024)
+    p.add_argument("--pos", default="learned", choices=["learned", "rope"],
+                   help="rope: rotary positions as aios --pos rope (windows past the learned table)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--gradient-accumulation-steps", type=int, default=1)
     p.add_argument("--steps", type=int, default=100)

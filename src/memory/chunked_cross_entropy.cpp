@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/version.h>
 
 #include <algorithm>
 
@@ -26,6 +27,19 @@ at::ScalarType matmul_type(const at::Tensor& hidden) {
 at::Tensor chunk_logits(const at::Tensor& hidden, const at::Tensor& weight) {
   auto logits = at::matmul(hidden, weight.t());
   return logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);
+}
+
+// One chunk's share of the head's weight gradient, gᵀ·h, to be summed in fp32. With 16-bit
+// operands on CUDA, cuBLAS writes the product in fp32 (ATen's mm with out_dtype, PyTorch 2.8+), so
+// no chunk's partial sum is rounded to 16 bits before the chunks are added; the unchunked head
+// rounds its one product once. ATen has no such kernel on the CPU, where the product is rounded.
+at::Tensor weight_gradient_part(const at::Tensor& g, const at::Tensor& h) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  if (g.is_cuda() && (g.scalar_type() == at::kBFloat16 || g.scalar_type() == at::kHalf)) {
+    return at::mm(g.t(), h, at::kFloat);
+  }
+#endif
+  return at::mm(g.t(), h);
 }
 
 // Forward computes each chunk's loss and, when gradients are wanted, the chunk's gradient while
@@ -62,7 +76,7 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
       if (compute == weight.scalar_type()) {
         grad_weight.addmm_(g.t(), h);
       } else {
-        grad_weight.add_(at::matmul(g.t(), h));  // low-precision product, fp32 sum
+        grad_weight.add_(weight_gradient_part(g, h));  // 16-bit operands, fp32 sum
       }
     }
     ctx->saved_data["with_gradients"] = with_gradients;
