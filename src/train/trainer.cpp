@@ -319,7 +319,7 @@ TrainSummary run_training(const TrainOptions& o) {
                  o.chunk_mode == "truncated" ? "; no gradient crosses a chunk boundary" : "; whole-window gradients",
                  chunk_attention.c_str());
     if (o.chunk_mode == "exact" && o.gradient_checkpointing) {
-      // Measured on an H100 (docs/long-context.md): 1.2-1.45x the tokens/s for about 1 GiB more.
+      // Measured on an H100 (docs/benchmarks.md, third run): 1.17-1.46x the tokens/s for 0.7-1.2 GiB more.
       std::fprintf(stderr,
                    "aios train: note: exact chunks are recomputed in their backward pass already; checkpointing "
                    "their blocks too adds a third forward. --no-gradient-checkpointing is faster for one chunk's "
