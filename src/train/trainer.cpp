@@ -366,11 +366,12 @@ TrainSummary run_training(const TrainOptions& o) {
   TrainSummary summary;
   summary.attention_backend = attention.backend;
 
-  StepProfiler profiler(o.profile_file.empty() || world == 1 ? o.profile_file
-                        : join_path(parent_path(o.profile_file), file_stem(o.profile_file) + ".rank" +
-                                                                     std::to_string(comm->rank()) +
-                                                                     file_extension(o.profile_file)),
-                        o.profile_from, o.profile_steps, device);
+  const std::string profile_path =
+      o.profile_file.empty() || world == 1
+          ? o.profile_file
+          : join_path(parent_path(o.profile_file),
+                      file_stem(o.profile_file) + ".rank" + std::to_string(comm->rank()) + file_extension(o.profile_file));
+  StepProfiler profiler(profile_path, o.profile_from, o.profile_steps, device);
   if (!o.profile_file.empty() && progress.step >= o.profile_from && lead) {
     std::fprintf(stderr, "aios train: note: no profile: the run resumes at step %lld, past --profile-from %lld\n",
                  static_cast<long long>(progress.step), static_cast<long long>(o.profile_from));
@@ -481,7 +482,7 @@ TrainSummary run_training(const TrainOptions& o) {
       progress_line.finish();
       std::fprintf(stderr, "aios train: profile of steps %lld-%lld written to %s\n",
                    static_cast<long long>(o.profile_from), static_cast<long long>(progress.step),
-                   o.profile_file.c_str());
+                   world > 1 ? (profile_path + " (and one per rank beside it)").c_str() : profile_path.c_str());
     }
     const double tokens_per_second = static_cast<double>(tokens_per_step) / step_seconds;
     const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
