@@ -4,6 +4,7 @@
 # Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
 #         long-context long-context-chunks (exact and truncated only) long-context-compare
 #         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
+#         build-aios (the program only) distributed distributed-tests (2 GPUs)
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -29,7 +30,7 @@ stage_build() {
     python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
     nvcc --version | tail -1; cmake --version | head -1; nproc
   } > "$OUT/machine.txt" 2>&1
-  if ! scripts/build.sh > "$OUT/build.log" 2>&1; then
+  if ! AIOS_BUILD_TARGET=${AIOS_BUILD_TARGET:-} scripts/build.sh > "$OUT/build.log" 2>&1; then
     # Keep going past the first failure so one call reports every compile error.
     cmake --build build-gpu -- -k 0 >> "$OUT/build.log" 2>&1
     grep -E "error|Error" -A4 "$OUT/build.log" | head -80 | tee -a "$summary"
@@ -55,6 +56,17 @@ stage_gpu-tests() {
   build-gpu/tests/aios_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*' > "$OUT/gpu_tests.log" 2>&1
   local status=$?
   grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|FAILED|Failure|Expected|Which is" "$OUT/gpu_tests.log" | head -40 | tee -a "$summary"
+  return $status
+}
+
+# The program alone (no tests): the quickest start for benchmarks on a fresh machine.
+stage_build-aios() { AIOS_BUILD_TARGET=aios stage_build; }
+# Issue 5 on a 2-GPU machine (nvidia-h200-x2): NCCL ranks against one GPU.
+stage_distributed() { bench/gpu_distributed_bench.sh curves scaling oom; }
+stage_distributed-tests() {
+  build-gpu/tests/aios_tests --gtest_filter='*TwoGpus*:*Nccl*' > "$OUT/distributed_tests.log" 2>&1
+  local status=$?
+  grep -E "^\[ +(OK|FAILED|SKIPPED) +\]|PASSED|FAILED|Failure|Expected|Which is" "$OUT/distributed_tests.log" | head -40 | tee -a "$summary"
   return $status
 }
 
@@ -92,13 +104,13 @@ for stage in "$@"; do
   remaining=$(left)
   if [ "$remaining" -le 20 ]; then note "skipped $stage: deadline"; status=1; continue; fi
   note "start $stage (${remaining}s left)"
-  timeout --signal=INT --kill-after=10 "$remaining" bash -c "$(declare -f "stage_$stage"); stage_$stage" \
+  timeout --signal=INT --kill-after=10 "$remaining" bash -c "$(declare -f); stage_$stage" \
     > "$OUT/$stage.out" 2>&1
   rc=$?
   tail -25 "$OUT/$stage.out" >> "$summary"
   note "end $stage rc=$rc"
   [ $rc -eq 0 ] || status=1
-  [ "$stage" = build ] && [ $rc -ne 0 ] && break
+  case $stage in build*) [ $rc -ne 0 ] && break ;; esac
 done
 tar -C "$OUT" -czf "$final_out/results.tgz" . && cp "$summary" "$final_out/summary.txt"
 exit $status

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds aios into build/ (or $AIOS_BUILD_DIR) against the LibTorch of the
-# python3 on PATH. Extra arguments go to cmake's configure step.
+# python3 on PATH. Extra arguments go to cmake's configure step; AIOS_BUILD_TARGET=aios builds the
+# program alone (no tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=${AIOS_BUILD_DIR:-build}
@@ -11,4 +12,4 @@ if [ ! -f "$build_dir/build.ninja" ]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=${AIOS_BUILD_TYPE:-RelWithDebInfo} \
     -DCMAKE_PREFIX_PATH="$torch_prefix" "${launcher[@]}" "$@"
 fi
-cmake --build "$build_dir" --parallel "${AIOS_BUILD_JOBS:-$(nproc)}"
+cmake --build "$build_dir" --parallel "${AIOS_BUILD_JOBS:-$(nproc)}" ${AIOS_BUILD_TARGET:+--target "$AIOS_BUILD_TARGET"}

@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <functional>
 
+#include <torch/cuda.h>
+
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -41,7 +43,7 @@ class DistributedTest : public TrainerTest {
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
                std::to_string(o.batch_size) + " --steps " + std::to_string(o.steps) +
-               " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device cpu --no-amp" +
+               " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " + device_ + " --no-amp" +
                " --no-gradient-checkpointing --model-dtype " + o.model_dtype + " --out-dir " + o.out_dir +
                " --log-file " + o.log_file + " " + extra + " > " + o.out_dir + ".log 2>&1";
     const int status = std::system(command.c_str());
@@ -49,6 +51,8 @@ class DistributedTest : public TrainerTest {
   }
 
   std::string log_of(const TrainOptions& o) const { return testing::read_file(o.out_dir + ".log"); }
+
+  std::string device_ = "cpu";
 
   std::vector<torch::Tensor> final_parameters(const TrainOptions& o) const {
     return parameters_of(o.out_dir + "/ckpt-0000000" + std::to_string(o.steps) + ".pt", o);
@@ -71,6 +75,25 @@ TEST_F(DistributedTest, TwoAndThreeRanksMatchOneRankForAllReduceAndZeroWithFp32A
         EXPECT_EQ(header["distributed"]["world"], world);
         EXPECT_EQ(header["distributed"]["sharded_optimizer"], sharding == "--shard-optimizer");
       }
+    }
+  }
+}
+
+// The same comparison over NCCL on two GPUs, with small buckets so that many reduce-scatters and
+// all-reduces overlap the backward on NCCL's own stream (float64: only summation order differs).
+TEST_F(DistributedTest, TwoGpusOverNcclMatchOneGpu) {
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices (bench/gpu_session.sh distributed-tests)";
+  device_ = "cuda";
+  for (const std::string optimizer : {"", "--use-8bit-optimizer"}) {
+    const auto single = run_options("gpu-one" + std::to_string(optimizer.size()), 1, 6);
+    ASSERT_EQ(launch(single, 1, optimizer), 0) << log_of(single);
+    const auto expected = final_parameters(single);
+    for (const std::string sharding : {"--shard-optimizer", "--no-shard-optimizer"}) {
+      if (!optimizer.empty() && sharding == "--no-shard-optimizer") continue;
+      const auto o = run_options("gpu-two" + sharding + std::to_string(optimizer.size()), 2, 6);
+      ASSERT_EQ(launch(o, 2, optimizer + " " + sharding + " --bucket-mb 0.02"), 0) << log_of(o);
+      EXPECT_NE(log_of(o).find("nccl"), std::string::npos) << log_of(o);
+      EXPECT_LT(max_relative_difference(final_parameters(o), expected), 1e-5) << sharding << " " << optimizer;
     }
   }
 }

@@ -36,6 +36,7 @@ void BucketSchedule::arm() {
   for (std::size_t b = 0; b < buckets_.size(); ++b) pending_[b] = buckets_[b].size();
   next_ = 0;
   launched_in_backward_ = 0;
+  pending_at_first_launch_ = 0;
   armed_ = true;
 }
 
@@ -49,6 +50,10 @@ void BucketSchedule::gradient_ready(std::size_t param) {
 
 void BucketSchedule::launch_ready_buckets() {
   while (next_ < buckets_.size() && pending_[next_] == 0) {
+    if (launched_in_backward_ == 0) {
+      pending_at_first_launch_ = 0;
+      for (auto pending : pending_) pending_at_first_launch_ += pending;
+    }
     launch_(next_++);
     ++launched_in_backward_;
   }

@@ -28,6 +28,9 @@ class BucketSchedule {
   void finish();  // after it, or after a failure: launch every bucket not launched yet, in order
 
   std::size_t launched_during_backward() const { return launched_in_backward_; }  // for tests
+  // Gradients not yet final when the first bucket went out in the last armed backward: how much of
+  // the backward was left to overlap with communication (0: it all waited for the end).
+  std::size_t pending_at_first_launch() const { return pending_at_first_launch_; }
 
  private:
   void gradient_ready(std::size_t param);
@@ -41,6 +44,7 @@ class BucketSchedule {
   std::size_t next_ = 0;  // the next bucket to launch
   bool armed_ = false;
   std::size_t launched_in_backward_ = 0;
+  std::size_t pending_at_first_launch_ = 0;
   std::mutex mutex_;  // CUDA parameters' hooks run on the autograd engine's device thread
 };
 

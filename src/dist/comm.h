@@ -32,6 +32,17 @@ class Comm {
   virtual void all_gather(const at::Tensor& input, at::Tensor& output) = 0;
   virtual void broadcast(at::Tensor& tensor, int root) = 0;
 
+  // Overlapped variants for gradient buckets: they may still be running when they return (NCCL
+  // runs them on its own stream, after the work already queued on the current one); the caller
+  // keeps input and output alive and unchanged until wait_for_collectives(), which makes the
+  // current stream wait for every collective issued so far. MPI and one process finish in the
+  // call, so by default these are the blocking collectives above.
+  virtual void all_reduce_sum_async(at::Tensor& tensor) { all_reduce_sum(tensor); }
+  virtual void reduce_scatter_sum_async(const at::Tensor& input, at::Tensor& output) {
+    reduce_scatter_sum(input, output);
+  }
+  virtual void wait_for_collectives() {}
+
   // Host-side agreement (MPI, also under NCCL): the maximum / sum of `value` over ranks. Cheap,
   // blocking, and the only thing a rank that hit an error may enter before the others know.
   virtual std::int64_t agree_max(std::int64_t value) = 0;

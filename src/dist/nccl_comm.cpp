@@ -31,15 +31,17 @@ ncclDataType_t nccl_type_of(const at::Tensor& t) {
   }
 }
 
-cudaStream_t stream_of(const c10::Device& device) {
-  return at::cuda::getCurrentCUDAStream(device.index()).stream();
+// The stream NCCL runs on. set_device comes first, or every rank would open a context on GPU 0.
+// High priority: a bucket's collective gets SMs ahead of the backward kernels queued beside it.
+c10::cuda::CUDAStream nccl_stream_on(const c10::Device& device) {
+  c10::cuda::set_device(device.index());
+  return c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device.index());
 }
 
 }  // namespace
 
-NcclComm::NcclComm(const c10::Device& device) : device_(device) {
+NcclComm::NcclComm(const c10::Device& device) : device_(device), stream_(nccl_stream_on(device)) {
   rank_ = mpi_.rank(), world_ = mpi_.world(), local_rank_ = mpi_.local_rank();
-  c10::cuda::set_device(device.index());  // before NCCL, or every rank would open a context on GPU 0
   ncclUniqueId id;
   if (rank_ == 0) check(ncclGetUniqueId(&id), "ncclGetUniqueId");
   MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, MPI_COMM_WORLD);
@@ -57,24 +59,57 @@ std::string NcclComm::describe() const {
          std::to_string(version % 100) + " (" + std::to_string(world_) + " ranks)";
 }
 
-void NcclComm::all_reduce_sum(at::Tensor& t) {
+cudaStream_t NcclComm::start_collective() {
+  inputs_ready_.record(at::cuda::getCurrentCUDAStream(device_.index()));
+  inputs_ready_.block(stream_);
+  return stream_.stream();
+}
+
+void NcclComm::end_collective() {
+  collectives_done_.record(stream_);
+  pending_ = true;
+}
+
+void NcclComm::wait_for_collectives() {
+  if (!pending_) return;
+  collectives_done_.block(at::cuda::getCurrentCUDAStream(device_.index()));
+  pending_ = false;
+}
+
+void NcclComm::all_reduce_sum_async(at::Tensor& t) {
   check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type_of(t), ncclSum, comm_,
-                      stream_of(device_)), "ncclAllReduce");
+                      start_collective()), "ncclAllReduce");
+  end_collective();
+}
+
+void NcclComm::reduce_scatter_sum_async(const at::Tensor& input, at::Tensor& output) {
+  check(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()),
+                          nccl_type_of(input), ncclSum, comm_, start_collective()), "ncclReduceScatter");
+  end_collective();
+}
+
+void NcclComm::all_reduce_sum(at::Tensor& t) {
+  all_reduce_sum_async(t);
+  wait_for_collectives();
 }
 
 void NcclComm::reduce_scatter_sum(const at::Tensor& input, at::Tensor& output) {
-  check(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()),
-                          nccl_type_of(input), ncclSum, comm_, stream_of(device_)), "ncclReduceScatter");
+  reduce_scatter_sum_async(input, output);
+  wait_for_collectives();
 }
 
 void NcclComm::all_gather(const at::Tensor& input, at::Tensor& output) {
   check(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<size_t>(input.numel()), nccl_type_of(input),
-                      comm_, stream_of(device_)), "ncclAllGather");
+                      comm_, start_collective()), "ncclAllGather");
+  end_collective();
+  wait_for_collectives();
 }
 
 void NcclComm::broadcast(at::Tensor& t, int root) {
   check(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type_of(t), root, comm_,
-                      stream_of(device_)), "ncclBroadcast");
+                      start_collective()), "ncclBroadcast");
+  end_collective();
+  wait_for_collectives();
 }
 
 void NcclComm::abort_job(int code) {

@@ -27,11 +27,11 @@ void rows_to_flat(const at::Tensor& rows, at::Tensor flat) {
 
 }  // namespace
 
-ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes)
+ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes,
+                           const std::vector<at::Tensor>& model_order)
     : comm_(comm) {
   at::NoGradGuard no_grad;
   const std::int64_t world = comm.world(), rank = comm.rank();
-  std::vector<std::int64_t> padded;
   for (const auto& group : groups) {
     group_sizes_.push_back(group.params.size());
     group_decay_.push_back(group.weight_decay);
@@ -42,19 +42,24 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
       const std::int64_t length = std::min(n, start + chunk) - start;
       Slot slot{p, p.detach().view({-1}).narrow(0, start, length).requires_grad_(true), chunk, 0};
       slots_.push_back(std::move(slot));
-      padded.push_back(chunk * world);
     }
   }
+  // Slots in the order backward finishes their gradients, cut into buckets of padded size.
+  std::vector<at::Tensor> params;
+  for (const auto& slot : slots_) params.push_back(slot.param);
+  const auto order = backward_order(params, model_order);
+  std::vector<std::int64_t> padded;
+  for (auto i : order) padded.push_back(slots_[i].chunk * world);
   const std::int64_t element_bytes = slots_.empty() ? 4 : static_cast<std::int64_t>(slots_.front().param.element_size());
   std::int64_t largest_row = 0;
-  for (const auto& indices : make_buckets(padded, std::max<std::int64_t>(1, bucket_bytes / element_bytes))) {
+  for (const auto& positions : make_buckets(padded, std::max<std::int64_t>(1, bucket_bytes / element_bytes))) {
     Bucket bucket;
-    bucket.slots = indices;
-    for (auto i : indices) {
+    for (auto position : positions) bucket.slots.push_back(order[position]);
+    for (auto i : bucket.slots) {
       slots_[i].offset = bucket.row;
       bucket.row += slots_[i].chunk;
     }
-    bucket.shard_grads = at::zeros({bucket.row}, slots_[indices.front()].param.options());
+    bucket.shard_grads = at::zeros({bucket.row}, slots_[bucket.slots.front()].param.options());
     largest_row = std::max(largest_row, bucket.row);
     buckets_.push_back(std::move(bucket));
   }
@@ -68,9 +73,7 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
       slot.shard.mutable_grad() = bucket.shard_grads.narrow(0, slot.offset, slot.shard.numel());
     }
   }
-  std::vector<at::Tensor> params;
   std::vector<std::vector<std::size_t>> buckets;
-  for (const auto& slot : slots_) params.push_back(slot.param);
   for (const auto& bucket : buckets_) buckets.push_back(bucket.slots);
   schedule_ = std::make_unique<BucketSchedule>(params, buckets, [this](std::size_t b) { reduce_scatter(b); });
 }
@@ -94,19 +97,29 @@ void ZeroSharding::reduce_scatter(std::size_t b) {
   at::NoGradGuard no_grad;
   const std::int64_t world = comm_.world();
   auto& bucket = buckets_[b];
+  // The previous bucket's reduce-scatter may still be reading rows_ on NCCL's stream.
+  comm_.wait_for_collectives();
   // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
   auto input = rows_.narrow(0, 0, world * bucket.row);
   const auto rows = input.view({world, bucket.row});
   for (auto i : bucket.slots) {
-    const auto& slot = slots_[i];
+    auto& slot = slots_[i];
     auto region = rows.narrow(1, slot.offset, slot.chunk);
     if (slot.param.grad().defined()) {
       flat_to_rows(slot.param.grad().reshape({-1}), region);
+      // Staged: the full gradient is not read again (the optimizer reads this rank's chunk).
+      // Released on the stream that read it, so its memory is reused only after the copy.
+      slot.param.mutable_grad() = at::Tensor();
     } else {
       region.zero_();
     }
   }
-  comm_.reduce_scatter_sum(input, bucket.shard_grads);
+  comm_.reduce_scatter_sum_async(input, bucket.shard_grads);
+}
+
+void ZeroSharding::finish() {
+  schedule_->finish();
+  comm_.wait_for_collectives();
 }
 
 void ZeroSharding::all_gather_parameters() {

@@ -9,7 +9,10 @@
 // by bucket during the step's last backward as gradients become final (dist/bucket_schedule.h);
 // the optimizer updates the chunks in place (they are views of the parameters); the updated
 // chunks are all-gathered back into every rank's full parameters. Buckets of about `bucket_bytes`
-// keep each collective large; every rank walks them in the same order.
+// keep each collective large; they are cut in backward order (the last parameters first) and
+// every rank walks them in the same order. On GPUs each reduce-scatter runs on NCCL's stream beside
+// the rest of the backward. A parameter's full gradient is released as soon as it is staged for
+// its reduce-scatter: after the last backward, a rank holds gradients for its own chunks only.
 #pragma once
 
 #include <vector>
@@ -29,14 +32,19 @@ class ZeroSharding {
     return (numel + kAlignment * world - 1) / (kAlignment * world) * kAlignment;
   }
 
-  ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes);
+  // model_order: the model's parameters in forward order (buckets follow its reverse).
+  ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& comm, std::int64_t bucket_bytes,
+               const std::vector<at::Tensor>& model_order);
 
   // The optimizer's groups: this rank's chunk of each parameter (a view), with the whole
   // parameter's size so that the 8-bit decision is the same on every world size.
   std::vector<Optimizer::Group> shard_groups() const;
   void arm() { schedule_->arm(); }        // before the step's last backward
-  void finish() { schedule_->finish(); }  // after it: this rank's chunks' .grad hold the summed gradients
+  // After it: this rank's chunks' .grad hold the summed gradients; the full .grad are released.
+  void finish();
   void all_gather_parameters();           // every rank's updated chunks -> full parameters everywhere
+  std::size_t buckets() const { return buckets_.size(); }
+  const BucketSchedule& schedule() const { return *schedule_; }
 
  private:
   struct Slot {
@@ -51,13 +59,16 @@ class ZeroSharding {
     at::Tensor shard_grads;   // [row]: this rank's summed gradient chunks (the optimizer reads views)
   };
 
-  void reduce_scatter(std::size_t bucket);  // full .grad of the bucket's parameters -> this rank's chunks
+  // Full .grad of the bucket's parameters -> this rank's chunks (the .grad are released).
+  void reduce_scatter(std::size_t bucket);
 
   std::vector<Slot> slots_;
   std::vector<std::size_t> group_sizes_;
   std::vector<double> group_decay_;
-  std::vector<Bucket> buckets_;
-  at::Tensor rows_;  // [world · largest row]: staging for reduce-scatter input / all-gather output
+  std::vector<Bucket> buckets_;  // in launch order
+  // [world · largest row]: staging for reduce-scatter input / all-gather output, reused by the
+  // next bucket once the previous bucket's reduce-scatter is done.
+  at::Tensor rows_;
   at::Tensor row_;   // [largest row]: all-gather input
   Comm& comm_;
   std::unique_ptr<BucketSchedule> schedule_;

@@ -1,5 +1,7 @@
 #include "train/device_stats.h"
 
+#include <algorithm>
+
 #if AIOS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -64,6 +66,20 @@ void release_cached_memory(const c10::Device& device) {
 #else
   (void)device;
 #endif
+}
+
+bool limit_device_memory(const c10::Device& device, double bytes) {
+#if AIOS_WITH_CUDA
+  if (device.is_cuda()) {
+    const double total = static_cast<double>(at::cuda::getDeviceProperties(device.index())->totalGlobalMem);
+    c10::cuda::CUDACachingAllocator::setMemoryFraction(std::min(1.0, bytes / total), device.index());
+    return true;
+  }
+#else
+  (void)device;
+  (void)bytes;
+#endif
+  return false;
 }
 
 }  // namespace aios

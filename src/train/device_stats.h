@@ -26,5 +26,8 @@ MemoryStats memory_stats(const c10::Device& device);
 void synchronize(const c10::Device& device);
 // Returns the caching allocator's unused blocks to the driver (after an out-of-memory).
 void release_cached_memory(const c10::Device& device);
+// Caps what the caching allocator may hold on a CUDA device (fault injection: a real out-of-memory);
+// returns false on the CPU.
+bool limit_device_memory(const c10::Device& device, double bytes);
 
 }  // namespace aios

@@ -34,6 +34,14 @@ FaultInjection FaultInjection::from_environment() {
   faults.oom_in_forward = where == "forward";
   faults.exit_step = read_step("AIOS_FAULT_EXIT_AT_STEP");
   faults.hang_step = read_step("AIOS_FAULT_HANG_AT_STEP");
+  if (const char* gib = std::getenv("AIOS_FAULT_MEMORY_GIB"); gib != nullptr && *gib != '\0') {
+    char* end = nullptr;
+    const double value = std::strtod(gib, &end);
+    if (end == gib || *end != '\0' || !(value > 0)) {
+      throw Error("AIOS_FAULT_MEMORY_GIB", std::string("value '") + gib + "' is not a size in GiB", "a positive number");
+    }
+    faults.memory_limit_gib = value;
+  }
   return faults;
 }
 

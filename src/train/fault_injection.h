@@ -9,6 +9,8 @@
 //   AIOS_FAULT_RANK=R               the OOM, exit and hang faults fire on rank R only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
 //   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
+//   AIOS_FAULT_MEMORY_GIB=G         the GPU's caching allocator may hold at most G GiB (a real
+//                                   out-of-memory on one rank, as on a GPU shared with another job)
 #pragma once
 
 #include <cstdint>
@@ -25,6 +27,7 @@ struct FaultInjection {
   std::optional<std::int64_t> rank;  // none: every rank
   std::optional<std::int64_t> exit_step;
   std::optional<std::int64_t> hang_step;
+  std::optional<double> memory_limit_gib;
 
   bool on_rank(int r) const { return !rank || *rank == r; }
 

@@ -288,7 +288,7 @@ TrainSummary run_training(const TrainOptions& o) {
   std::optional<ZeroSharding> zero;
   std::optional<GradientAllReduce> all_reduce;
   if (sharded) {
-    zero.emplace(adamw_groups(*model, adamw), *comm, bucket_bytes);
+    zero.emplace(adamw_groups(*model, adamw), *comm, bucket_bytes, parameters);
   } else if (comm->world() > 1) {
     all_reduce.emplace(parameters, *comm, bucket_bytes);
   }
@@ -345,6 +345,11 @@ TrainSummary run_training(const TrainOptions& o) {
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, compute_dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
+  if (faults.memory_limit_gib && faults.on_rank(comm->rank()) &&
+      limit_device_memory(device, *faults.memory_limit_gib * 1024.0 * 1024.0 * 1024.0)) {
+    std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),
+                 *faults.memory_limit_gib);
+  }
   // A stuck peer would leave this rank waiting in a collective for ever (one process: nothing to wait on).
   HangWatchdog watchdog(comm->rank(), world > 1 ? o.hang_timeout : 0.0);
   std::optional<ChunkedTraining> chunking;  // its chunk size lives in `shape` (it can shrink)

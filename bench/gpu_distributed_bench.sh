@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Issue 5's GPU proof on one host with 2 GPUs: NCCL data parallel with ZeRO-1 against one GPU.
+#   curves      loss per step of 1 GPU (accumulation 2) and 2 GPUs (accumulation 1) on the same
+#               global batch and windows: fp32 (ZeRO-1, fp32 Adam) and everything on (bf16,
+#               checkpointing, chunked loss, ZeRO-1 8-bit)
+#   scaling     tokens/s and peak memory per rank for gpt2 and gpt2-large, 1 and 2 GPUs, the same
+#               micro-batch per GPU; optimizer state per rank from the run header; plain
+#               all-reduce (--no-shard-optimizer) beside ZeRO-1
+#   oom         an out-of-memory on rank 1 of 2: injected (after the backward, and in the forward
+#               while rank 0 is inside its collectives) and real (rank 1 limited to part of its GPU)
+# Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: all three)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source bench/gpu_common.sh
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1  # machine rule
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+shards=$(bench_shards)
+parts=("$@"); [ ${#parts[@]} -gt 0 ] || parts=(curves scaling oom)
+all_on=(--amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss --use-8bit-optimizer)
+fp32=(--no-amp --no-gradient-checkpointing --no-chunked-loss)
+
+# dist_train NAME RANKS MODEL MICRO_BATCH ACCUMULATION STEPS FLAG...: one run, JSONL to $out/dist-NAME.jsonl.
+dist_train() {
+  local name=$1 ranks=$2 model=$3 batch=$4 accum=$5 steps=$6
+  shift 6
+  local launch=(env CUDA_VISIBLE_DEVICES=0 "$bin")
+  [ "$ranks" -gt 1 ] && launch=(env AIOS_BIN="$bin" launcher/aios-launch --gpus "$ranks" --mpirun-arg -x
+                                 --mpirun-arg TORCH_SYMM_MEM_DISABLE_MULTICAST --mpirun-arg -x
+                                 --mpirun-arg NVSHMEM_DISABLE_NVLS)
+  rm -rf "$work/dist-$name"
+  "${launch[@]}" train --model "$model" --vocab-size 50257 --dataset-file "$shards" --window-size 1024 \
+    --batch-size "$batch" --gradient-accumulation-steps "$accum" --steps "$steps" --warmup-steps 5 --lr 6e-4 \
+    --min-lr 6e-5 --eval-batches 0 --device cuda --checkpoint-interval 0 --hang-timeout 300 "$@" \
+    --out-dir "$work/dist-$name" --log-file "$out/dist-$name.jsonl" > "$out/dist-$name.log" 2>&1
+  local rc=$?
+  grep -E "ranks|precision|out of memory|error|shrink" "$out/dist-$name.log" | head -8
+  echo "$name: exit $rc"
+  rm -rf "$work/dist-$name"
+}
+
+for part in "${parts[@]}"; do
+  case $part in
+    curves)
+      dist_train curve-fp32-1gpu 1 gpt2 8 2 40 "${fp32[@]}"
+      dist_train curve-fp32-2gpu 2 gpt2 8 1 40 "${fp32[@]}"
+      dist_train curve-all-1gpu 1 gpt2 16 2 100 "${all_on[@]}"
+      dist_train curve-all-2gpu 2 gpt2 16 1 100 "${all_on[@]}" ;;
+    scaling)
+      for gpus in 1 2; do
+        dist_train scale-gpt2-${gpus}gpu "$gpus" gpt2 16 1 20 "${all_on[@]}"
+        dist_train scale-gpt2-large-${gpus}gpu "$gpus" gpt2-large 8 1 14 "${all_on[@]}"
+        dist_train scale-gpt2-large-accum4-${gpus}gpu "$gpus" gpt2-large 8 4 8 "${all_on[@]}"
+      done
+      dist_train scale-gpt2-large-allreduce-2gpu 2 gpt2-large 8 1 14 "${all_on[@]}" --no-shard-optimizer
+      dist_train scale-gpt2-large-bucket100-2gpu 2 gpt2-large 8 1 14 "${all_on[@]}" --bucket-mb 100
+      dist_train scale-gpt2-large-fp32adam-1gpu 1 gpt2-large 8 1 8 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss
+      dist_train scale-gpt2-large-fp32adam-2gpu 2 gpt2-large 8 1 8 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss ;;
+    oom)
+      AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 dist_train oom-injected-backward 2 gpt2 16 1 8 "${all_on[@]}"
+      AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 AIOS_FAULT_OOM_IN=forward \
+        dist_train oom-injected-forward 2 gpt2 16 1 8 "${all_on[@]}"
+      dist_train oom-none 2 gpt2 16 1 8 "${all_on[@]}"
+      # A real one: rank 1 may use 12 GiB of its GPU; gpt2 without checkpointing at micro-batch 32 needs more.
+      AIOS_FAULT_MEMORY_GIB=12 AIOS_FAULT_RANK=1 dist_train oom-real 2 gpt2 32 1 8 \
+        --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss --use-8bit-optimizer
+      dist_train oom-real-reference 2 gpt2 16 2 8 --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss \
+        --use-8bit-optimizer ;;
+    *) echo "unknown part $part" >&2; exit 2 ;;
+  esac
+done
+python3 bench/distributed_table.py "$out" | tee "$out/table-distributed.md"
