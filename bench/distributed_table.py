@@ -69,7 +69,8 @@ def scaling(out):
               f"{' / '.join(f'{p:.2f}' for p in peaks(two))} | {s1[0] if s1 else 0:.3f} | "
               f"{' / '.join(f'{s:.3f}' for s in s2)} | {ratio} |")
     one = load(out, "scale-gpt2-large-1gpu")
-    for name, label in (("allreduce", "plain all-reduce (no ZeRO)"), ("bucket100", "ZeRO-1, 100 MiB buckets")):
+    for name, label in (("allreduce", "plain all-reduce (no ZeRO)"), ("bucket100", "ZeRO-1, 100 MiB buckets"),
+                        ("bucket400", "ZeRO-1, 400 MiB buckets")):
         other = load(out, f"scale-gpt2-large-{name}-2gpu")
         if not (other and other["steps"] and one and one["steps"]):
             continue

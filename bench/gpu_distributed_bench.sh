@@ -8,7 +8,8 @@
 #               all-reduce (--no-shard-optimizer) beside ZeRO-1
 #   oom         an out-of-memory on rank 1 of 2: injected (after the backward, and in the forward
 #               while rank 0 is inside its collectives) and real (rank 1 limited to part of its GPU)
-# Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: all three)
+#   buckets     gpt2-large on 2 GPUs with 100 and 400 MiB buckets; profile: traces of 1 and 2 GPUs
+# Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: curves scaling oom)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source bench/gpu_common.sh
@@ -52,9 +53,19 @@ for part in "${parts[@]}"; do
         dist_train scale-gpt2-large-accum4-${gpus}gpu "$gpus" gpt2-large 8 4 8 "${all_on[@]}"
       done
       dist_train scale-gpt2-large-allreduce-2gpu 2 gpt2-large 8 1 14 "${all_on[@]}" --no-shard-optimizer
-      dist_train scale-gpt2-large-bucket100-2gpu 2 gpt2-large 8 1 14 "${all_on[@]}" --bucket-mb 100
       dist_train scale-gpt2-large-fp32adam-1gpu 1 gpt2-large 8 1 8 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss
       dist_train scale-gpt2-large-fp32adam-2gpu 2 gpt2-large 8 1 8 --amp --amp-dtype bf16 --gradient-checkpointing --chunked-loss ;;
+    buckets)  # the bucket size's effect on 2 GPUs (the default, 25 MiB, is the scaling row)
+      for mib in 100 400; do
+        dist_train scale-gpt2-large-bucket$mib-2gpu 2 gpt2-large 8 1 14 "${all_on[@]}" --bucket-mb $mib
+      done ;;
+    profile)  # where a 2-GPU step's extra time goes: rank 0's kernels against one GPU's, steps 6-8
+      for gpus in 1 2; do
+        dist_train profile-gpt2-large-${gpus}gpu "$gpus" gpt2-large 8 1 8 "${all_on[@]}" \
+          --profile-file "$work/trace-${gpus}gpu.json" --profile-from 5 --profile-steps 3
+      done
+      python3 bench/trace_summary.py 3 "$work/trace-1gpu.json" "$work/trace-2gpu.rank0.json" --labels 1gpu,2gpu-rank0 \
+        --top 30 | tee "$out/profile-distributed-gpt2-large.md" | head -60 ;;
     oom)
       AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 dist_train oom-injected-backward 2 gpt2 16 1 8 "${all_on[@]}"
       AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 AIOS_FAULT_OOM_IN=forward \

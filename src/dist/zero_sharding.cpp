@@ -9,20 +9,10 @@
 namespace aios {
 namespace {
 
-// A parameter's flat elements laid out as `rows` [world, chunk] (row r = rank r's chunk, the tail
-// zero-padded) and back, copying views without staging buffers.
-void flat_to_rows(const at::Tensor& flat, at::Tensor rows) {
-  const std::int64_t n = flat.numel(), chunk = rows.size(1), full = n / chunk, rest = n % chunk;
-  if (full > 0) rows.narrow(0, 0, full).copy_(flat.narrow(0, 0, full * chunk).view({full, chunk}));
-  if (full == rows.size(0)) return;
-  rows.narrow(0, full, rows.size(0) - full).zero_();
-  if (rest > 0) rows[full].narrow(0, 0, rest).copy_(flat.narrow(0, full * chunk, rest));
-}
-
-void rows_to_flat(const at::Tensor& rows, at::Tensor flat) {
-  const std::int64_t n = flat.numel(), chunk = rows.size(1), full = n / chunk, rest = n % chunk;
-  if (full > 0) flat.narrow(0, 0, full * chunk).view({full, chunk}).copy_(rows.narrow(0, 0, full));
-  if (rest > 0) flat.narrow(0, full * chunk, rest).copy_(rows[full].narrow(0, 0, rest));
+// The tensor-list copy (one multi-tensor kernel on CUDA for many pieces, rather than one launch each:
+// a step touches every parameter twice here, and launches were what the all-gather waited on).
+void copy_pieces(std::vector<at::Tensor>& to, const std::vector<at::Tensor>& from) {
+  if (!to.empty()) at::_foreach_copy_(to, from);
 }
 
 }  // namespace
@@ -67,6 +57,28 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
     rows_ = at::empty({world * largest_row}, slots_.front().param.options());
     row_ = at::empty({largest_row}, slots_.front().param.options());
   }
+  // Each bucket's views, fixed for the run: in rows_ ([world, row] rank-major), the slot's region
+  // of row r holds elements [r·chunk, r·chunk + length) of the parameter, then padding.
+  for (auto& bucket : buckets_) {
+    for (auto i : bucket.slots) {
+      const auto& slot = slots_[i];
+      const auto flat = slot.param.detach().view({-1});
+      const std::int64_t n = flat.numel();
+      for (std::int64_t r = 0; r < world; ++r) {
+        const std::int64_t start = std::min(n, r * slot.chunk), length = std::min(n, start + slot.chunk) - start;
+        const std::int64_t at = r * bucket.row + slot.offset;
+        if (length > 0) {
+          bucket.param_pieces.push_back(flat.narrow(0, start, length));
+          bucket.row_pieces.push_back(rows_.narrow(0, at, length));
+        }
+        if (length < slot.chunk) bucket.pads.push_back(rows_.narrow(0, at + length, slot.chunk - length));
+      }
+      if (slot.shard.numel() > 0) {
+        bucket.shards.push_back(slot.shard.detach());
+        bucket.shards_in_row.push_back(row_.narrow(0, slot.offset, slot.shard.numel()));
+      }
+    }
+  }
   for (auto& bucket : buckets_) {
     for (auto i : bucket.slots) {
       auto& slot = slots_[i];
@@ -100,20 +112,29 @@ void ZeroSharding::reduce_scatter(std::size_t b) {
   // The previous bucket's reduce-scatter may still be reading rows_ on NCCL's stream.
   comm_.wait_for_collectives();
   // Rank-major rows: row r holds chunk r of every parameter of the bucket, zero-padded.
-  auto input = rows_.narrow(0, 0, world * bucket.row);
-  const auto rows = input.view({world, bucket.row});
+  std::vector<at::Tensor> to, from, zeros = bucket.pads;
+  std::size_t piece = 0;
   for (auto i : bucket.slots) {
     auto& slot = slots_[i];
-    auto region = rows.narrow(1, slot.offset, slot.chunk);
+    const std::int64_t n = slot.param.numel();
+    const std::size_t pieces = static_cast<std::size_t>((n + slot.chunk - 1) / slot.chunk);
     if (slot.param.grad().defined()) {
-      flat_to_rows(slot.param.grad().reshape({-1}), region);
-      // Staged: the full gradient is not read again (the optimizer reads this rank's chunk).
-      // Released on the stream that read it, so its memory is reused only after the copy.
-      slot.param.mutable_grad() = at::Tensor();
+      const auto grad = slot.param.grad().reshape({-1});
+      for (std::size_t k = 0; k < pieces; ++k) {
+        to.push_back(bucket.row_pieces[piece + k]);
+        from.push_back(grad.narrow(0, static_cast<std::int64_t>(k) * slot.chunk, to.back().numel()));
+      }
     } else {
-      region.zero_();
+      for (std::size_t k = 0; k < pieces; ++k) zeros.push_back(bucket.row_pieces[piece + k]);
     }
+    piece += pieces;
   }
+  copy_pieces(to, from);
+  if (!zeros.empty()) at::_foreach_zero_(zeros);
+  // Staged: the full gradients are not read again (the optimizer reads this rank's chunks).
+  // Released on the stream that read them, so their memory is reused only after the copy.
+  for (auto i : bucket.slots) slots_[i].param.mutable_grad() = at::Tensor();
+  auto input = rows_.narrow(0, 0, world * bucket.row);
   comm_.reduce_scatter_sum_async(input, bucket.shard_grads);
 }
 
@@ -126,19 +147,10 @@ void ZeroSharding::all_gather_parameters() {
   at::NoGradGuard no_grad;
   const std::int64_t world = comm_.world();
   for (auto& bucket : buckets_) {
-    auto row = row_.narrow(0, 0, bucket.row);
-    row.zero_();
-    for (auto i : bucket.slots) {
-      const auto& slot = slots_[i];
-      row.narrow(0, slot.offset, slot.shard.numel()).copy_(slot.shard);
-    }
+    copy_pieces(bucket.shards_in_row, bucket.shards);  // row_'s padding is gathered but never read
     auto gathered = rows_.narrow(0, 0, world * bucket.row);
-    comm_.all_gather(row, gathered);
-    const auto rows = gathered.view({world, bucket.row});
-    for (auto i : bucket.slots) {
-      auto& slot = slots_[i];
-      rows_to_flat(rows.narrow(1, slot.offset, slot.chunk), slot.param.detach().view({-1}));
-    }
+    comm_.all_gather(row_.narrow(0, 0, bucket.row), gathered);
+    copy_pieces(bucket.param_pieces, bucket.row_pieces);
   }
 }
 

@@ -57,6 +57,9 @@ class ZeroSharding {
     std::vector<std::size_t> slots;
     std::int64_t row = 0;     // elements per rank: the sum of its slots' chunks
     at::Tensor shard_grads;   // [row]: this rank's summed gradient chunks (the optimizer reads views)
+    // Views, for tensor-list copies: each parameter's pieces (rank r's elements) and where they
+    // sit in rows_, in slot order; rows_'s padding; this rank's chunks and their place in row_.
+    std::vector<at::Tensor> param_pieces, row_pieces, pads, shards, shards_in_row;
   };
 
   // Full .grad of the bucket's parameters -> this rank's chunks (the .grad are released).
