@@ -9,6 +9,7 @@
 #   oom         an out-of-memory on rank 1 of 2: injected (after the backward, and in the forward
 #               while rank 0 is inside its collectives) and real (rank 1 limited to part of its GPU)
 #   buckets     gpt2-large on 2 GPUs with 100 and 400 MiB buckets; profile: traces of 1 and 2 GPUs
+#   transport   NCCL's own account of its transport (NCCL_DEBUG=INFO); headline: the default rows
 # Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: curves scaling oom)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -66,6 +67,17 @@ for part in "${parts[@]}"; do
       done
       python3 bench/trace_summary.py 3 "$work/trace-1gpu.json" "$work/trace-2gpu.rank0.json" --labels 1gpu,2gpu-rank0 \
         --top 30 | tee "$out/profile-distributed-gpt2-large.md" | head -60 ;;
+    transport)  # which NCCL transport and protocol the two GPUs use (NCCL_DEBUG=INFO, 3 steps)
+      NCCL_DEBUG=INFO dist_train nccl-info 2 gpt2 16 1 3 "${all_on[@]}"
+      grep -E "NCCL INFO (Channel|Using|comm |P2P|NVLS|Connected|.*via)" "$out/dist-nccl-info.log" | sort | uniq -c \
+        | sort -rn | head -20 | tee "$out/nccl-transport.txt" ;;
+    headline)  # the scaling rows of the defaults, and the fp32 curve
+      for gpus in 1 2; do
+        dist_train scale-gpt2-${gpus}gpu "$gpus" gpt2 16 1 20 "${all_on[@]}"
+        dist_train scale-gpt2-large-${gpus}gpu "$gpus" gpt2-large 8 1 14 "${all_on[@]}"
+      done
+      dist_train curve-fp32-1gpu 1 gpt2 8 2 40 "${fp32[@]}"
+      dist_train curve-fp32-2gpu 2 gpt2 8 1 40 "${fp32[@]}" ;;
     oom)
       AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 dist_train oom-injected-backward 2 gpt2 16 1 8 "${all_on[@]}"
       AIOS_FAULT_OOM_AT_STEP=3 AIOS_FAULT_RANK=1 AIOS_FAULT_OOM_IN=forward \

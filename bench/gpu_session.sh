@@ -4,7 +4,7 @@
 # Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
 #         long-context long-context-chunks (exact and truncated only) long-context-compare
 #         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
-#         build-aios (the program only) distributed distributed-speed distributed-tests (2 GPUs)
+#         build-aios (the program only) distributed distributed-speed distributed-final distributed-tests (2 GPUs)
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -63,6 +63,7 @@ stage_gpu-tests() {
 stage_build-aios() { AIOS_BUILD_TARGET=aios stage_build; }
 # Issue 5 on a 2-GPU machine (nvidia-h200-x2): NCCL ranks against one GPU.
 stage_distributed() { bench/gpu_distributed_bench.sh curves scaling oom; }
+stage_distributed-final() { bench/gpu_distributed_bench.sh transport headline oom; }
 stage_distributed-speed() { bench/gpu_distributed_bench.sh scaling buckets profile curves; }
 stage_distributed-tests() {
   build-gpu/tests/aios_tests --gtest_filter='*TwoGpus*:*Nccl*' > "$OUT/distributed_tests.log" 2>&1

@@ -57,7 +57,7 @@ struct TrainOptions {
 
   // Distributed (ranks launched by mpirun; ignored for one process)
   bool shard_optimizer = true;      // ZeRO-1: optimizer state sharded across ranks
-  double bucket_mb = 25.0;          // gradient communication bucket size
+  double bucket_mb = 100.0;         // gradient communication bucket size (docs/distributed.md: measured)
   double hang_timeout = 1800;       // seconds without progress before a rank ends the job; 0 = never
 
   // Evaluation, checkpoints, logs
