@@ -68,7 +68,7 @@ for part in "${parts[@]}"; do
       python3 bench/trace_summary.py 3 "$work/trace-1gpu.json" "$work/trace-2gpu.rank0.json" --labels 1gpu,2gpu-rank0 \
         --top 30 | tee "$out/profile-distributed-gpt2-large.md" | head -60 ;;
     transport)  # which NCCL transport and protocol the two GPUs use (NCCL_DEBUG=INFO, 3 steps)
-      NCCL_DEBUG=INFO dist_train nccl-info 2 gpt2 16 1 3 "${all_on[@]}"
+      NCCL_DEBUG=INFO dist_train nccl-info 2 gpt2 16 1 6 "${all_on[@]}"
       grep -E "NCCL INFO (Channel|Using|comm |P2P|NVLS|Connected|.*via)" "$out/dist-nccl-info.log" | sort | uniq -c \
         | sort -rn | head -20 | tee "$out/nccl-transport.txt" ;;
     headline)  # the scaling rows of the defaults, and the fp32 curve

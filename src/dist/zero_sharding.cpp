@@ -9,22 +9,12 @@
 namespace aios {
 namespace {
 
-// Copies to[i] <- from[i]. Small pieces go through one tensor-list copy (one multi-tensor kernel
-// on CUDA rather than a launch each: a step touches every parameter twice here); large ones get a
-// plain copy each, which streams at full memory bandwidth where the tensor-list kernel does not
-// (2xH200 profile: 10 ms per gpt2-large step through the tensor-list copy alone).
+// Copies to[i] <- from[i] through one tensor-list copy: one multi-tensor kernel on CUDA rather than
+// a launch per piece (a step touches every parameter twice here). On 2xH200 this took gpt2's
+// 2-GPU scaling from 93.4 % to 97.7 %; copying the pieces of 1M elements or more one by one
+// instead measured lower on gpt2-large (93.7 % against 95.3 %, one run each), so it is not done.
 void copy_pieces(const std::vector<at::Tensor>& to, const std::vector<at::Tensor>& from) {
-  constexpr std::int64_t kLarge = 1 << 20;  // elements
-  std::vector<at::Tensor> small_to, small_from;
-  for (std::size_t i = 0; i < to.size(); ++i) {
-    if (to[i].numel() >= kLarge) {
-      at::Tensor(to[i]).copy_(from[i]);
-    } else {
-      small_to.push_back(to[i]);
-      small_from.push_back(from[i]);
-    }
-  }
-  if (!small_to.empty()) at::_foreach_copy_(small_to, small_from);
+  if (!to.empty()) at::_foreach_copy_(to, from);
 }
 
 }  // namespace
