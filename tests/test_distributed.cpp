@@ -98,6 +98,23 @@ TEST_F(DistributedTest, TwoGpusOverNcclMatchOneGpu) {
   }
 }
 
+// Long-context chunks under mpirun: the buckets are armed before a micro-batch's last chunk's
+// backward, and exact chunks call backward once per chunk. 2 and 3 ranks equal 1 rank in both modes.
+TEST_F(DistributedTest, ChunkedTrainingOnTwoAndThreeRanksMatchesOneRank) {
+  for (const std::string mode : {"exact", "truncated"}) {
+    const std::string chunks = " --pos rope --chunked-training --chunk-size 6 --chunk-mode " + mode;
+    auto single = run_options("chunks-one-" + mode, 1, 6);
+    single.pos = "rope";  // for reading the checkpoints back
+    ASSERT_EQ(launch(single, 1, "--use-8bit-optimizer" + chunks), 0) << log_of(single);
+    for (int world : {2, 3}) {
+      auto o = run_options("chunks-" + std::to_string(world) + "-" + mode, world, 6);
+      o.pos = "rope";
+      ASSERT_EQ(launch(o, world, "--use-8bit-optimizer --bucket-mb 0.02" + chunks), 0) << log_of(o);
+      EXPECT_LT(max_relative_difference(final_parameters(o), final_parameters(single)), 1e-5) << world << " " << mode;
+    }
+  }
+}
+
 TEST_F(DistributedTest, ZeroShardsOptimizerStateAcrossRanks) {
   std::vector<std::int64_t> totals;
   for (int world : {1, 2}) {
