@@ -1,11 +1,30 @@
 // Out-of-memory recovery on one device: the failed step is dropped and re-run from the same
 // windows at half the micro-batch and twice the accumulation, ending where an unfaulted run ends;
 // at micro-batch 1 the run stops with what to enable and keeps its last checkpoint.
+#include "base/error.h"
+#include "train/fault_injection.h"
 #include "train/step_shape.h"
 #include "trainer_fixture.h"
 
 namespace aios {
 namespace {
+
+TEST(FaultInjection, MemoryLimitIsAPositiveSizeInGib) {
+  ::setenv("AIOS_FAULT_MEMORY_GIB", "12.5", 1);
+  EXPECT_EQ(FaultInjection::from_environment().memory_limit_gib, 12.5);
+  for (const char* bad : {"12GiB", "0", "-1", "lots"}) {
+    ::setenv("AIOS_FAULT_MEMORY_GIB", bad, 1);
+    try {
+      FaultInjection::from_environment();
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("AIOS_FAULT_MEMORY_GIB"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();
+    }
+  }
+  ::unsetenv("AIOS_FAULT_MEMORY_GIB");
+  EXPECT_FALSE(FaultInjection::from_environment().memory_limit_gib);
+}
 
 TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {
   TrainOptions o;

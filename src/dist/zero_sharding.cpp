@@ -32,7 +32,8 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
       const std::int64_t chunk = chunk_elements(n, world);
       const std::int64_t start = std::min(n, rank * chunk);
       const std::int64_t length = std::min(n, start + chunk) - start;
-      Slot slot{p, p.detach().view({-1}).narrow(0, start, length).requires_grad_(true), chunk, 0};
+      Slot slot{p, p.detach().view({-1}).narrow(0, start, length).requires_grad_(true), chunk, 0,
+                static_cast<std::size_t>((n + chunk - 1) / chunk)};
       slots_.push_back(std::move(slot));
     }
   }
@@ -67,9 +68,10 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
       const auto flat = slot.param.detach().view({-1});
       const std::int64_t n = flat.numel();
       for (std::int64_t r = 0; r < world; ++r) {
+        // Ranks below slot.pieces hold elements; the rest of the row is padding.
         const std::int64_t start = std::min(n, r * slot.chunk), length = std::min(n, start + slot.chunk) - start;
         const std::int64_t at = r * bucket.row + slot.offset;
-        if (length > 0) {
+        if (static_cast<std::size_t>(r) < slot.pieces) {
           bucket.param_pieces.push_back(flat.narrow(0, start, length));
           bucket.row_pieces.push_back(rows_.narrow(0, at, length));
         }
@@ -117,19 +119,17 @@ void ZeroSharding::reduce_scatter(std::size_t b) {
   std::vector<at::Tensor> to, from, zeros = bucket.pads;
   std::size_t piece = 0;
   for (auto i : bucket.slots) {
-    auto& slot = slots_[i];
-    const std::int64_t n = slot.param.numel();
-    const std::size_t pieces = static_cast<std::size_t>((n + slot.chunk - 1) / slot.chunk);
+    const auto& slot = slots_[i];
     if (slot.param.grad().defined()) {
       const auto grad = slot.param.grad().reshape({-1});
-      for (std::size_t k = 0; k < pieces; ++k) {
+      for (std::size_t k = 0; k < slot.pieces; ++k) {
         to.push_back(bucket.row_pieces[piece + k]);
         from.push_back(grad.narrow(0, static_cast<std::int64_t>(k) * slot.chunk, to.back().numel()));
       }
     } else {
-      for (std::size_t k = 0; k < pieces; ++k) zeros.push_back(bucket.row_pieces[piece + k]);
+      for (std::size_t k = 0; k < slot.pieces; ++k) zeros.push_back(bucket.row_pieces[piece + k]);
     }
-    piece += pieces;
+    piece += slot.pieces;
   }
   copy_pieces(to, from);
   if (!zeros.empty()) at::_foreach_zero_(zeros);

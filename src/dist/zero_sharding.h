@@ -52,6 +52,7 @@ class ZeroSharding {
     at::Tensor shard;     // view: elements [rank·chunk, rank·chunk + shard_length)
     std::int64_t chunk;   // elements per rank (a multiple of kAlignment)
     std::int64_t offset;  // into its bucket's per-rank row
+    std::size_t pieces;   // ranks holding some of its elements: its entries in the bucket's piece lists
   };
   struct Bucket {
     std::vector<std::size_t> slots;

@@ -345,10 +345,14 @@ TrainSummary run_training(const TrainOptions& o) {
   const double peak_flops =
       (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(device, compute_dtype)) * 1e12;
   const FaultInjection faults = FaultInjection::from_environment();
-  if (faults.memory_limit_gib && faults.on_rank(comm->rank()) &&
-      limit_device_memory(device, *faults.memory_limit_gib * 1024.0 * 1024.0 * 1024.0)) {
-    std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),
-                 *faults.memory_limit_gib);
+  if (faults.memory_limit_gib && faults.on_rank(comm->rank())) {
+    if (limit_device_memory(device, *faults.memory_limit_gib * 1024.0 * 1024.0 * 1024.0)) {
+      std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),
+                   *faults.memory_limit_gib);
+    } else {
+      std::fprintf(stderr, "aios train: rank %d: note: AIOS_FAULT_MEMORY_GIB has no effect on %s (CUDA only)\n",
+                   comm->rank(), device.str().c_str());
+    }
   }
   // A stuck peer would leave this rank waiting in a collective for ever (one process: nothing to wait on).
   HangWatchdog watchdog(comm->rank(), world > 1 ? o.hang_timeout : 0.0);
