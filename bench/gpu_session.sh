@@ -4,6 +4,7 @@
 # Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
 #         long-context long-context-chunks (exact and truncated only) long-context-compare
 #         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
+#         long-context-chunk-sizes long-context-truncated long-context-exact-512k
 #         build-aios (the program only) distributed distributed-speed distributed-final distributed-tests (2 GPUs)
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
@@ -100,6 +101,29 @@ stage_long-context-chunks() { bench/gpu_long_context_bench.sh 2048 3 "exact trun
 # Exact chunks without block checkpointing against whole windows, run side by side up to 128k.
 stage_long-context-compare() { bench/gpu_long_context_bench.sh 2048 3 "exact-unchecked whole" 131072 120; }
 stage_reference-long-context() { bench/gpu_reference_long_context.sh 3; }
+# Exact chunks' speed against the chunk size, next to whole windows of the same day; step 3 of
+# exact (no block checkpointing, 2,048-token chunks) and of the whole window at 16k is profiled.
+stage_long-context-chunk-sizes() {
+  export SEARCH=0
+  WINDOWS=16384 PROFILE=1 bench/gpu_long_context_bench.sh 2048 4 "whole exact-unchecked"
+  WINDOWS=65536 bench/gpu_long_context_bench.sh 2048 3 "whole exact-unchecked"
+  for chunk in 4096 8192; do WINDOWS="16384 65536" bench/gpu_long_context_bench.sh $chunk 3 exact-unchecked; done
+  WINDOWS="16384 65536" bench/gpu_long_context_bench.sh 8192 3 exact
+  python3 bench/trace_summary.py 1 "$OUT/trace-exact-unchecked-c2048-16384.json" "$OUT/trace-whole-16384.json" \
+    --labels exact,whole --top 25 > "$OUT/profile-exact-vs-whole-16384.md"
+  head -12 "$OUT/profile-exact-vs-whole-16384.md"
+  rm -f "$OUT"/trace-*.json  # tens of MB; the summary above is what is kept
+}
+# Truncated chunks far past what fits whole (their memory does not grow with the window), and
+# cuDNN attention on a whole window past 64k.
+stage_long-context-truncated() {
+  SEARCH=0 WINDOWS="65536 262144 1048576" bench/gpu_long_context_bench.sh 2048 3 truncated 1048576 200
+  SEARCH=0 WINDOWS=131072 bench/gpu_long_context_bench.sh 2048 3 whole-cudnn
+}
+# Exact chunks at 512k tokens, the longest whole window measured (CHUNK from the environment).
+stage_long-context-exact-512k() {
+  SEARCH=0 WINDOWS=524288 bench/gpu_long_context_bench.sh "${CHUNK:-8192}" 2 exact-unchecked 524288 500
+}
 
 status=0
 for stage in "$@"; do

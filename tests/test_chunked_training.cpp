@@ -76,7 +76,8 @@ double worst_relative(const std::vector<at::Tensor>& a, const std::vector<at::Te
 
 TEST(ChunkedTraining, ExactModeEqualsWholeWindowTrainingWithAndWithoutCheckpointing) {
   for (const std::string position : {"learned", "rope"}) {
-    for (std::int64_t window : {32, 26}) {  // with C = 8: 4C and a ragged 3C + 2; with C = 4: 8C and 7C - 2
+    // With C = 8: 4C, a ragged 3C + 2 and one chunk; with C = 4: 8C, 7C - 2 and 2C.
+    for (std::int64_t window : {32, 26, 8}) {
       for (std::int64_t chunk : {8, 4}) {
         for (std::int64_t checkpoint_every : {0, 1}) {
           torch::manual_seed(1);
@@ -144,6 +145,17 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   const auto second = chunked(model, tokens, targets, {"exact", 8, 0});
   EXPECT_EQ(first.first, second.first);
   EXPECT_EQ(worst_relative(first.second, second.second), 0.0);
+  // A window of one chunk runs only once, with the whole window's masks, and leaves the generator
+  // where whole-window training leaves it.
+  torch::manual_seed(9);
+  const auto whole = whole_window(model, tokens, targets);
+  const auto after_whole = torch::rand({4}, torch::kDouble);
+  torch::manual_seed(9);
+  const auto one_chunk = chunked(model, tokens, targets, {"exact", 24, 0});
+  const auto after_one_chunk = torch::rand({4}, torch::kDouble);
+  EXPECT_NEAR(one_chunk.first, whole.first, 1e-12 * whole.first);
+  EXPECT_LT(worst_relative(one_chunk.second, whole.second), 1e-12);
+  EXPECT_TRUE(at::equal(after_one_chunk, after_whole));
 }
 
 TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {

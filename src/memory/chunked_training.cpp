@@ -67,13 +67,16 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
   for (std::int64_t start = 0; start < window; start += o.chunk) starts.push_back(start);
   auto length_of = [&](std::size_t j) { return std::min(o.chunk, window - starts[j]); };
 
-  // Pass 1, no gradients: every layer's keys/values of the whole window, chunk by chunk, into
-  // [B, heads, W, head_dim] buffers; earlier chunks are read as views of them.
+  // Pass 1, no gradients: every layer's keys/values of all chunks but the last, chunk by chunk,
+  // into [B, heads, start of the last chunk, head_dim] buffers; earlier chunks are read as views
+  // of them. The last chunk's keys/values feed no later chunk, so it runs only in pass 2: one
+  // chunk's forward less (a window of one chunk costs what the whole window does).
+  const std::int64_t stored = starts.back();
   std::vector<torch::Tensor> keys, values;
   std::vector<RngStates> rng;
   {
     torch::NoGradGuard no_grad;
-    for (std::size_t j = 0; j < starts.size(); ++j) {
+    for (std::size_t j = 0; j + 1 < starts.size(); ++j) {
       rng.push_back(save_rng(device));
       std::vector<torch::Tensor> past_keys, past_values;
       for (std::size_t l = 0; l < keys.size(); ++l) {
@@ -86,7 +89,7 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
       for (std::size_t l = 0; l < out.keys.size(); ++l) {
         if (keys.size() <= l) {
           auto shape = out.keys[l].sizes().vec();
-          shape[2] = window;
+          shape[2] = stored;
           keys.push_back(at::empty(shape, out.keys[l].options()));
           values.push_back(at::empty(shape, out.values[l].options()));
         }
@@ -95,7 +98,6 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
       }
     }
   }
-  const RngStates after_forward = save_rng(device);
 
   // Pass 2, last chunk first: recompute with gradients, backward the chunk's loss together with
   // the gradients later chunks sent to its keys/values, and collect what it sends to earlier ones.
@@ -105,8 +107,10 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
     value_grads.push_back(at::zeros_like(values[l]));
   }
   torch::Tensor total;
+  RngStates after_forward;
   for (std::size_t j = starts.size(); j-- > 0;) {
     const std::int64_t start = starts[j], length = length_of(j);
+    const bool last = j + 1 == starts.size();
     std::vector<torch::Tensor> past_keys, past_values;
     if (start > 0) {
       for (std::size_t l = 0; l < keys.size(); ++l) {
@@ -114,7 +118,7 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
         past_values.push_back(values[l].narrow(2, 0, start).detach().requires_grad_(true));
       }
     }
-    restore_rng(rng[j], device);
+    if (!last) restore_rng(rng[j], device);
     ChunkOutput out;
     torch::Tensor loss;
     {
@@ -122,8 +126,10 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
       out = model->hidden_states_chunk(tokens.narrow(1, start, length), start, past_keys, past_values);
       loss = model->loss_from_hidden(out.output, targets.narrow(1, start, length));
     }
+    // The generator as a whole-window forward leaves it: after every chunk's first forward.
+    if (last) after_forward = save_rng(device);
     std::vector<torch::Tensor> roots = {scaled(loss)}, seeds = {torch::Tensor()};
-    if (start + length < window) {  // later chunks read this chunk's keys/values
+    if (!last) {  // later chunks read this chunk's keys/values
       for (std::size_t l = 0; l < keys.size(); ++l) {
         roots.push_back(out.keys[l]);
         seeds.push_back(key_grads[l].narrow(2, start, length));
