@@ -105,10 +105,10 @@ stage_reference-long-context() { bench/gpu_reference_long_context.sh 3; }
 # exact (no block checkpointing, 2,048-token chunks) and of the whole window at 16k is profiled.
 stage_long-context-chunk-sizes() {
   export SEARCH=0
-  WINDOWS=16384 PROFILE=1 bench/gpu_long_context_bench.sh 2048 4 "whole exact-unchecked"
-  WINDOWS=65536 bench/gpu_long_context_bench.sh 2048 3 "whole exact-unchecked"
-  for chunk in 4096 8192; do WINDOWS="16384 65536" bench/gpu_long_context_bench.sh $chunk 3 exact-unchecked; done
-  WINDOWS="16384 65536" bench/gpu_long_context_bench.sh 8192 3 exact
+  WINDOWS=16384 PROFILE=1 bench/gpu_long_context_bench.sh 2048 8 "whole exact-unchecked"
+  WINDOWS=65536 bench/gpu_long_context_bench.sh 2048 8 "whole exact-unchecked"
+  for chunk in 4096 8192; do WINDOWS="16384 65536" bench/gpu_long_context_bench.sh $chunk 8 exact-unchecked; done
+  WINDOWS="16384 65536" bench/gpu_long_context_bench.sh 8192 8 exact
   python3 bench/trace_summary.py 1 "$OUT/trace-exact-unchecked-c2048-16384.json" "$OUT/trace-whole-16384.json" \
     --labels exact,whole --top 25 > "$OUT/profile-exact-vs-whole-16384.md"
   head -12 "$OUT/profile-exact-vs-whole-16384.md"

@@ -12,6 +12,7 @@
 #include "memory/chunked_training.h"
 #include "memory/mixed_precision.h"
 #include "model/causal_attention.h"
+#include "model/rotary.h"
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -37,6 +38,27 @@ TEST(Rope, MatchesTheRotationFormulaAndDependsOnlyOnRelativePosition) {
   const double near = (apply_rotary(q, 7, 1e4) * apply_rotary(k, 2, 1e4)).sum().item<double>();
   const double far = (apply_rotary(q, 107, 1e4) * apply_rotary(k, 102, 1e4)).sum().item<double>();
   EXPECT_NEAR(near, far, 1e-10);
+}
+
+TEST(Rope, SharedTableFollowsThePositionsAndRoundsAsTheTwoHalvesForm) {
+  torch::manual_seed(1);
+  RotaryTable table(10000.0);
+  const auto x = torch::randn({2, 1, 3, 6, 8}, torch::kDouble);  // queries and keys together
+  // A table reused across positions, lengths and types gives what a fresh one gives.
+  for (const std::int64_t start : {3, 40, 3}) {
+    EXPECT_TRUE(at::equal(table.rotate(x, start), apply_rotary(x, start, 10000.0))) << start;
+  }
+  EXPECT_TRUE(at::equal(table.rotate(x.narrow(-2, 0, 4), 3), apply_rotary(x.narrow(-2, 0, 4), 3, 10000.0)));
+  // In bf16, bit for bit the explicit two-halves form with tables rounded to bf16.
+  const auto h = x.to(at::kBFloat16);
+  const auto angles = at::outer(at::arange(40, 46, torch::kDouble),
+                                at::pow(10000.0, -at::arange(0, 4, torch::kDouble) * (2.0 / 8.0)));
+  const auto cos = angles.cos().to(at::kBFloat16), sin = angles.sin().to(at::kBFloat16);
+  const auto x1 = h.narrow(-1, 0, 4), x2 = h.narrow(-1, 4, 4);
+  const auto expected = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
+  const auto rotated = table.rotate(h, 40);
+  EXPECT_EQ(rotated.scalar_type(), at::kBFloat16);
+  EXPECT_TRUE(at::equal(rotated, expected));
 }
 
 GptConfig small(const std::string& position) {

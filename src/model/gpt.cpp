@@ -27,25 +27,15 @@ torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
 
 }  // namespace
 
-torch::Tensor apply_rotary(const torch::Tensor& x, std::int64_t start, double theta) {
-  const std::int64_t time = x.size(2), half = x.size(3) / 2;
-  // Angles in float64: at 64k positions a float32 angle is off by ~4e-3 rad.
-  const auto doubles = x.options().dtype(at::kDouble);
-  const auto inv_freq = at::pow(theta, -at::arange(0, half, doubles) * (2.0 / static_cast<double>(x.size(3))));
-  const auto angles = at::outer(at::arange(start, start + time, doubles), inv_freq);  // [T, half]
-  const auto cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
-  const auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  return at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
-}
-
-CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config)
-    : n_head_(config.n_head), dropout_(config.dropout), rope_(config.rope()), rope_theta_(config.rope_theta) {
+CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary)
+    : n_head_(config.n_head), dropout_(config.dropout) {
+  if (config.rope()) rotary_ = rotary ? std::move(rotary) : std::make_shared<RotaryTable>(config.rope_theta);
   c_attn = register_module("c_attn", torch::nn::Linear(config.n_embd, 3 * config.n_embd));
   c_proj = register_module("c_proj", torch::nn::Linear(config.n_embd, config.n_embd));
 }
 
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
-  if (rope_) return forward_chunk(x, 0, {}, {}).output;
+  if (rotary_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
   // [B, T, 3C] -> three [B, nh, T, hd]. unbind, not three selects: its backward stacks the three
   // gradients in one copy, where each select's backward would zero-fill and sum a full-size tensor.
@@ -58,12 +48,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
 ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::int64_t start,
                                                    const torch::Tensor& past_keys, const torch::Tensor& past_values) {
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
-  const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
-  auto q = qkv[0], k = qkv[1], v = qkv[2];
-  if (rope_) {
-    q = apply_rotary(q, start, rope_theta_);
-    k = apply_rotary(k, start, rope_theta_);
-  }
+  const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4});
+  // Queries and keys apart from values, so that rotary positions turn both at once; split's
+  // backward, like unbind's, writes the three gradients into one tensor.
+  const auto parts = qkv.split_with_sizes({2, 1}, 0);
+  const auto qk = (rotary_ ? rotary_->rotate(parts[0], start) : parts[0]).unbind(0);
+  const auto& q = qk[0];
+  const auto& k = qk[1];
+  const auto v = parts[1].squeeze(0);
   const double dropout = is_training() ? dropout_ : 0.0;
   torch::Tensor y;
   if (!past_keys.defined() || past_keys.size(2) == 0) {
@@ -88,10 +80,10 @@ torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
   return F::gelu(linear(c_fc, x), F::GELUFuncOptions().approximate("tanh"));
 }
 
-BlockImpl::BlockImpl(const GptConfig& config) {
+BlockImpl::BlockImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary) {
   const auto norm = torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps);
   ln_1 = register_module("ln_1", torch::nn::LayerNorm(norm));
-  attn = register_module("attn", CausalSelfAttention(config));
+  attn = register_module("attn", CausalSelfAttention(config, std::move(rotary)));
   ln_2 = register_module("ln_2", torch::nn::LayerNorm(norm));
   mlp = register_module("mlp", Mlp(config));
   residual_dropout = register_module("residual_dropout", torch::nn::Dropout(config.dropout));
@@ -122,7 +114,9 @@ GptImpl::GptImpl(const GptConfig& config) : config_(config) {
   if (!config.rope()) wpe = register_module("wpe", torch::nn::Embedding(config.max_positions, config.n_embd));
   embedding_dropout = register_module("embedding_dropout", torch::nn::Dropout(config.dropout));
   h = register_module("h", torch::nn::ModuleList());
-  for (std::int64_t i = 0; i < config.n_layer; ++i) h->push_back(Block(config));
+  // One rotary table for all layers: they share the positions of every forward.
+  const auto rotary = config.rope() ? std::make_shared<RotaryTable>(config.rope_theta) : nullptr;
+  for (std::int64_t i = 0; i < config.n_layer; ++i) h->push_back(Block(config, rotary));
   ln_f = register_module("ln_f", torch::nn::LayerNorm(
                                       torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps)));
   initialize_weights();

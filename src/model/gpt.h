@@ -13,10 +13,12 @@
 #include <torch/nn/modules/normalization.h>
 
 #include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
 #include "model/gpt_config.h"
+#include "model/rotary.h"
 
 namespace aios {
 
@@ -26,13 +28,10 @@ struct ChunkOutput {
   std::vector<torch::Tensor> keys, values;  // per layer [B, heads, T, head_dim] (one entry for a block)
 };
 
-// Rotary position embedding (RoFormer; the rotate-half layout of GPT-NeoX and LLaMA) of
-// x [B, heads, T, head_dim] whose tokens sit at positions start, start + 1, ...
-torch::Tensor apply_rotary(const torch::Tensor& x, std::int64_t start, double theta);
-
 class CausalSelfAttentionImpl : public torch::nn::Module {
  public:
-  explicit CausalSelfAttentionImpl(const GptConfig& config);
+  // rotary: the model's shared table under --pos rope (null: one of its own).
+  explicit CausalSelfAttentionImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary = nullptr);
   torch::Tensor forward(const torch::Tensor& x);  // x: [B, T, C] -> [B, T, C]
   // x holds tokens start .. start + T - 1; past_keys/values [B, heads, start, head_dim] (undefined:
   // none) are the earlier tokens'. Each token attends to every earlier token and itself (a
@@ -46,8 +45,7 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
  private:
   std::int64_t n_head_;
   double dropout_;
-  bool rope_;
-  double rope_theta_;
+  std::shared_ptr<RotaryTable> rotary_;  // null with learned positions
 };
 TORCH_MODULE(CausalSelfAttention);
 
@@ -64,7 +62,7 @@ TORCH_MODULE(Mlp);
 
 class BlockImpl : public torch::nn::Module {
  public:
-  explicit BlockImpl(const GptConfig& config);
+  explicit BlockImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary = nullptr);
   torch::Tensor forward(const torch::Tensor& x);  // x + attn(ln_1(x)), then + mlp(ln_2(.))
   // The block short of its last matmul: the residual y = x + attn(ln_1(x)) and the MLP's hidden
   // activation h = mlp->hidden(ln_2(y)), so that forward(x) = y + residual_dropout(mlp->c_proj(h)).
