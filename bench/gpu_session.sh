@@ -4,7 +4,7 @@
 # Stages: build test gpu-tests techniques-gpt2 techniques-gpt2-large max-batch convergence
 #         long-context long-context-chunks (exact and truncated only) long-context-compare
 #         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
-#         long-context-chunk-sizes long-context-truncated long-context-exact-512k
+#         long-context-chunk-sizes long-context-truncated long-context-128k long-context-exact-512k
 #         build-aios (the program only) distributed distributed-speed distributed-final distributed-tests (2 GPUs)
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
@@ -120,6 +120,8 @@ stage_long-context-truncated() {
   SEARCH=0 WINDOWS="65536 262144 1048576" bench/gpu_long_context_bench.sh 2048 3 truncated 1048576 200
   SEARCH=0 WINDOWS=131072 bench/gpu_long_context_bench.sh 2048 3 whole-cudnn
 }
+# Whole windows against exact chunks of 8,192 tokens at 128k.
+stage_long-context-128k() { SEARCH=0 WINDOWS=131072 bench/gpu_long_context_bench.sh 8192 6 "whole exact-unchecked"; }
 # Exact chunks at 512k tokens, the longest whole window measured (CHUNK from the environment).
 stage_long-context-exact-512k() {
   SEARCH=0 WINDOWS=524288 bench/gpu_long_context_bench.sh "${CHUNK:-8192}" 2 exact-unchecked 524288 500
