@@ -2,7 +2,7 @@
 """Tables of bench/gpu_distributed_bench.sh's runs (OUT/dist-NAME.jsonl): loss curves of 1 and 2
 GPUs on the same global batch, tokens/s and scaling efficiency (2-GPU tokens/s over twice the
 1-GPU figure, same micro-batch per GPU; medians of steps 6..N), peak memory and optimizer state
-per rank, and the out-of-memory drills' events.
+per rank, the out-of-memory drills' events, and chunked long-context training on 1 and 2 GPUs.
 Usage: distributed_table.py OUT"""
 import json
 import os
@@ -35,6 +35,25 @@ def peaks(run):
 def state(run):
     d = run["config"].get("distributed", {})
     return [b / GIB for b in d.get("optimizer_state_bytes_per_rank", [])]
+
+
+def compare(out, prefix, names):
+    """Loss curves and speed of NAME-1gpu (accumulation 2) against NAME-2gpu for each name."""
+    print("| run | steps | loss last (1 / 2 GPUs) | largest relative loss difference | tokens/s 1 GPU | "
+          "tokens/s 2 GPUs | scaling efficiency | peak GiB 1 GPU | peak GiB per rank, 2 GPUs |")
+    print("| --- |" + " --- |" * 8)
+    for name in names:
+        one, two = load(out, f"{prefix}-{name}-1gpu"), load(out, f"{prefix}-{name}-2gpu")
+        if not one or not two or not one["steps"] or not two["steps"]:
+            print(f"| {name} | missing |" + " |" * 7)
+            continue
+        pairs = list(zip(one["steps"], two["steps"]))
+        worst = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in pairs)
+        t1, t2 = tokens_per_s(one), tokens_per_s(two)
+        print(f"| {name} | {len(pairs)} | {pairs[-1][0]['loss']:.4f} / {pairs[-1][1]['loss']:.4f} | {worst:.2e} | "
+              f"{t1:,.0f} | {t2:,.0f} | {100 * t2 / (2 * t1):.1f} % | {peaks(one)[0]:.2f} | "
+              f"{' / '.join(f'{p:.2f}' for p in peaks(two))} |")
+    print()
 
 
 def curves(out):
@@ -108,6 +127,9 @@ def main():
     curves(out)
     scaling(out)
     oom(out)
+    if load(out, "lc-exact-1gpu"):
+        print("Long-context chunks (64k-token windows, 8,192-token chunks; 1 GPU at accumulation 2):\n")
+        compare(out, "lc", ["exact", "truncated"])
 
 
 if __name__ == "__main__":

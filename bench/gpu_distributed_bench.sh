@@ -9,6 +9,8 @@
 #   oom         an out-of-memory on rank 1 of 2: injected (after the backward, and in the forward
 #               while rank 0 is inside its collectives) and real (rank 1 limited to part of its GPU)
 #   buckets     gpt2-large on 2 GPUs with 100 and 400 MiB buckets; profile: traces of 1 and 2 GPUs
+#   long-context  exact and truncated chunks (64k-token windows, 8,192-token chunks, gpt2 with
+#               rotary positions, micro-batch 1): 1 GPU at accumulation 2 against 2 GPUs
 #   transport   NCCL's own account of its transport (NCCL_DEBUG=INFO); headline: the default rows
 # Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: curves scaling oom)
 set -uo pipefail
@@ -30,7 +32,7 @@ dist_train() {
                                  --mpirun-arg TORCH_SYMM_MEM_DISABLE_MULTICAST --mpirun-arg -x
                                  --mpirun-arg NVSHMEM_DISABLE_NVLS)
   rm -rf "$work/dist-$name"
-  "${launch[@]}" train --model "$model" --vocab-size 50257 --dataset-file "$shards" --window-size 1024 \
+  "${launch[@]}" train --model "$model" --vocab-size 50257 --dataset-file "$shards" --window-size "${WINDOW:-1024}" \
     --batch-size "$batch" --gradient-accumulation-steps "$accum" --steps "$steps" --warmup-steps 5 --lr 6e-4 \
     --min-lr 6e-5 --eval-batches 0 --device cuda --checkpoint-interval 0 --hang-timeout 300 "$@" \
     --out-dir "$work/dist-$name" --log-file "$out/dist-$name.jsonl" > "$out/dist-$name.log" 2>&1
@@ -88,6 +90,16 @@ for part in "${parts[@]}"; do
         --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss --use-8bit-optimizer
       dist_train oom-real-reference 2 gpt2 16 2 8 --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss \
         --use-8bit-optimizer ;;
+    long-context)
+      lc=(--pos rope --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss --use-8bit-optimizer
+          --chunked-training --chunk-size 8192)
+      declare -A chunk_mode=([exact]="--chunk-mode exact" [truncated]="--chunk-mode truncated --chunk-memory 8192")
+      for mode in exact truncated; do
+        # shellcheck disable=SC2086
+        WINDOW=65536 dist_train lc-$mode-1gpu 1 gpt2 1 2 10 "${lc[@]}" ${chunk_mode[$mode]}
+        # shellcheck disable=SC2086
+        WINDOW=65536 dist_train lc-$mode-2gpu 2 gpt2 1 1 10 "${lc[@]}" ${chunk_mode[$mode]}
+      done ;;
     *) echo "unknown part $part" >&2; exit 2 ;;
   esac
 done
