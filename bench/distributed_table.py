@@ -56,6 +56,26 @@ def compare(out, prefix, names):
     print()
 
 
+def resume(out):
+    """Losses of the runs resumed from the straight run's step-3 checkpoint, step by step."""
+    straight = load(out, "resume-straight")
+    if not straight or not straight["steps"]:
+        return
+    by_step = {s["step"]: s["loss"] for s in straight["steps"]}
+    print("| run | steps compared | losses (steps 4..6) | largest relative difference from the straight run |")
+    print("| --- | --- | --- | --- |")
+    for name in ("resume-straight", "resume-repeat", "resume-resumed", "resume-onto-1gpu"):
+        run = load(out, name)
+        rows = [s for s in (run or {"steps": []})["steps"] if s["step"] > 3 and s["step"] in by_step]
+        if not rows:
+            print(f"| {name} | missing | | |")
+            continue
+        worst = max(abs(s["loss"] - by_step[s["step"]]) / abs(by_step[s["step"]]) for s in rows)
+        losses = " ".join(f"{s['loss']:.6f}" for s in rows)
+        print(f"| {name} | {len(rows)} | {losses} | {worst:.2e} |")
+    print()
+
+
 def curves(out):
     print("| curve | steps | loss step 1 (1 / 2 GPUs) | loss last (1 / 2 GPUs) | largest relative loss difference |")
     print("| --- | --- | --- | --- | --- |")
@@ -127,6 +147,7 @@ def main():
     curves(out)
     scaling(out)
     oom(out)
+    resume(out)
     if load(out, "lc-exact-1gpu"):
         print("Long-context chunks (64k-token windows, 8,192-token chunks; 1 GPU at accumulation 2):\n")
         compare(out, "lc", ["exact", "truncated"])

@@ -11,6 +11,8 @@
 #   buckets     gpt2-large on 2 GPUs with 100 and 400 MiB buckets; profile: traces of 1 and 2 GPUs
 #   long-context  exact and truncated chunks (64k-token windows, 8,192-token chunks, gpt2 with
 #               rotary positions, micro-batch 1): 1 GPU at accumulation 2 against 2 GPUs
+#   faults      resume of a 2-GPU checkpoint at step 3 on 2 GPUs and on 1 (re-sharded), against the
+#               straight run and a repeat of it; a rank that exits, and one that hangs, at step 3
 #   transport   NCCL's own account of its transport (NCCL_DEBUG=INFO); headline: the default rows
 # Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: curves scaling oom)
 set -uo pipefail
@@ -34,12 +36,26 @@ dist_train() {
   rm -rf "$work/dist-$name"
   "${launch[@]}" train --model "$model" --vocab-size 50257 --dataset-file "$shards" --window-size "${WINDOW:-1024}" \
     --batch-size "$batch" --gradient-accumulation-steps "$accum" --steps "$steps" --warmup-steps 5 --lr 6e-4 \
-    --min-lr 6e-5 --eval-batches 0 --device cuda --checkpoint-interval 0 --hang-timeout 300 "$@" \
+    --min-lr 6e-5 --eval-batches 0 --device cuda --checkpoint-interval "${CKPT_INTERVAL:-0}" \
+    --hang-timeout "${HANG_TIMEOUT:-300}" "$@" \
     --out-dir "$work/dist-$name" --log-file "$out/dist-$name.jsonl" > "$out/dist-$name.log" 2>&1
   local rc=$?
-  grep -E "ranks|precision|out of memory|error|shrink" "$out/dist-$name.log" | head -8
+  grep -E "ranks|precision|out of memory|error|shrink|injected|no progress|resum" "$out/dist-$name.log" | head -8
   echo "$name: exit $rc"
-  rm -rf "$work/dist-$name"
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$work/dist-$name"
+  return $rc
+}
+
+# fault_drill NAME FAULT_VARIABLE: a rank that exits or hangs at step 3 of 6 with a checkpoint every
+# step: how long the job takes to end, its exit status and the latest checkpoint left.
+fault_drill() {
+  local start rc
+  start=$(date +%s)
+  (export "$2=3" AIOS_FAULT_RANK=1; CKPT_INTERVAL=1 HANG_TIMEOUT=20 KEEP=1 dist_train "$1" 2 gpt2 8 1 6 "${all_on[@]}")
+  rc=$?
+  echo "$1: exit $rc after $(( $(date +%s) - start )) s; latest checkpoint: $(cat "$work/dist-$1/latest" 2>/dev/null)" |
+    tee -a "$out/faults.txt"
+  rm -rf "$work/dist-$1"
 }
 
 for part in "${parts[@]}"; do
@@ -90,6 +106,14 @@ for part in "${parts[@]}"; do
         --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss --use-8bit-optimizer
       dist_train oom-real-reference 2 gpt2 16 2 8 --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss \
         --use-8bit-optimizer ;;
+    faults)  # per-rank checkpoints, re-sharding and failing ranks on GPUs (CPU-tested in DistributedTest)
+      CKPT_INTERVAL=3 KEEP=1 dist_train resume-straight 2 gpt2 8 1 6 "${all_on[@]}"
+      dist_train resume-repeat 2 gpt2 8 1 6 "${all_on[@]}"
+      dist_train resume-resumed 2 gpt2 8 1 6 "${all_on[@]}" --resume "$work/dist-resume-straight/ckpt-00000003.pt"
+      dist_train resume-onto-1gpu 1 gpt2 8 2 6 "${all_on[@]}" --resume "$work/dist-resume-straight/ckpt-00000003.pt"
+      rm -rf "$work/dist-resume-straight"
+      fault_drill fault-exit AIOS_FAULT_EXIT_AT_STEP
+      fault_drill fault-hang AIOS_FAULT_HANG_AT_STEP ;;
     long-context)
       lc=(--pos rope --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss --use-8bit-optimizer
           --chunked-training --chunk-size 8192)

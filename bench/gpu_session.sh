@@ -5,7 +5,8 @@
 #         long-context long-context-chunks (exact and truncated only) long-context-compare
 #         reference-long-context trainer profile-gpt2 quick-gpt2 quick-gpt2-large-chunked-loss
 #         long-context-chunk-sizes long-context-truncated long-context-128k long-context-exact-512k
-#         build-aios (the program only) distributed distributed-speed distributed-final distributed-tests distributed-long-context (2 GPUs)
+#         build-aios (the program only) distributed distributed-speed distributed-final distributed-tests distributed-long-context
+#         distributed-faults (2 GPUs)
 # Usage (GPU machine, repository root): bench/gpu_session.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -65,6 +66,7 @@ stage_build-aios() { AIOS_BUILD_TARGET=aios stage_build; }
 # Issue 5 on a 2-GPU machine (nvidia-h200-x2): NCCL ranks against one GPU.
 stage_distributed() { bench/gpu_distributed_bench.sh curves scaling oom; }
 stage_distributed-final() { bench/gpu_distributed_bench.sh transport headline oom; }
+stage_distributed-faults() { bench/gpu_distributed_bench.sh faults; }
 stage_distributed-long-context() { bench/gpu_distributed_bench.sh long-context; }
 stage_distributed-speed() { bench/gpu_distributed_bench.sh scaling buckets profile curves; }
 stage_distributed-tests() {
