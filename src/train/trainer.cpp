@@ -399,13 +399,14 @@ TrainSummary run_training(const TrainOptions& o) {
     // the step and re-runs the same windows with a smaller micro-batch.
     const std::uint64_t step_cursor = train_data.cursor();
     torch::Tensor loss_total;
-    if (faults.hang_step == step + 1 && faults.on_rank(comm->rank())) {
-      std::fprintf(stderr, "aios train: rank %d: injected hang in step %lld (AIOS_FAULT_HANG_AT_STEP)\n",
-                   comm->rank(), static_cast<long long>(step + 1));
-      for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
-    }
     for (;;) {
       watchdog.beat(step + 1, "forward/backward and gradient communication");
+      // After the beat, so that the hung rank's watchdog names this step, as a real hang's would.
+      if (faults.hang_step == step + 1 && faults.on_rank(comm->rank())) {
+        std::fprintf(stderr, "aios train: rank %d: injected hang in step %lld (AIOS_FAULT_HANG_AT_STEP)\n",
+                     comm->rank(), static_cast<long long>(step + 1));
+        for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+      }
       for (auto& p : parameters) p.mutable_grad() = torch::Tensor();
       const bool inject_oom = faults.oom_step == step + 1 && faults.on_rank(comm->rank()) &&
                               injected_ooms < faults.oom_times;
