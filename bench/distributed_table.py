@@ -37,6 +37,11 @@ def state(run):
     return [b / GIB for b in d.get("optimizer_state_bytes_per_rank", [])]
 
 
+def largest_relative_difference(one, two):
+    """Over the steps both runs logged, in order: |loss 1 - loss 2| / |loss 1| at its largest."""
+    return max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in zip(one["steps"], two["steps"]))
+
+
 def compare(out, prefix, names):
     """Loss curves and speed of NAME-1gpu (accumulation 2) against NAME-2gpu for each name."""
     print("| run | steps | loss last (1 / 2 GPUs) | largest relative loss difference | tokens/s 1 GPU | "
@@ -48,7 +53,7 @@ def compare(out, prefix, names):
             print(f"| {name} | missing |" + " |" * 7)
             continue
         pairs = list(zip(one["steps"], two["steps"]))
-        worst = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in pairs)
+        worst = largest_relative_difference(one, two)
         t1, t2 = tokens_per_s(one), tokens_per_s(two)
         print(f"| {name} | {len(pairs)} | {pairs[-1][0]['loss']:.4f} / {pairs[-1][1]['loss']:.4f} | {worst:.2e} | "
               f"{t1:,.0f} | {t2:,.0f} | {100 * t2 / (2 * t1):.1f} % | {peaks(one)[0]:.2f} | "
@@ -85,7 +90,7 @@ def curves(out):
             print(f"| {name} | missing | | | |")
             continue
         pairs = list(zip(one["steps"], two["steps"]))
-        worst = max(abs(a["loss"] - b["loss"]) / abs(a["loss"]) for a, b in pairs)
+        worst = largest_relative_difference(one, two)
         print(f"| {name} | {len(pairs)} | {pairs[0][0]['loss']:.4f} / {pairs[0][1]['loss']:.4f} | "
               f"{pairs[-1][0]['loss']:.4f} / {pairs[-1][1]['loss']:.4f} | {worst:.2e} |")
     print()

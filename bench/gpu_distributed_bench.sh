@@ -15,6 +15,8 @@
 #               straight run and a repeat of it; a rank that exits, and one that hangs, at step 3
 #   transport   NCCL's own account of its transport (NCCL_DEBUG=INFO); headline: the default rows
 # Usage (GPU machine, repository root): bench/gpu_distributed_bench.sh [PART...]  (default: curves scaling oom)
+# dist_train reads WINDOW (tokens, default 1024), CKPT_INTERVAL (default 0), HANG_TIMEOUT (seconds,
+# default 300) and KEEP=1 (leave the run's checkpoints for a later resume) from the environment.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source bench/gpu_common.sh

@@ -3,6 +3,7 @@
 // and a ragged W = 7C - 2, learned and rotary positions), truncated mode with memory W against
 // the whole-window loss, and a training run in exact mode against the plain one.
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <torch/autograd.h>
 #include <torch/cuda.h>
 
@@ -59,6 +60,14 @@ TEST(Rope, SharedTableFollowsThePositionsAndRoundsAsTheTwoHalvesForm) {
   const auto rotated = table.rotate(h, 40);
   EXPECT_EQ(rotated.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(at::equal(rotated, expected));
+  // Tables made under InferenceMode are not reused where autograd must save them.
+  {
+    c10::InferenceMode inference;
+    table.rotate(x, 7);
+  }
+  const auto leaf = x.clone().requires_grad_(true);
+  table.rotate(leaf, 7).sum().backward();
+  EXPECT_TRUE(leaf.grad().defined());
 }
 
 GptConfig small(const std::string& position) {

@@ -1,6 +1,7 @@
 #include "model/rotary.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 
 namespace aios {
 
@@ -9,7 +10,7 @@ at::Tensor RotaryTable::rotate(const at::Tensor& x, std::int64_t start) {
   at::Tensor cos, sin;
   {
     const std::lock_guard<std::mutex> lock(mutex_);
-    const Key key{start, time, head_dim, x.scalar_type(), x.device()};
+    const Key key{start, time, head_dim, x.scalar_type(), x.device(), c10::InferenceMode::is_enabled()};
     if (key_ != key) {
       // Angles in float64: at 64k positions a float32 angle is off by ~4e-3 rad.
       const auto doubles = x.options().dtype(at::kDouble);

@@ -29,6 +29,7 @@ class RotaryTable {
     std::int64_t start, time, head_dim;
     at::ScalarType dtype;
     at::Device device;
+    bool inference;  // tables made under InferenceMode cannot be saved for a backward
     bool operator==(const Key&) const = default;
   };
 
