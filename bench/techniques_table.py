@@ -30,7 +30,7 @@ def main():
     out, model, rows = sys.argv[1], sys.argv[2], sys.argv[3:]
     header, _ = load(f"{out}/aios-{model}-{rows[0]}.jsonl")
     m = header["model"]
-    window = header["options"]["window_size"]
+    window = header["options"]["data"]["window-size"]
     flops_per_token = 6 * m["parameters"] + 12 * m["n_layer"] * m["n_embd"] * window
     print(f"{model}: {m['parameters'] / 1e6:.0f}M parameters, window {window}, micro-batch "
           f"{header['options']['batch_size']}, {header['device']}\n")

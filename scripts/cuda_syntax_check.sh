@@ -18,9 +18,9 @@ echo '#define C10_CUDA_BUILD_SHARED_LIBS' > "$headers/stubs/c10/cuda/impl/cuda_c
 python3 - "$headers" "$cuda" <<'PY'
 import json, shlex, subprocess, sys
 headers, cuda = sys.argv[1], sys.argv[2]
-sources = ["src/dist/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
+sources = ["src/distributed/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
            "src/train/device_stats.cpp", "src/memory/attention_backend.cpp"]
-entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/dist/comm.cpp"))
+entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/distributed/comm.cpp"))
 flags, words, i = [], shlex.split(entry["command"]), 0
 while i < len(words):
     w = words[i]

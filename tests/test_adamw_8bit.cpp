@@ -146,30 +146,30 @@ TEST_F(TrainerTest, EightBitTrainingStaysWithinTwoPercentOfFp32Over200Steps) {
   std::vector<double> means;
   for (bool eight_bit : {false, true}) {
     auto o = options(eight_bit ? "8bit" : "fp32");
-    o.n_layer = 0, o.n_head = 0, o.n_embd = 0;  // the preset's 4 x 128
-    o.use_8bit_optimizer = eight_bit;
-    o.window_size = 32;
-    o.steps = 200;
-    o.warmup_steps = 10;
-    o.lr = 3e-3, o.min_lr = 3e-4;
-    o.log_file = dir_ / (eight_bit ? "8bit.jsonl" : "fp32.jsonl");
-    run_training(o);
-    means.push_back(mean_loss(o.log_file, 181, 200));
+    o.model.n_layer = 0, o.model.n_head = 0, o.model.n_embd = 0;  // the preset's 4 x 128
+    o.optimizer.use_8bit_optimizer = eight_bit;
+    o.data.window_size = 32;
+    o.run.steps = 200;
+    o.optimizer.warmup_steps = 10;
+    o.optimizer.lr = 3e-3, o.optimizer.min_lr = 3e-4;
+    o.run.log_file = dir_ / (eight_bit ? "8bit.jsonl" : "fp32.jsonl");
+    train(o);
+    means.push_back(mean_loss(o.run.log_file, 181, 200));
   }
   expect_mean_loss_close("8-bit AdamW, mean loss of steps 181-200", means[0], means[1], 2.6, 0.02);
 }
 
 TEST_F(TrainerTest, EightBitResumeIsBitIdentical) {
   auto straight = options("straight8");
-  straight.n_embd = 64;  // c_attn 64x192, c_fc 64x256: 8-bit state
-  straight.use_8bit_optimizer = true;
-  straight.steps = 6;
-  straight.checkpoint_interval = 3;
-  const auto end = run_training(straight).last_checkpoint;
+  straight.model.n_embd = 64;  // c_attn 64x192, c_fc 64x256: 8-bit state
+  straight.optimizer.use_8bit_optimizer = true;
+  straight.run.steps = 6;
+  straight.run.checkpoint_interval = 3;
+  const auto end = train(straight).last_checkpoint;
   auto resumed = straight;
-  resumed.out_dir = dir_ / "resumed8";
-  resumed.resume = dir_ / "straight8/ckpt-00000003.pt";
-  const auto resumed_end = run_training(resumed).last_checkpoint;
+  resumed.run.out_dir = dir_ / "resumed8";
+  resumed.run.resume = dir_ / "straight8/ckpt-00000003.pt";
+  const auto resumed_end = train(resumed).last_checkpoint;
   const auto a = parameters_of(end, straight), b = parameters_of(resumed_end, resumed);
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
 }

@@ -73,7 +73,7 @@ TEST(Rope, SharedTableFollowsThePositionsAndRoundsAsTheTwoHalvesForm) {
 GptConfig small(const std::string& position) {
   GptConfig c = gpt_preset("tiny");
   c.n_layer = 2, c.n_head = 2, c.n_embd = 32, c.vocab_size = 64, c.max_positions = 64;
-  c.position = position;
+  c.position = *enum_from_string<PositionEncoding>(position);
   return c;
 }
 
@@ -118,7 +118,7 @@ TEST(ChunkedTraining, ExactModeEqualsWholeWindowTrainingWithAndWithoutCheckpoint
           const auto targets = torch::randint(0, 64, {2, window}, torch::kLong);
           const auto [loss, grads] = whole_window(model, tokens, targets);
           apply_activation_checkpointing(model, checkpoint_every);
-          const auto [chunk_loss, chunk_grads] = chunked(model, tokens, targets, {"exact", chunk, 0});
+          const auto [chunk_loss, chunk_grads] = chunked(model, tokens, targets, {ChunkMode::kExact, chunk, 0});
           const std::string what = position + " W " + std::to_string(window) + " C " + std::to_string(chunk) +
                                    " checkpoint every " + std::to_string(checkpoint_every);
           EXPECT_NEAR(chunk_loss, loss, 1e-9 * loss) << what;
@@ -150,7 +150,7 @@ TEST(ChunkedTraining, ExactModeUnderBf16IsAsCloseToFp32AsTheWholeWindowUnderBf16
     for (auto& p : model->parameters()) whole_bf16.push_back(p.grad().clone());
   }
   for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
-  chunked_forward_backward(model, tokens, targets, {"exact", 4, 0}, MixedPrecision{true, at::kBFloat16},
+  chunked_forward_backward(model, tokens, targets, {ChunkMode::kExact, 4, 0}, MixedPrecision{true, at::kBFloat16},
                            [](const at::Tensor& l) { return l; }, [] {});
   std::vector<at::Tensor> exact_bf16;
   for (auto& p : model->parameters()) exact_bf16.push_back(p.grad().clone());
@@ -171,9 +171,9 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   // compared; each chunk's recomputation restores the RNG state of its first pass, and the run
   // leaves the RNG where the first pass left it: two runs from one seed agree exactly.
   torch::manual_seed(9);
-  const auto first = chunked(model, tokens, targets, {"exact", 8, 0});
+  const auto first = chunked(model, tokens, targets, {ChunkMode::kExact, 8, 0});
   torch::manual_seed(9);
-  const auto second = chunked(model, tokens, targets, {"exact", 8, 0});
+  const auto second = chunked(model, tokens, targets, {ChunkMode::kExact, 8, 0});
   EXPECT_EQ(first.first, second.first);
   EXPECT_EQ(worst_relative(first.second, second.second), 0.0);
   // A window of one chunk runs only once, with the whole window's masks, and leaves the generator
@@ -182,7 +182,7 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   const auto whole = whole_window(model, tokens, targets);
   const auto after_whole = torch::rand({4}, torch::kDouble);
   torch::manual_seed(9);
-  const auto one_chunk = chunked(model, tokens, targets, {"exact", 24, 0});
+  const auto one_chunk = chunked(model, tokens, targets, {ChunkMode::kExact, 24, 0});
   const auto after_one_chunk = torch::rand({4}, torch::kDouble);
   EXPECT_NEAR(one_chunk.first, whole.first, 1e-12 * whole.first);
   EXPECT_LT(worst_relative(one_chunk.second, whole.second), 1e-12);
@@ -195,12 +195,12 @@ TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {
   model->to(torch::kDouble);
   const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
   const auto [loss, grads] = whole_window(model, tokens, targets);
-  const auto [truncated_loss, truncated_grads] = chunked(model, tokens, targets, {"truncated", 8, 30});
+  const auto [truncated_loss, truncated_grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, 30});
   EXPECT_NEAR(truncated_loss, loss, 1e-9 * loss);
   // Gradients do not cross chunk boundaries, so they differ from the whole window's.
   EXPECT_GT(worst_relative(truncated_grads, grads), 1e-3);
   // A short memory changes the loss too (chunks see fewer tokens).
-  const auto [short_loss, short_grads] = chunked(model, tokens, targets, {"truncated", 8, 4});
+  const auto [short_loss, short_grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, 4});
   EXPECT_GT(std::abs(short_loss - loss), 1e-6);
 }
 
@@ -212,9 +212,9 @@ TEST(ChunkedTraining, TruncatedModeGivesTheSameGradientsWithCheckpointing) {
   const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
   for (std::int64_t memory : {30, 4}) {
     apply_activation_checkpointing(model, 0);
-    const auto [loss, grads] = chunked(model, tokens, targets, {"truncated", 8, memory});
+    const auto [loss, grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, memory});
     apply_activation_checkpointing(model, 1);
-    const auto [checkpointed_loss, checkpointed_grads] = chunked(model, tokens, targets, {"truncated", 8, memory});
+    const auto [checkpointed_loss, checkpointed_grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, memory});
     EXPECT_NEAR(checkpointed_loss, loss, 1e-12 * loss) << "memory " << memory;
     EXPECT_LT(worst_relative(checkpointed_grads, grads), 1e-9) << "memory " << memory;
   }
@@ -267,11 +267,11 @@ TEST(CausalAttentionAfterPast, CudaRunsFlashWithTheLowerRightMask) {
 
 // The trainer runs below: rotary positions, float64 (so only summation order differs), 8-token chunks.
 TrainOptions rope_chunks(TrainOptions o, bool chunked_run) {
-  o.model_dtype = "float64";
-  o.pos = "rope";
-  o.chunked_training = chunked_run;
-  o.chunk_size = chunked_run ? 8 : 0;
-  o.steps = 3;
+  o.model.dtype = ModelDtype::kFloat64;
+  o.model.position = PositionEncoding::kRope;
+  o.memory.chunked_training = chunked_run;
+  o.memory.chunk_size = chunked_run ? 8 : 0;
+  o.run.steps = 3;
   return o;
 }
 
@@ -279,11 +279,11 @@ TEST_F(TrainerTest, ExactChunkedTrainingLeavesTheTrainingUnchanged) {
   std::vector<std::vector<torch::Tensor>> results;
   for (bool chunked_run : {false, true}) {
     auto o = rope_chunks(options(chunked_run ? "chunked" : "whole"), chunked_run);
-    o.window_size = 30;
-    o.gradient_accumulation_steps = 2;
-    o.log_file = dir_ / (chunked_run ? "chunked.jsonl" : "whole.jsonl");
-    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
-    const auto attention = records_of(o.log_file, "config").at(0)["attention"];
+    o.data.window_size = 30;
+    o.data.gradient_accumulation_steps = 2;
+    o.run.log_file = dir_ / (chunked_run ? "chunked.jsonl" : "whole.jsonl");
+    results.push_back(parameters_of(train(o).last_checkpoint, o));
+    const auto attention = records_of(o.run.log_file, "config").at(0)["attention"];
     EXPECT_EQ(attention.contains("chunks_after_the_first"), chunked_run) << attention.dump();
   }
   EXPECT_LT(max_relative_difference(results[1], results[0]), 1e-9);
@@ -293,15 +293,15 @@ TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneHalvesTheChunkInExactMode) {
   std::vector<std::vector<torch::Tensor>> results;
   for (bool faulted : {false, true}) {
     auto o = rope_chunks(options(faulted ? "chunk-oom" : "chunk-plain"), true);
-    o.window_size = 32;
-    o.batch_size = 2;
-    o.log_file = dir_ / (faulted ? "chunk-oom.jsonl" : "chunk-plain.jsonl");
+    o.data.window_size = 32;
+    o.data.batch_size = 2;
+    o.run.log_file = dir_ / (faulted ? "chunk-oom.jsonl" : "chunk-plain.jsonl");
     testing::ScopedEnv at(faulted ? "AIOS_FAULT_OOM_AT_STEP" : "AIOS_UNUSED", "2");
     testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "3");
-    const auto summary = run_training(o);
+    const auto summary = train(o);
     if (faulted) {
       EXPECT_EQ(summary.batch_shrinks, 3);
-      const auto events = records_of(o.log_file, "event");
+      const auto events = records_of(o.run.log_file, "event");
       ASSERT_EQ(events.size(), 3u);
       EXPECT_EQ(events[0]["micro_batch"], 1);  // first the micro-batch, then the chunk
       EXPECT_EQ(events[1]["chunk"], 4);

@@ -26,11 +26,11 @@ class DistributedTest : public TrainerTest {
   // keeps Adam from magnifying summation-order differences between world sizes.
   TrainOptions run_options(const std::string& run, int world, int global_batch) const {
     auto o = options(run);
-    o.n_embd = 64;
-    o.model_dtype = "float64";
-    o.batch_size = global_batch / world;
-    o.steps = 4;
-    o.log_file = dir_ / (run + ".jsonl");
+    o.model.n_embd = 64;
+    o.model.dtype = ModelDtype::kFloat64;
+    o.data.batch_size = global_batch / world;
+    o.run.steps = 4;
+    o.run.log_file = dir_ / (run + ".jsonl");
     return o;
   }
 
@@ -40,22 +40,22 @@ class DistributedTest : public TrainerTest {
     std::string command = env + " ";
     if (world > 1) command += "mpirun -np " + std::to_string(world) + " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
                               "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP ";
-    command += std::string(AIOS_BINARY) + " train --dataset-file " + o.dataset_file + " --model tiny --n-layer 2" +
-               " --n-head 2 --n-embd " + std::to_string(o.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
-               std::to_string(o.batch_size) + " --steps " + std::to_string(o.steps) +
+    command += std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file + " --model tiny --n-layer 2" +
+               " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
+               std::to_string(o.data.batch_size) + " --steps " + std::to_string(o.run.steps) +
                " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " + device_ + " --no-amp" +
-               " --no-gradient-checkpointing --model-dtype " + o.model_dtype + " --out-dir " + o.out_dir +
-               " --log-file " + o.log_file + " " + extra + " > " + o.out_dir + ".log 2>&1";
+               " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) + " --out-dir " + o.run.out_dir +
+               " --log-file " + o.run.log_file + " " + extra + " > " + o.run.out_dir + ".log 2>&1";
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   }
 
-  std::string log_of(const TrainOptions& o) const { return testing::read_file(o.out_dir + ".log"); }
+  std::string log_of(const TrainOptions& o) const { return testing::read_file(o.run.out_dir + ".log"); }
 
   std::string device_ = "cpu";
 
   std::vector<torch::Tensor> final_parameters(const TrainOptions& o) const {
-    return parameters_of(o.out_dir + "/ckpt-0000000" + std::to_string(o.steps) + ".pt", o);
+    return parameters_of(o.run.out_dir + "/ckpt-0000000" + std::to_string(o.run.steps) + ".pt", o);
   }
 };
 
@@ -71,7 +71,7 @@ TEST_F(DistributedTest, TwoAndThreeRanksMatchOneRankForAllReduceAndZeroWithFp32A
         ASSERT_EQ(launch(o, world, optimizer + " " + sharding), 0) << log_of(o);
         EXPECT_LT(max_relative_difference(final_parameters(o), expected), 1e-5)
             << world << " ranks " << sharding << " " << optimizer;
-        const auto header = records_of(o.log_file, "config").at(0);
+        const auto header = records_of(o.run.log_file, "config").at(0);
         EXPECT_EQ(header["distributed"]["world"], world);
         EXPECT_EQ(header["distributed"]["sharded_optimizer"], sharding == "--shard-optimizer");
       }
@@ -104,11 +104,11 @@ TEST_F(DistributedTest, ChunkedTrainingOnTwoAndThreeRanksMatchesOneRank) {
   for (const std::string mode : {"exact", "truncated"}) {
     const std::string chunks = " --pos rope --chunked-training --chunk-size 6 --chunk-mode " + mode;
     auto single = run_options("chunks-one-" + mode, 1, 6);
-    single.pos = "rope";  // for reading the checkpoints back
+    single.model.position = PositionEncoding::kRope;  // for reading the checkpoints back
     ASSERT_EQ(launch(single, 1, "--use-8bit-optimizer" + chunks), 0) << log_of(single);
     for (int world : {2, 3}) {
       auto o = run_options("chunks-" + std::to_string(world) + "-" + mode, world, 6);
-      o.pos = "rope";
+      o.model.position = PositionEncoding::kRope;
       ASSERT_EQ(launch(o, world, "--use-8bit-optimizer --bucket-mb 0.02" + chunks), 0) << log_of(o);
       EXPECT_LT(max_relative_difference(final_parameters(o), final_parameters(single)), 1e-5) << world << " " << mode;
     }
@@ -120,7 +120,7 @@ TEST_F(DistributedTest, ZeroShardsOptimizerStateAcrossRanks) {
   for (int world : {1, 2}) {
     const auto o = run_options("state" + std::to_string(world), world, 4);
     ASSERT_EQ(launch(o, world, "--use-8bit-optimizer"), 0) << log_of(o);
-    const auto per_rank = records_of(o.log_file, "config").at(0)["distributed"]["optimizer_state_bytes_per_rank"];
+    const auto per_rank = records_of(o.run.log_file, "config").at(0)["distributed"]["optimizer_state_bytes_per_rank"];
     ASSERT_EQ(per_rank.size(), static_cast<std::size_t>(world));
     totals.push_back(per_rank[0].get<std::int64_t>());
   }
@@ -138,7 +138,7 @@ TEST_F(DistributedTest, OutOfMemoryOnOneRankShrinksEveryRankAndChangesNothing) {
     const std::string line = "rank " + std::to_string(rank) + ": step 3: out of memory on rank(s) 1 at micro-batch 2";
     EXPECT_NE(log.find(line), std::string::npos) << line << " in:\n" << log;
   }
-  const auto events = records_of(faulted.log_file, "event");
+  const auto events = records_of(faulted.run.log_file, "event");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0]["micro_batch"], 1);
   EXPECT_EQ(events[0]["accumulation"], 2);
@@ -158,32 +158,32 @@ TEST_F(DistributedTest, OutOfMemoryOnOneRankShrinksEveryRankAndChangesNothing) {
 TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndReshardsToAnotherWorldSize) {
   // 6 windows per step: divisible by 1, 2 and 3 ranks.
   auto two = run_options("two", 2, 6);
-  two.steps = 6;
+  two.run.steps = 6;
   ASSERT_EQ(launch(two, 2, "--use-8bit-optimizer --checkpoint-interval 3"), 0) << log_of(two);
-  const std::string middle = two.out_dir + "/ckpt-00000003.pt";
+  const std::string middle = two.run.out_dir + "/ckpt-00000003.pt";
   auto resumed = run_options("resumed", 2, 6);
-  resumed.steps = 6;
+  resumed.run.steps = 6;
   ASSERT_EQ(launch(resumed, 2, "--use-8bit-optimizer --resume " + middle), 0) << log_of(resumed);
   const auto a = final_parameters(two), b = final_parameters(resumed);
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
 
   // 2 ranks -> 3 ranks: the 8-bit state is re-sliced exactly; only the gradients' summation order differs.
   auto three = run_options("three", 3, 6);
-  three.steps = 6;
+  three.run.steps = 6;
   ASSERT_EQ(launch(three, 3, "--use-8bit-optimizer --resume " + middle), 0) << log_of(three);
   EXPECT_LT(max_relative_difference(final_parameters(three), final_parameters(two)), 1e-5);
   // And to one rank, whose optimizer is not sharded: the whole state is reassembled.
   auto one = run_options("one-from-two", 1, 6);
-  one.steps = 6;
+  one.run.steps = 6;
   ASSERT_EQ(launch(one, 1, "--use-8bit-optimizer --resume " + middle), 0) << log_of(one);
   EXPECT_LT(max_relative_difference(final_parameters(one), final_parameters(two)), 1e-5);
   // A 1-rank fp32 checkpoint continues on 2 ranks with ZeRO.
   auto fp32_one = run_options("fp32-one", 1, 6);
-  fp32_one.steps = 6;
+  fp32_one.run.steps = 6;
   ASSERT_EQ(launch(fp32_one, 1, "--checkpoint-interval 3"), 0) << log_of(fp32_one);
   auto fp32_two = run_options("fp32-two", 2, 6);
-  fp32_two.steps = 6;
-  ASSERT_EQ(launch(fp32_two, 2, "--resume " + fp32_one.out_dir + "/ckpt-00000003.pt"), 0) << log_of(fp32_two);
+  fp32_two.run.steps = 6;
+  ASSERT_EQ(launch(fp32_two, 2, "--resume " + fp32_one.run.out_dir + "/ckpt-00000003.pt"), 0) << log_of(fp32_two);
   EXPECT_LT(max_relative_difference(final_parameters(fp32_two), final_parameters(fp32_one)), 1e-5);
 }
 
@@ -195,7 +195,7 @@ TEST_F(DistributedTest, EightRanksMatchOneRankAndRecoverFromAnOutOfMemoryOnOneRa
   const auto eight = run_options("eight", 8, 16);
   ASSERT_EQ(launch(eight, 8, "--use-8bit-optimizer", "AIOS_FAULT_OOM_AT_STEP=2 AIOS_FAULT_RANK=5"), 0) << log_of(eight);
   EXPECT_NE(log_of(eight).find("rank 7: step 2: out of memory on rank(s) 5"), std::string::npos) << log_of(eight);
-  EXPECT_EQ(records_of(eight.log_file, "event").size(), 1u);
+  EXPECT_EQ(records_of(eight.run.log_file, "event").size(), 1u);
   EXPECT_LT(max_relative_difference(final_parameters(eight), final_parameters(single)), 1e-5);
 }
 
@@ -229,7 +229,7 @@ TEST_F(DistributedTest, ARankThatHangsEndsTheJobAfterTheHangTimeout) {
   EXPECT_EQ(log.find("in step 1 ("), std::string::npos) << log;
   EXPECT_NE(log.find("in step 2 (forward/backward"), std::string::npos) << log;
   // Step 1's checkpoint stays the latest.
-  EXPECT_NE(testing::read_file(o.out_dir + "/latest").find("00000001"), std::string::npos);
+  EXPECT_NE(testing::read_file(o.run.out_dir + "/latest").find("00000001"), std::string::npos);
 }
 
 }  // namespace

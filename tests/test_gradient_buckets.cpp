@@ -7,9 +7,9 @@
 // gradient's later contributions and fail here.
 #include <gtest/gtest.h>
 
-#include "dist/comm.h"
-#include "dist/gradient_sync.h"
-#include "dist/zero_sharding.h"
+#include "distributed/comm.h"
+#include "distributed/gradient_all_reduce.h"
+#include "distributed/zero_sharding.h"
 #include "memory/activation_checkpoint.h"
 #include "memory/chunked_cross_entropy.h"
 #include "memory/chunked_training.h"
@@ -46,7 +46,7 @@ class GradientBuckets : public testing::TestWithParam<Variant> {
   void backward(const std::function<void()>& before_last_backward) {
     const auto inputs = tokens_.slice(1, 0, 32), targets = tokens_.slice(1, 1, 33);
     if (GetParam().exact_chunks) {
-      chunked_forward_backward(model_, inputs, targets, {"exact", 8, 0}, MixedPrecision{},
+      chunked_forward_backward(model_, inputs, targets, {ChunkMode::kExact, 8, 0}, MixedPrecision{},
                                [](const torch::Tensor& loss) { return loss; }, before_last_backward);
     } else {
       const auto loss = model_->loss_sum(inputs, targets);
@@ -78,7 +78,7 @@ TEST_P(GradientBuckets, ZeroDeliversThePlainGradientsAndReleasesTheFullOnes) {
   // 16 KB buckets: several per block, so the schedule's order matters.
   ZeroSharding zero(adamw_groups(*model_, AdamWSettings{}), *comm, 16 * 1024, params);
   ASSERT_GT(zero.buckets(), 6u);
-  backward([&] { zero.arm(); });
+  backward([&] { zero.start(); });
   zero.finish();
   // Most of the backward was still to run when the first bucket went out.
   EXPECT_GT(static_cast<std::int64_t>(zero.schedule().pending_at_first_launch()), count(params) / 2);
@@ -86,7 +86,7 @@ TEST_P(GradientBuckets, ZeroDeliversThePlainGradientsAndReleasesTheFullOnes) {
   // World 1: each shard is its whole parameter; the optimizer's groups hold them in model order by group.
   std::map<const void*, torch::Tensor> expected_by_param;
   for (std::size_t i = 0; i < params.size(); ++i) expected_by_param[params[i].unsafeGetTensorImpl()] = expected[i];
-  const auto groups = zero.shard_groups();
+  const auto groups = zero.optimizer_groups();
   const auto full = adamw_groups(*model_, AdamWSettings{});
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (std::size_t i = 0; i < groups[g].params.size(); ++i) {
@@ -101,9 +101,9 @@ TEST_P(GradientBuckets, AllReduceDeliversThePlainGradients) {
   const auto expected = reference_gradients();
   const auto params = model_->parameters();
   const auto comm = make_comm(torch::kCPU);
-  GradientAllReduce all_reduce(params, *comm, 16 * 1024);
+  GradientAllReduce all_reduce(adamw_groups(*model_, AdamWSettings{}), params, *comm, 16 * 1024);
   ASSERT_GT(all_reduce.buckets(), 6u);
-  backward([&] { all_reduce.arm(); });
+  backward([&] { all_reduce.start(); });
   all_reduce.finish();
   EXPECT_GT(static_cast<std::int64_t>(all_reduce.schedule().pending_at_first_launch()), count(params) / 2);
   for (std::size_t i = 0; i < params.size(); ++i) {

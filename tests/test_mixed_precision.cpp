@@ -41,13 +41,13 @@ TEST(LossScaler, SkipsOnInfHalvesAndGrowsAfterTheInterval) {
 }
 
 TEST(MixedPrecision, AutoPicksBf16OnTheCpuAndRejectsFloat64) {
-  const auto mp = resolve_mixed_precision(true, "auto", at::kCPU, at::kFloat);
+  const auto mp = resolve_mixed_precision(true, AmpDtype::kAuto, at::kCPU, at::kFloat);
   EXPECT_TRUE(mp.enabled);
   EXPECT_EQ(mp.dtype, at::kBFloat16);
   EXPECT_FALSE(mp.needs_loss_scaling());
-  EXPECT_TRUE(resolve_mixed_precision(true, "fp16", at::kCPU, at::kFloat).needs_loss_scaling());
-  EXPECT_FALSE(resolve_mixed_precision(false, "fp16", at::kCPU, at::kFloat).enabled);
-  EXPECT_NE(testing::error_of([] { resolve_mixed_precision(true, "auto", at::kCPU, at::kDouble); }).find("--amp"),
+  EXPECT_TRUE(resolve_mixed_precision(true, AmpDtype::kFp16, at::kCPU, at::kFloat).needs_loss_scaling());
+  EXPECT_FALSE(resolve_mixed_precision(false, AmpDtype::kFp16, at::kCPU, at::kFloat).enabled);
+  EXPECT_NE(testing::error_of([] { resolve_mixed_precision(true, AmpDtype::kAuto, at::kCPU, at::kDouble); }).find("--amp"),
             std::string::npos);
 }
 
@@ -82,15 +82,15 @@ TEST(MixedPrecision, CheckpointedBlocksRecomputeUnderTheForwardsAutocast) {
 
 TEST_F(TrainerTest, Fp16SkipsExactlyTheStepWithAnInfGradientAndHalvesTheScale) {
   auto o = options("fp16");
-  o.amp = true;
-  o.amp_dtype = "fp16";
-  o.steps = 4;
-  o.checkpoint_interval = 1;
-  o.log_file = dir_ / "fp16/metrics.jsonl";
+  o.memory.amp = true;
+  o.memory.amp_dtype = AmpDtype::kFp16;
+  o.run.steps = 4;
+  o.run.checkpoint_interval = 1;
+  o.run.log_file = dir_ / "fp16/metrics.jsonl";
   testing::ScopedEnv inject("AIOS_FAULT_INF_GRAD_AT_STEP", "2");
-  const auto summary = run_training(o);
+  const auto summary = train(o);
   EXPECT_EQ(summary.skipped_steps, 1);
-  const auto steps = records_of(o.log_file, "step");
+  const auto steps = records_of(o.run.log_file, "step");
   ASSERT_EQ(steps.size(), 4u);
   for (const auto& record : steps) EXPECT_EQ(record["skipped"], record["step"] == 2) << record.dump();
   EXPECT_EQ(steps[1]["loss_scale"], 65536.0);  // the scale the skipped step ran at
@@ -104,11 +104,11 @@ TEST_F(TrainerTest, Fp16SkipsExactlyTheStepWithAnInfGradientAndHalvesTheScale) {
   EXPECT_GT(max_relative_difference(after3, after2), 1e-4);
   // The scale is part of the checkpoint: a resumed run continues at 32768.
   auto resumed = o;
-  resumed.resume = dir_ / "fp16/ckpt-00000003.pt";
-  resumed.out_dir = dir_ / "fp16-resumed";
-  resumed.log_file = dir_ / "fp16-resumed/metrics.jsonl";
-  run_training(resumed);
-  EXPECT_EQ(records_of(resumed.log_file, "step").at(0)["loss_scale"], 32768.0);
+  resumed.run.resume = dir_ / "fp16/ckpt-00000003.pt";
+  resumed.run.out_dir = dir_ / "fp16-resumed";
+  resumed.run.log_file = dir_ / "fp16-resumed/metrics.jsonl";
+  train(resumed);
+  EXPECT_EQ(records_of(resumed.run.log_file, "step").at(0)["loss_scale"], 32768.0);
 }
 
 TEST_F(TrainerTest, Bf16LossStaysWithinOnePercentOfFp32Over50Steps) {
@@ -116,13 +116,13 @@ TEST_F(TrainerTest, Bf16LossStaysWithinOnePercentOfFp32Over50Steps) {
   std::vector<double> means;
   for (bool amp : {false, true}) {
     auto o = options(amp ? "bf16" : "fp32");
-    o.amp = amp;
-    o.amp_dtype = "bf16";
-    o.steps = 50;
-    o.warmup_steps = 5;
-    o.log_file = dir_ / (amp ? "bf16.jsonl" : "fp32.jsonl");
-    run_training(o);
-    means.push_back(mean_loss(o.log_file, 41, 50));
+    o.memory.amp = amp;
+    o.memory.amp_dtype = AmpDtype::kBf16;
+    o.run.steps = 50;
+    o.optimizer.warmup_steps = 5;
+    o.run.log_file = dir_ / (amp ? "bf16.jsonl" : "fp32.jsonl");
+    train(o);
+    means.push_back(mean_loss(o.run.log_file, 41, 50));
   }
   expect_mean_loss_close("bf16, mean loss of steps 41-50", means[0], means[1], 3.2, 0.01);
 }

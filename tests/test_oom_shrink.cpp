@@ -9,13 +9,13 @@
 namespace aios {
 namespace {
 
-TEST(FaultInjection, MemoryLimitIsAPositiveSizeInGib) {
+TEST(FaultInjector, MemoryLimitIsAPositiveSizeInGib) {
   ::setenv("AIOS_FAULT_MEMORY_GIB", "12.5", 1);
-  EXPECT_EQ(FaultInjection::from_environment().memory_limit_gib, 12.5);
+  EXPECT_EQ(FaultInjector::from_environment(0).memory_limit_gib(), 12.5);
   for (const char* bad : {"12GiB", "0", "-1", "lots"}) {
     ::setenv("AIOS_FAULT_MEMORY_GIB", bad, 1);
     try {
-      FaultInjection::from_environment();
+      FaultInjector::from_environment(0);
       ADD_FAILURE() << bad << " was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("AIOS_FAULT_MEMORY_GIB"), std::string::npos) << e.what();
@@ -23,7 +23,7 @@ TEST(FaultInjection, MemoryLimitIsAPositiveSizeInGib) {
     }
   }
   ::unsetenv("AIOS_FAULT_MEMORY_GIB");
-  EXPECT_FALSE(FaultInjection::from_environment().memory_limit_gib);
+  EXPECT_FALSE(FaultInjector::from_environment(0).memory_limit_gib());
 }
 
 TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {
@@ -37,7 +37,7 @@ TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {
   EXPECT_EQ(odd.accumulation, 6);
   // At micro-batch 1 the chunk halves (rounding up), then nothing is left.
   const auto chunk = shrink_after_oom({1, 4, 5}, o, 1, "oom");
-  EXPECT_EQ(chunk.chunk, 3);
+  EXPECT_EQ(chunk.chunk_size, 3);
   EXPECT_EQ(chunk.accumulation, 4);
   const auto message = testing::error_of([&] { shrink_after_oom({1, 4, 1}, o, 7, "oom"); });
   EXPECT_NE(message.find("step 7"), std::string::npos) << message;
@@ -47,29 +47,29 @@ TEST_F(TrainerTest, AnOutOfMemoryShrinksTheMicroBatchAndChangesNothingElse) {
   // float64: Adam turns rounding-level gradient differences (4x1 vs 2x2 summation order) into
   // lr-sized steps on near-zero gradients, so fp32 would compare noise, not the recovery.
   auto plain = options("plain");
-  plain.model_dtype = "float64";
-  plain.steps = 6;
-  const auto expected = parameters_of(run_training(plain).last_checkpoint, plain);
+  plain.model.dtype = ModelDtype::kFloat64;
+  plain.run.steps = 6;
+  const auto expected = parameters_of(train(plain).last_checkpoint, plain);
 
   auto faulted = options("oom");
-  faulted.model_dtype = "float64";
-  faulted.steps = 6;
-  faulted.log_file = dir_ / "oom/metrics.jsonl";
+  faulted.model.dtype = ModelDtype::kFloat64;
+  faulted.run.steps = 6;
+  faulted.run.log_file = dir_ / "oom/metrics.jsonl";
   TrainSummary summary;
   {
     testing::ScopedEnv inject("AIOS_FAULT_OOM_AT_STEP", "3");
-    summary = run_training(faulted);
+    summary = train(faulted);
   }
   EXPECT_EQ(summary.batch_shrinks, 1);
   EXPECT_EQ(summary.micro_batch, 2);
   EXPECT_EQ(summary.accumulation, 2);
-  const auto events = records_of(faulted.log_file, "event");
+  const auto events = records_of(faulted.run.log_file, "event");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0]["event"], "batch_shrink");
   EXPECT_EQ(events[0]["step"], 3);
   EXPECT_EQ(events[0]["micro_batch_before"], 4);
   EXPECT_EQ(events[0]["micro_batch"], 2);
-  const auto steps = records_of(faulted.log_file, "step");
+  const auto steps = records_of(faulted.run.log_file, "step");
   EXPECT_EQ(steps.at(1)["micro_batch"], 4);
   EXPECT_EQ(steps.at(2)["micro_batch"], 2);
   EXPECT_EQ(steps.at(2)["accumulation"], 2);
@@ -80,13 +80,13 @@ TEST_F(TrainerTest, AnOutOfMemoryShrinksTheMicroBatchAndChangesNothingElse) {
 
 TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneStopsWithWhatToEnable) {
   auto o = options("oom1");
-  o.steps = 6;
-  o.checkpoint_interval = 2;
+  o.run.steps = 6;
+  o.run.checkpoint_interval = 2;
   std::string message;
   {
     testing::ScopedEnv inject("AIOS_FAULT_OOM_AT_STEP", "3");
     testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "10");
-    message = testing::error_of([&] { run_training(o); });
+    message = testing::error_of([&] { train(o); });
   }
   for (const char* expected : {"step 3", "micro-batch 1", "--gradient-checkpointing", "--amp", "--use-8bit-optimizer",
                                "--window-size"}) {

@@ -158,7 +158,7 @@ TEST(Prepare, BadInputsAreNamed) {
   // uint16 cannot hold a 70000-id vocabulary.
   write_llmc_file((dir / "t.bin"), testing::random_tokens(100, 1000, 2), TokenDtype::kUint16);
   options.inputs = {(dir / "t.bin")};
-  options.vocab_size = 70'000;
+  options.model.vocab_size = 70'000;
   options.dtype = "uint16";
   EXPECT_NE(error_of([&] { prepare_shards(options); }).find("--dtype"), std::string::npos);
   // Mixing text and token files.

@@ -26,17 +26,17 @@ class ShardDatasetTest : public ::testing::Test {
     options.output = (dir_ / "set");
     options.shard_tokens = 7'000;
     options.val_fraction = 0;
-    options.vocab_size = 50'257;
+    options.model.vocab_size = 50'257;
     prepare_shards(options);
     set_ = std::make_unique<ShardSet>(ShardSet::open(options.output));
   }
 
   ShardDataset dataset(int rank, int world, std::uint64_t seed = 11) {
     ShardDatasetOptions options;
-    options.seq_len = kSeqLen;
+    options.window = kSeqLen;
     options.rank = rank;
     options.world = world;
-    options.seed = seed;
+    options.run.seed = seed;
     return ShardDataset(*set_, options);
   }
 
@@ -112,14 +112,14 @@ TEST_F(ShardDatasetTest, SeedChangesTheOrder) {
 
 TEST_F(ShardDatasetTest, WindowLargerThanEveryShardIsAClearError) {
   ShardDatasetOptions options;
-  options.seq_len = 7000;
+  options.window = 7000;
   try {
     ShardDataset data(*set_, options);
     FAIL() << "expected an error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("--window-size"), std::string::npos) << e.what();
   }
-  options.seq_len = 0;
+  options.window = 0;
   EXPECT_THROW(ShardDataset(*set_, options), Error);
 }
 

@@ -23,16 +23,16 @@ TEST(TrainOptions, SeedFlagNamesParse) {
   const auto o = parse({"--dataset-file", "shards/x", "--batch-size", "4", "--gradient-accumulation-steps", "8",
                         "--steps", "20", "--window-size", "512", "--no-gradient-checkpointing", "--no-amp",
                         "--use-8bit-optimizer", "--log-file", "m.jsonl", "--model", "gpt2"});
-  EXPECT_EQ(o.dataset_file, "shards/x");
-  EXPECT_EQ(o.batch_size, 4);
-  EXPECT_EQ(o.gradient_accumulation_steps, 8);
-  EXPECT_EQ(o.steps, 20);
-  EXPECT_EQ(o.window_size, 512);
-  EXPECT_FALSE(o.gradient_checkpointing);
-  EXPECT_FALSE(o.amp);
-  EXPECT_TRUE(o.use_8bit_optimizer);
-  EXPECT_EQ(o.log_file, "m.jsonl");
-  EXPECT_EQ(o.model, "gpt2");
+  EXPECT_EQ(o.data.dataset_file, "shards/x");
+  EXPECT_EQ(o.data.batch_size, 4);
+  EXPECT_EQ(o.data.gradient_accumulation_steps, 8);
+  EXPECT_EQ(o.run.steps, 20);
+  EXPECT_EQ(o.data.window_size, 512);
+  EXPECT_FALSE(o.memory.gradient_checkpointing);
+  EXPECT_FALSE(o.memory.amp);
+  EXPECT_TRUE(o.optimizer.use_8bit_optimizer);
+  EXPECT_EQ(o.run.log_file, "m.jsonl");
+  EXPECT_EQ(o.model.preset, "gpt2");
 }
 
 TEST(TrainOptions, ConfigFileGivesTheSameOptionsAndTheCommandLineWins) {
@@ -41,16 +41,16 @@ TEST(TrainOptions, ConfigFileGivesTheSameOptionsAndTheCommandLineWins) {
                       "dataset-file = \"shards/demo\"\nbatch-size = 3\nwindow-size = 128\namp = false\n"
                       "gradient-checkpointing = false\nlr = 0.001\n");
   const auto from_file = parse({"--config", (dir / "c.toml")});
-  EXPECT_EQ(from_file.dataset_file, "shards/demo");
-  EXPECT_EQ(from_file.batch_size, 3);
-  EXPECT_EQ(from_file.window_size, 128);
-  EXPECT_FALSE(from_file.amp);
-  EXPECT_FALSE(from_file.gradient_checkpointing);
-  EXPECT_DOUBLE_EQ(from_file.lr, 0.001);
+  EXPECT_EQ(from_file.data.dataset_file, "shards/demo");
+  EXPECT_EQ(from_file.data.batch_size, 3);
+  EXPECT_EQ(from_file.data.window_size, 128);
+  EXPECT_FALSE(from_file.memory.amp);
+  EXPECT_FALSE(from_file.memory.gradient_checkpointing);
+  EXPECT_DOUBLE_EQ(from_file.optimizer.lr, 0.001);
   const auto overridden = parse({"--config", (dir / "c.toml"), "--batch-size", "7", "--amp"});
-  EXPECT_EQ(overridden.batch_size, 7);
-  EXPECT_TRUE(overridden.amp);
-  EXPECT_EQ(overridden.window_size, 128);
+  EXPECT_EQ(overridden.data.batch_size, 7);
+  EXPECT_TRUE(overridden.memory.amp);
+  EXPECT_EQ(overridden.data.window_size, 128);
 }
 
 TEST(TrainOptions, ShippedConfigsParse) {
@@ -89,8 +89,8 @@ TEST(TrainOptions, BadValuesAreRejectedWithTheOptionName) {
 TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
   TrainOptions o;
   EXPECT_THROW(validate(o), Error);  // no dataset
-  o.dataset_file = "x";
-  o.min_lr = 1.0;
+  o.data.dataset_file = "x";
+  o.optimizer.min_lr = 1.0;
   try {
     validate(o);
     FAIL();
@@ -99,28 +99,28 @@ TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
   }
   auto message_of = [](const TrainOptions& options) { return testing::error_of([&] { validate(options); }); };
   TrainOptions chunks;
-  chunks.dataset_file = "x";
-  chunks.chunk_size = 512;  // without --chunked-training
+  chunks.data.dataset_file = "x";
+  chunks.memory.chunk_size = 512;  // without --chunked-training
   EXPECT_NE(message_of(chunks).find("--chunk-size"), std::string::npos) << message_of(chunks);
-  chunks.chunked_training = true;
-  chunks.chunk_memory = 256;  // exact mode has no memory
+  chunks.memory.chunked_training = true;
+  chunks.memory.chunk_memory = 256;  // exact mode has no memory
   EXPECT_NE(message_of(chunks).find("--chunk-memory"), std::string::npos) << message_of(chunks);
-  chunks.chunk_mode = "truncated";
+  chunks.memory.chunk_mode = ChunkMode::kTruncated;
   EXPECT_EQ(message_of(chunks), "");
-  chunks.chunk_size = 0;
+  chunks.memory.chunk_size = 0;
   EXPECT_NE(message_of(chunks).find("--chunk-size"), std::string::npos) << message_of(chunks);
   TrainOptions rope;
-  rope.dataset_file = "x";
-  rope.pos = "rope";
-  rope.export_hf = "out";
+  rope.data.dataset_file = "x";
+  rope.model.position = PositionEncoding::kRope;
+  rope.run.export_hf = "out";
   EXPECT_NE(message_of(rope).find("--export-hf"), std::string::npos) << message_of(rope);
   TrainOptions profile;
-  profile.dataset_file = "x";
-  profile.steps = 6, profile.warmup_steps = 1;
-  profile.profile_file = "trace.json";
-  profile.profile_from = 5, profile.profile_steps = 2;
+  profile.data.dataset_file = "x";
+  profile.run.steps = 6, profile.optimizer.warmup_steps = 1;
+  profile.run.profile_file = "trace.json";
+  profile.run.profile_from = 5, profile.run.profile_steps = 2;
   EXPECT_EQ(message_of(profile), "");
-  profile.profile_steps = 3;  // steps 5..7 of 6
+  profile.run.profile_steps = 3;  // steps 5..7 of 6
   EXPECT_NE(message_of(profile).find("--profile-from"), std::string::npos) << message_of(profile);
 }
 

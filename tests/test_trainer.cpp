@@ -9,15 +9,15 @@ namespace {
 
 TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
   auto o = options("run");
-  o.steps = 30;
-  o.eval_batches = 2;
-  o.eval_interval = 10;
-  o.log_file = dir_ / "run/metrics.jsonl";
-  const auto summary = run_training(o);
+  o.run.steps = 30;
+  o.run.eval_batches = 2;
+  o.run.eval_interval = 10;
+  o.run.log_file = dir_ / "run/metrics.jsonl";
+  const auto summary = train(o);
   EXPECT_EQ(summary.steps_done, 30);
   EXPECT_LT(summary.last_loss, summary.first_loss - 1.0) << summary.first_loss << " -> " << summary.last_loss;
   EXPECT_GT(summary.last_val_loss, 0);
-  std::ifstream log(o.log_file);
+  std::ifstream log(o.run.log_file);
   std::string line;
   std::getline(log, line);
   const auto header = nlohmann::json::parse(line);
@@ -39,12 +39,12 @@ TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
 
 TEST_F(TrainerTest, ProfileOfChosenStepsIsAChromeTraceOfTheModelsOperators) {
   auto o = options("profiled");
-  o.steps = 4;
-  o.profile_file = dir_ / "profiled/trace.json";
-  o.profile_from = 2, o.profile_steps = 2;
-  run_training(o);
-  std::ifstream file(o.profile_file);
-  ASSERT_TRUE(file.good()) << o.profile_file;
+  o.run.steps = 4;
+  o.run.profile_file = dir_ / "profiled/trace.json";
+  o.run.profile_from = 2, o.run.profile_steps = 2;
+  train(o);
+  std::ifstream file(o.run.profile_file);
+  ASSERT_TRUE(file.good()) << o.run.profile_file;
   const auto trace = nlohmann::json::parse(file);
   std::map<std::string, int> operators;
   for (const auto& event : trace.at("traceEvents")) {
@@ -54,7 +54,7 @@ TEST_F(TrainerTest, ProfileOfChosenStepsIsAChromeTraceOfTheModelsOperators) {
   // the backward runs the optimizer's fused kernel once.
   EXPECT_GE(operators["aten::layer_norm"], 2 * 2 * 2) << trace.dump().substr(0, 2000);
   EXPECT_GE(operators["aten::_fused_adamw_"], 2);
-  EXPECT_FALSE(std::ifstream(o.profile_file + ".tmp").good());
+  EXPECT_FALSE(std::ifstream(o.run.profile_file + ".tmp").good());
 }
 
 TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
@@ -62,11 +62,11 @@ TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
   std::vector<std::vector<torch::Tensor>> results;
   for (auto [batch, accumulation] : {std::pair{4, 1}, {2, 2}, {1, 4}}) {
     auto o = options("acc" + std::to_string(batch));
-    o.model_dtype = "float64";
-    o.batch_size = batch;
-    o.gradient_accumulation_steps = accumulation;
-    o.steps = 3;
-    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+    o.model.dtype = ModelDtype::kFloat64;
+    o.data.batch_size = batch;
+    o.data.gradient_accumulation_steps = accumulation;
+    o.run.steps = 3;
+    results.push_back(parameters_of(train(o).last_checkpoint, o));
   }
   for (std::size_t run = 1; run < results.size(); ++run) {
     for (std::size_t i = 0; i < results[0].size(); ++i) {
@@ -81,12 +81,12 @@ TEST_F(TrainerTest, CheckpointingAndChunkedLossLeaveTheTrainingUnchanged) {
   // against neither.
   for (bool techniques : {false, true}) {
     auto o = options(techniques ? "ckpt" : "plain");
-    o.model_dtype = "float64";
-    o.gradient_checkpointing = techniques;
-    o.chunked_loss = techniques;
-    o.loss_chunk_tokens = 7;
-    o.steps = 3;
-    results.push_back(parameters_of(run_training(o).last_checkpoint, o));
+    o.model.dtype = ModelDtype::kFloat64;
+    o.memory.gradient_checkpointing = techniques;
+    o.memory.chunked_loss = techniques;
+    o.memory.loss_chunk_tokens = 7;
+    o.run.steps = 3;
+    results.push_back(parameters_of(train(o).last_checkpoint, o));
   }
   for (std::size_t i = 0; i < results[0].size(); ++i) {
     ASSERT_LT((results[0][i] - results[1][i]).abs().max().item<double>(), 1e-12) << "tensor " << i;
@@ -95,13 +95,13 @@ TEST_F(TrainerTest, CheckpointingAndChunkedLossLeaveTheTrainingUnchanged) {
 
 TEST_F(TrainerTest, ResumeIsBitIdentical) {
   auto straight = options("straight");
-  straight.steps = 6;
-  straight.checkpoint_interval = 3;
-  const auto end = run_training(straight).last_checkpoint;
+  straight.run.steps = 6;
+  straight.run.checkpoint_interval = 3;
+  const auto end = train(straight).last_checkpoint;
   auto resumed = options("resumed");
-  resumed.steps = 6;
-  resumed.resume = dir_ / "straight/ckpt-00000003.pt";
-  const auto resumed_end = run_training(resumed).last_checkpoint;
+  resumed.run.steps = 6;
+  resumed.run.resume = dir_ / "straight/ckpt-00000003.pt";
+  const auto resumed_end = train(resumed).last_checkpoint;
   const auto a = parameters_of(end, straight), b = parameters_of(resumed_end, resumed);
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
   // 'latest' names the newest checkpoint of a run directory.
@@ -110,24 +110,24 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
 
 TEST_F(TrainerTest, ResumeAutoStartsFreshThenContinues) {
   auto o = options("auto");
-  o.resume = "auto";
-  o.steps = 2;
-  EXPECT_EQ(run_training(o).steps_done, 2);  // no checkpoint yet: a fresh start
-  o.steps = 4;
-  o.log_file = dir_ / "auto/metrics.jsonl";
-  run_training(o);
-  EXPECT_EQ(records_of(o.log_file, "config").at(0)["resumed_from_step"], 2);
-  EXPECT_EQ(records_of(o.log_file, "step").size(), 2u);
+  o.run.resume = "auto";
+  o.run.steps = 2;
+  EXPECT_EQ(train(o).steps_done, 2);  // no checkpoint yet: a fresh start
+  o.run.steps = 4;
+  o.run.log_file = dir_ / "auto/metrics.jsonl";
+  train(o);
+  EXPECT_EQ(records_of(o.run.log_file, "config").at(0)["resumed_from_step"], 2);
+  EXPECT_EQ(records_of(o.run.log_file, "step").size(), 2u);
 }
 
 TEST_F(TrainerTest, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
   auto o = options("nan");
-  o.steps = 6;
-  o.checkpoint_interval = 2;
+  o.run.steps = 6;
+  o.run.checkpoint_interval = 2;
   ::setenv("AIOS_FAULT_NAN_LOSS_AT_STEP", "4", 1);
   std::string message;
   try {
-    run_training(o);
+    train(o);
   } catch (const Error& e) {
     message = e.what();
   }
@@ -136,40 +136,40 @@ TEST_F(TrainerTest, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {
   EXPECT_EQ(testing::read_file(dir_ / "nan/latest"), "ckpt-00000002.pt\n");
   EXPECT_FALSE(path_exists(dir_ / "nan/ckpt-00000004.pt"));
   // And the run resumes from it.
-  o.resume = "latest";
-  EXPECT_EQ(run_training(o).steps_done, 6);
+  o.run.resume = "latest";
+  EXPECT_EQ(train(o).steps_done, 6);
 }
 
 TEST_F(TrainerTest, InconsistentSetupsFailBeforeTraining) {
   auto error_of = [](const TrainOptions& o) -> std::string {
     try {
-      run_training(o);
+      train(o);
     } catch (const Error& e) {
       return e.what();
     }
     return "";
   };
   auto o = options("bad");
-  o.vocab_size = 100;  // the byte dataset has 256 ids
+  o.model.vocab_size = 100;  // the byte dataset has 256 ids
   EXPECT_NE(error_of(o).find("--vocab-size"), std::string::npos);
   o = options("bad");
-  o.window_size = 128;  // above --seq-len 64
+  o.data.window_size = 128;  // above --seq-len 64
   EXPECT_NE(error_of(o).find("--window-size"), std::string::npos);
   o = options("bad");
-  o.model_dtype = "float64";
-  o.amp = true;  // AMP wraps float32 models only
+  o.model.dtype = ModelDtype::kFloat64;
+  o.memory.amp = true;  // AMP wraps float32 models only
   EXPECT_NE(error_of(o).find("--amp"), std::string::npos);
   // A checkpoint of another shape.
   auto first = options("shape");
-  run_training(first);
+  train(first);
   auto other = options("shape");
-  other.n_layer = 3;
-  other.resume = "latest";
+  other.model.n_layer = 3;
+  other.run.resume = "latest";
   EXPECT_NE(error_of(other).find("was written for a model of 2 layers"), std::string::npos) << error_of(other);
   // A checkpoint of the other optimizer kind.
   auto eight_bit = options("shape");
-  eight_bit.use_8bit_optimizer = true;
-  eight_bit.resume = "latest";
+  eight_bit.optimizer.use_8bit_optimizer = true;
+  eight_bit.run.resume = "latest";
   EXPECT_NE(error_of(eight_bit).find("--use-8bit-optimizer"), std::string::npos) << error_of(eight_bit);
   EXPECT_FALSE(path_exists(dir_ / "bad"));
 }

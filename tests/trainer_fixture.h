@@ -30,30 +30,30 @@ class TrainerTest : public ::testing::Test {
 
   TrainOptions options(const std::string& run) const {
     TrainOptions o;
-    o.dataset_file = dir_ / "set";
-    o.model = "tiny";
-    o.n_layer = 2, o.n_head = 2, o.n_embd = 32, o.seq_len = 64;
-    o.window_size = 16;
-    o.batch_size = 4;
-    o.steps = 4;
-    o.warmup_steps = 1;
-    o.lr = 1e-2, o.min_lr = 1e-3;
-    o.eval_batches = 0;
-    o.device = "cpu";
-    o.amp = false, o.gradient_checkpointing = false;
-    o.out_dir = dir_ / run;
+    o.data.dataset_file = dir_ / "set";
+    o.model.preset = "tiny";
+    o.model.n_layer = 2, o.model.n_head = 2, o.model.n_embd = 32, o.model.max_positions = 64;
+    o.data.window_size = 16;
+    o.data.batch_size = 4;
+    o.run.steps = 4;
+    o.optimizer.warmup_steps = 1;
+    o.optimizer.lr = 1e-2, o.optimizer.min_lr = 1e-3;
+    o.run.eval_batches = 0;
+    o.run.device = "cpu";
+    o.memory.amp = false, o.memory.gradient_checkpointing = false;
+    o.run.out_dir = dir_ / run;
     return o;
   }
 
   std::vector<torch::Tensor> parameters_of(const std::string& checkpoint, const TrainOptions& o) const {
-    GptConfig c = gpt_preset(o.model);
-    if (o.n_layer > 0) c.n_layer = o.n_layer;
-    if (o.n_head > 0) c.n_head = o.n_head;
-    if (o.n_embd > 0) c.n_embd = o.n_embd;
-    c.max_positions = o.seq_len, c.vocab_size = 256;
-    c.position = o.pos;
+    GptConfig c = gpt_preset(o.model.preset);
+    if (o.model.n_layer > 0) c.n_layer = o.model.n_layer;
+    if (o.model.n_head > 0) c.n_head = o.model.n_head;
+    if (o.model.n_embd > 0) c.n_embd = o.model.n_embd;
+    c.max_positions = o.model.max_positions, c.vocab_size = 256;
+    c.position = o.model.position;
     Gpt model(c);
-    if (o.model_dtype == "float64") model->to(torch::kDouble);
+    if (o.model.dtype == ModelDtype::kFloat64) model->to(torch::kDouble);
     torch::serialize::InputArchive archive, model_archive;
     archive.load_from(checkpoint);
     archive.read("model", model_archive);

@@ -1,4 +1,4 @@
-// One error format for the whole program (shared/STYLE.md): where it happened, what was found,
+// One error format for the whole program: where it happened, what was found,
 // what would be accepted. Thrown anywhere, caught and printed only in main.
 #pragma once
 

@@ -6,7 +6,7 @@
 #include <map>
 
 #include "base/error.h"
-#include "dist/comm.h"
+#include "distributed/comm.h"
 
 namespace aios::cli {
 

@@ -6,21 +6,21 @@
 
 namespace aios {
 namespace {
-std::int64_t windows_in_shard(const ShardRecord& shard, std::int64_t seq_len) {
-  return shard.tokens > seq_len ? (shard.tokens - 1) / seq_len : 0;
+std::int64_t windows_in_shard(const ShardRecord& shard, std::int64_t window) {
+  return shard.tokens > window ? (shard.tokens - 1) / window : 0;
 }
 }  // namespace
 
-std::int64_t ShardDataset::windows_in(const ShardSet& shards, const std::string& split, std::int64_t seq_len) {
+std::int64_t ShardDataset::windows_in(const ShardSet& shards, const std::string& split, std::int64_t window) {
   std::int64_t windows = 0;
-  for (const auto& shard : shards.shards(split)) windows += windows_in_shard(shard, seq_len);
+  for (const auto& shard : shards.shards(split)) windows += windows_in_shard(shard, window);
   return windows;
 }
 
 ShardDataset::ShardDataset(ShardSet shards, ShardDatasetOptions options)
     : set_(std::move(shards)), options_(std::move(options)) {
-  if (options_.seq_len < 1) {
-    throw Error("--window-size", "value " + std::to_string(options_.seq_len) + " is not positive",
+  if (options_.window < 1) {
+    throw Error("--window-size", "value " + std::to_string(options_.window) + " is not positive",
                 "a window of at least 1 token");
   }
   if (options_.world < 1 || options_.rank < 0 || options_.rank >= options_.world) {
@@ -29,12 +29,12 @@ ShardDataset::ShardDataset(ShardSet shards, ShardDatasetOptions options)
   }
   shards_ = set_.shards(options_.split);
   first_window_.push_back(0);
-  for (const auto& shard : shards_) first_window_.push_back(first_window_.back() + windows_in_shard(shard, options_.seq_len));
+  for (const auto& shard : shards_) first_window_.push_back(first_window_.back() + windows_in_shard(shard, options_.window));
   if (first_window_.back() == 0) {
     throw Error(set_.directory(),
                 "split '" + options_.split + "' (" + std::to_string(set_.manifest().tokens(options_.split)) +
                     " tokens in " + std::to_string(shards_.size()) + " shards) has no shard holding one window of " +
-                    std::to_string(options_.seq_len + 1) + " tokens",
+                    std::to_string(options_.window + 1) + " tokens",
                 "a smaller --window-size, a larger corpus, or a larger --val-fraction/--shard-tokens at prepare");
   }
   sampler_ = std::make_unique<WindowSampler>(first_window_.back(), options_.seed, options_.shuffle);
@@ -54,8 +54,8 @@ void ShardDataset::read_window(std::int64_t window, std::int64_t* out) const {
   }
   const auto it = std::upper_bound(first_window_.begin(), first_window_.end(), window);
   const auto shard = static_cast<std::size_t>(it - first_window_.begin() - 1);
-  const std::int64_t start = (window - first_window_[shard]) * options_.seq_len;
-  reader(shard).read(start, options_.seq_len + 1, out);
+  const std::int64_t start = (window - first_window_[shard]) * options_.window;
+  reader(shard).read(start, options_.window + 1, out);
 }
 
 std::int64_t ShardDataset::peek_window(std::int64_t i) const {

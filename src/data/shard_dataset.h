@@ -1,5 +1,5 @@
-// Serves token windows of seq_len + 1 tokens (inputs plus the shifted targets) from one split of
-// a shard set to rank `rank` of `world`. Windows start every seq_len tokens inside a shard and
+// Serves token windows of `window` + 1 tokens (inputs plus the shifted targets) from one split of
+// a shard set to rank `rank` of `world`. Windows start every `window` tokens inside a shard and
 // never cross shard boundaries. Order comes from WindowSampler: disjoint across ranks, seeded,
 // deterministic, and resumable from one integer cursor.
 #pragma once
@@ -17,7 +17,7 @@ namespace aios {
 
 struct ShardDatasetOptions {
   std::string split = "train";
-  std::int64_t seq_len = 0;
+  std::int64_t window = 0;      // tokens of context per sample (--window-size)
   int rank = 0;
   int world = 1;
   std::uint64_t seed = 0;
@@ -30,14 +30,14 @@ class ShardDataset {
   ShardDataset(ShardSet shards, ShardDatasetOptions options);
   ~ShardDataset();
 
-  // Windows of seq_len + 1 tokens that `split` holds (0 when no shard holds a whole window).
-  static std::int64_t windows_in(const ShardSet& shards, const std::string& split, std::int64_t seq_len);
+  // Windows of window + 1 tokens that `split` holds (0 when no shard holds a whole window).
+  static std::int64_t windows_in(const ShardSet& shards, const std::string& split, std::int64_t window);
 
   std::int64_t windows_per_epoch() const { return sampler_->windows_per_epoch(); }
-  std::int64_t window_tokens() const { return options_.seq_len + 1; }
+  std::int64_t window_tokens() const { return options_.window + 1; }
   const ShardDatasetOptions& options() const { return options_; }
 
-  // Reads this rank's next `count` windows into out, row-major [count, seq_len + 1]. Every rank
+  // Reads this rank's next `count` windows into out, row-major [count, window + 1]. Every rank
   // must call it with the same counts so that their cursors stay equal.
   void next_windows(std::int64_t count, std::int64_t* out);
   // Reads window `window` (0 <= window < windows_per_epoch) in shard order.

@@ -10,7 +10,7 @@
 
 #include <torch/nn/module.h>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 

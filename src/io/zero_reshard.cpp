@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "base/error.h"
-#include "dist/zero_sharding.h"
+#include "distributed/zero_sharding.h"
 
 namespace aios {
 namespace {
@@ -61,8 +61,8 @@ torch::serialize::InputArchive reshard_optimizer_state(std::vector<torch::serial
     }
     const auto whole = at::cat(pieces);
     const std::int64_t n = groups[g].full_numel.empty() ? groups[g].params[i].numel() : groups[g].full_numel[i];
-    const std::int64_t chunk = ZeroSharding::chunk_elements(n, world);
-    const std::int64_t start = std::min(n, rank * chunk), length = std::min(n, start + chunk) - start;
+    const std::int64_t per_rank = ZeroSharding::elements_per_rank(n, world);
+    const std::int64_t start = std::min(n, rank * per_rank), length = std::min(n, start + per_rank) - start;
     const bool per_block = kind.rfind("absmax", 0) == 0;
     const std::int64_t expected = per_block ? (n + kBlock - 1) / kBlock : n;
     if (whole.numel() != expected) {

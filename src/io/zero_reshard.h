@@ -1,5 +1,5 @@
 // Re-slicing ZeRO-1 optimizer shards to another world size. Shards are block-aligned contiguous
-// chunks of each parameter (dist/zero_sharding.h), so concatenating the old ranks' pieces in rank
+// shards of each parameter (distributed/zero_sharding.h), so concatenating the old ranks' pieces in rank
 // order gives the whole parameter's state, and the new rank's piece is a slice of it: 8-bit codes
 // and absmax are copied, never dequantized and requantized, so the state is bit-exact.
 #pragma once

@@ -1,7 +1,7 @@
 // Activation (gradient) checkpointing: a block runs forward without keeping its activations and
 // is recomputed during backward. Built as a custom autograd Function that receives the block's
-// parameters as inputs and returns their gradients itself (shared/research/libtorch_api.md §1.2
-// (b)): parameter gradients then flow through the outer graph exactly once, the node exists even
+// parameters as inputs and returns their gradients itself: parameter gradients then flow
+// through the outer graph exactly once, the node exists even
 // when the block's input needs no gradient, and post-accumulate-grad hooks fire once.
 //
 // The recomputation restores the forward's RNG state (so dropout masks match) and its autocast

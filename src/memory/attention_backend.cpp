@@ -28,13 +28,15 @@ void set_switches(const Switches& s) {
   context.setSDPUseMath(s.math);
 }
 
-Switches switches_for(const std::string& requested) {
-  if (requested == "auto") return {true, true, false, true};
-  if (requested == "flash") return {true, false, false, false};
-  if (requested == "efficient") return {false, true, false, false};
-  if (requested == "cudnn") return {false, false, true, false};
-  if (requested == "math") return {false, false, false, true};
-  throw Error("--attention", "unknown backend '" + requested + "'", "auto, flash, efficient, cudnn or math");
+Switches switches_for(AttentionBackend requested) {
+  switch (requested) {
+    case AttentionBackend::kAuto: return {true, true, false, true};
+    case AttentionBackend::kFlash: return {true, false, false, false};
+    case AttentionBackend::kEfficient: return {false, true, false, false};
+    case AttentionBackend::kCudnn: return {false, false, true, false};
+    case AttentionBackend::kMath: return {false, false, false, true};
+  }
+  return {true, true, false, true};
 }
 
 std::string backend_name(std::int64_t choice) {
@@ -78,9 +80,9 @@ at::Tensor probe_qkv(const AttentionQuery& q) {
 // debug output (TORCH_WARN lines). Asked directly because ATen's selection, when nothing enabled
 // fits, can end in a bare "Invalid backend" (LibTorch 2.11) instead of printing these reasons.
 // Empty when the check passes or on the CPU (whose selection reports reasons itself).
-std::string cuda_refusal(const std::string& backend, const AttentionQuery& q) {
+std::string cuda_refusal(AttentionBackend backend, const AttentionQuery& q) {
 #if AIOS_WITH_CUDA
-  if (!q.device.is_cuda() || backend == "math") return "";
+  if (!q.device.is_cuda() || backend == AttentionBackend::kMath) return "";
   WarningCollector collector;
   c10::WarningUtils::WarningHandlerGuard guard(&collector);
   at::AutoGradMode grad(true);
@@ -88,9 +90,9 @@ std::string cuda_refusal(const std::string& backend, const AttentionQuery& q) {
   const sdp::sdp_params params{qkv[0], qkv[1], qkv[2], std::nullopt, q.dropout, /*is_causal=*/true,
                                /*enable_gqa=*/false};
   bool fits = true;
-  if (backend == "flash") fits = sdp::can_use_flash_attention(params, /*debug=*/true);
-  if (backend == "efficient") fits = sdp::can_use_mem_efficient_attention(params, /*debug=*/true);
-  if (backend == "cudnn") fits = sdp::can_use_cudnn_attention(params, /*debug=*/true);
+  if (backend == AttentionBackend::kFlash) fits = sdp::can_use_flash_attention(params, /*debug=*/true);
+  if (backend == AttentionBackend::kEfficient) fits = sdp::can_use_mem_efficient_attention(params, /*debug=*/true);
+  if (backend == AttentionBackend::kCudnn) fits = sdp::can_use_cudnn_attention(params, /*debug=*/true);
   if (fits) return "";
   return collector.messages.empty() ? "refused without a reason from ATen" : joined(collector.messages);
 #else
@@ -117,19 +119,19 @@ Probe probe(const AttentionQuery& q) {
 
 }  // namespace
 
-AttentionChoice configure_attention(const std::string& requested, const AttentionQuery& query) {
+AttentionChoice configure_attention(AttentionBackend requested, const AttentionQuery& query) {
   const Switches wanted = switches_for(requested);
-  if (query.device.is_cpu() && (requested == "efficient" || requested == "cudnn")) {
-    throw Error("--attention", "'" + requested + "' kernels exist only on CUDA; this run is on the CPU",
+  if (query.device.is_cpu() && (requested == AttentionBackend::kEfficient || requested == AttentionBackend::kCudnn)) {
+    throw Error("--attention", "'" + to_string(requested) + "' kernels exist only on CUDA; this run is on the CPU",
                 "auto, flash or math on the CPU");
   }
   AttentionChoice choice{requested, "", ""};
-  if (requested == "auto") {
+  if (requested == AttentionBackend::kAuto) {
     // Ask why flash alone would be refused, so the report can say it.
-    set_switches(switches_for("flash"));
+    set_switches(switches_for(AttentionBackend::kFlash));
     const Probe flash = probe(query);
     if (flash.backend != "flash") {
-      const std::string reasons = cuda_refusal("flash", query);
+      const std::string reasons = cuda_refusal(AttentionBackend::kFlash, query);
       choice.note = "flash refused: " + (reasons.empty() ? flash.reasons : reasons);
     }
   }
@@ -137,8 +139,8 @@ AttentionChoice configure_attention(const std::string& requested, const Attentio
   const Probe chosen = probe(query);
   if (chosen.backend.empty()) {
     const std::string reasons = cuda_refusal(requested, query);
-    set_switches(switches_for("auto"));
-    throw Error("--attention", "the '" + requested + "' kernel cannot run this model's attention (" +
+    set_switches(switches_for(AttentionBackend::kAuto));
+    throw Error("--attention", "the '" + to_string(requested) + "' kernel cannot run this model's attention (" +
                                    std::string(c10::toString(query.dtype)) + ", head dim " +
                                    std::to_string(query.head_dim) + ", window " + std::to_string(query.window) +
                                    " on " + query.device.str() + "): " + (reasons.empty() ? chosen.reasons : reasons),

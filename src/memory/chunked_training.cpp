@@ -157,9 +157,8 @@ torch::Tensor chunked_forward_backward(Gpt& model, const torch::Tensor& tokens, 
                                        const std::function<torch::Tensor(const torch::Tensor&)>& scaled,
                                        const std::function<void()>& before_last_backward) {
   if (options.chunk < 1) throw Error("--chunk-size", "must be positive with --chunked-training", "a token count");
-  if (options.mode == "exact") return exact(model, tokens, targets, options, mp, scaled, before_last_backward);
-  if (options.mode == "truncated") return truncated(model, tokens, targets, options, mp, scaled, before_last_backward);
-  throw Error("--chunk-mode", "unknown value '" + options.mode + "'", "exact or truncated");
+  if (options.mode == ChunkMode::kExact) return exact(model, tokens, targets, options, mp, scaled, before_last_backward);
+  return truncated(model, tokens, targets, options, mp, scaled, before_last_backward);
 }
 
 }  // namespace aios

@@ -17,16 +17,22 @@
 // chunk block runner), so a chunk keeps only its blocks' inputs.
 #pragma once
 
+#include <array>
 #include <functional>
-#include <string>
 
+#include "base/enum_names.h"
 #include "memory/mixed_precision.h"
 #include "model/gpt.h"
 
 namespace aios {
 
+enum class ChunkMode { kExact, kTruncated };
+constexpr std::array<EnumName<ChunkMode>, 2> enum_names(ChunkMode) {
+  return {{{ChunkMode::kExact, "exact"}, {ChunkMode::kTruncated, "truncated"}}};
+}
+
 struct ChunkedTraining {
-  std::string mode = "exact";    // exact | truncated
+  ChunkMode mode = ChunkMode::kExact;
   std::int64_t chunk = 0;        // tokens per chunk
   std::int64_t memory = 0;       // truncated: earlier tokens each chunk attends to (0 = the whole window)
 };

@@ -23,7 +23,7 @@ std::string MixedPrecision::describe() const {
   return dtype == at::kHalf ? "fp16 autocast + dynamic loss scaling" : "bf16 autocast";
 }
 
-MixedPrecision resolve_mixed_precision(bool amp, const std::string& amp_dtype, const c10::Device& device,
+MixedPrecision resolve_mixed_precision(bool amp, AmpDtype amp_dtype, const c10::Device& device,
                                        at::ScalarType model_dtype) {
   if (!amp) return {};
   if (model_dtype != at::kFloat) {
@@ -33,18 +33,20 @@ MixedPrecision resolve_mixed_precision(bool amp, const std::string& amp_dtype, c
   }
   MixedPrecision mp;
   mp.enabled = true;
-  if (amp_dtype == "fp16") {
-    mp.dtype = at::kHalf;
-  } else if (amp_dtype == "bf16") {
-    if (!device_computes_bf16(device)) {
-      throw Error("--amp-dtype", "bf16 needs a GPU of compute capability 8.0 or newer; " + device.str() + " is older",
-                  "--amp-dtype fp16 or auto");
-    }
-    mp.dtype = at::kBFloat16;
-  } else if (amp_dtype == "auto") {
-    mp.dtype = device_computes_bf16(device) ? at::kBFloat16 : at::kHalf;
-  } else {
-    throw Error("--amp-dtype", "unknown value '" + amp_dtype + "'", "auto, bf16 or fp16");
+  switch (amp_dtype) {
+    case AmpDtype::kFp16:
+      mp.dtype = at::kHalf;
+      break;
+    case AmpDtype::kBf16:
+      if (!device_computes_bf16(device)) {
+        throw Error("--amp-dtype", "bf16 needs a GPU of compute capability 8.0 or newer; " + device.str() + " is older",
+                    "--amp-dtype fp16 or auto");
+      }
+      mp.dtype = at::kBFloat16;
+      break;
+    case AmpDtype::kAuto:
+      mp.dtype = device_computes_bf16(device) ? at::kBFloat16 : at::kHalf;
+      break;
   }
   return mp;
 }

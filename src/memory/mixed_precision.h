@@ -8,9 +8,19 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <array>
 #include <string>
 
+#include "base/enum_names.h"
+
 namespace aios {
+
+// --amp-dtype: auto picks bf16 where the device computes it natively (CPU, CUDA compute
+// capability >= 8.0) and fp16 elsewhere.
+enum class AmpDtype { kAuto, kBf16, kFp16 };
+constexpr std::array<EnumName<AmpDtype>, 3> enum_names(AmpDtype) {
+  return {{{AmpDtype::kAuto, "auto"}, {AmpDtype::kBf16, "bf16"}, {AmpDtype::kFp16, "fp16"}}};
+}
 
 struct MixedPrecision {
   bool enabled = false;
@@ -19,10 +29,9 @@ struct MixedPrecision {
   std::string describe() const;       // "bf16 autocast", "fp16 autocast + loss scaling", "off"
 };
 
-// amp_dtype: auto | bf16 | fp16. auto picks bf16 where the device computes it natively (CPU, CUDA
-// compute capability >= 8.0) and fp16 elsewhere. Throws aios::Error for a model type that AMP
-// cannot wrap (float64 reference runs) and for bf16 forced on a GPU without it.
-MixedPrecision resolve_mixed_precision(bool amp, const std::string& amp_dtype, const c10::Device& device,
+// Throws aios::Error for a model type that AMP cannot wrap (float64 reference runs) and for bf16
+// forced on a GPU without it.
+MixedPrecision resolve_mixed_precision(bool amp, AmpDtype amp_dtype, const c10::Device& device,
                                        at::ScalarType model_dtype);
 
 // Autocast on `device` for the lifetime of the object, as torch.autocast's __enter__/__exit__:

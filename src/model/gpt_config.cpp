@@ -54,9 +54,6 @@ void check_config(const GptConfig& c) {
   }
   if (c.vocab_size < 2) throw Error("--vocab-size", "value " + std::to_string(c.vocab_size) + " is too small");
   if (c.max_positions < 1) throw Error("--seq-len", "value " + std::to_string(c.max_positions) + " is not positive");
-  if (c.position != "learned" && c.position != "rope") {
-    throw Error("--pos", "unknown value '" + c.position + "'", "learned or rope");
-  }
   if (c.rope() && c.head_dim() % 2 != 0) {
     throw Error("--pos", "rope needs an even head size; " + std::to_string(c.head_dim()) + " is odd",
                 "--n-embd / --n-head even");

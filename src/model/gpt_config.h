@@ -2,10 +2,20 @@
 // per-field overrides.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
+#include "base/enum_names.h"
+
 namespace aios {
+
+// learned: GPT-2's position table (windows up to max_positions); rope: rotary embeddings on
+// queries and keys (no table, no window limit).
+enum class PositionEncoding { kLearned, kRope };
+constexpr std::array<EnumName<PositionEncoding>, 2> enum_names(PositionEncoding) {
+  return {{{PositionEncoding::kLearned, "learned"}, {PositionEncoding::kRope, "rope"}}};
+}
 
 struct GptConfig {
   std::int64_t n_layer = 0;
@@ -13,15 +23,13 @@ struct GptConfig {
   std::int64_t n_embd = 0;
   std::int64_t vocab_size = 0;
   std::int64_t max_positions = 0;  // learned position table: the longest window the model takes
-  // "learned": GPT-2's position table (windows up to max_positions); "rope": rotary embeddings on
-  // queries and keys (no table, no window limit).
-  std::string position = "learned";
+  PositionEncoding position = PositionEncoding::kLearned;
   double rope_theta = 10000.0;
   double dropout = 0.0;
   double layer_norm_eps = 1e-5;
 
   std::int64_t head_dim() const { return n_embd / n_head; }
-  bool rope() const { return position == "rope"; }
+  bool rope() const { return position == PositionEncoding::kRope; }
   std::int64_t position_table() const { return rope() ? 0 : max_positions; }  // rows of wpe
   // Parameters, counting the tied embedding once.
   std::int64_t parameter_count() const;

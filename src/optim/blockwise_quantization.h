@@ -1,5 +1,5 @@
 // Blockwise 8-bit quantization of optimizer state (Dettmers et al. 2021, "8-bit Optimizers via
-// Block-wise Quantization"; shared/research/memory_techniques.md §1): a tensor is cut into blocks
+// Block-wise Quantization"; bitsandbytes' current block size): a tensor is cut into blocks
 // of 256 elements, each normalized by its own absolute maximum (one fp32 per block) and each
 // value stored as the index of the nearest entry of a 256-entry "dynamic" code.
 //

@@ -2,10 +2,6 @@
 
 #include <ATen/ATen.h>
 
-#include <cmath>
-
-#include "dist/comm.h"
-
 #include "base/error.h"
 #include "optim/adamw.h"
 #include "optim/adamw_8bit.h"
@@ -14,12 +10,6 @@ namespace aios {
 
 Optimizer::Optimizer(std::vector<Group> groups, const AdamWSettings& s)
     : groups_(std::move(groups)), lr_(s.lr), beta1_(s.beta1), beta2_(s.beta2), eps_(s.eps) {}
-
-void Optimizer::zero_grad() {
-  for (auto& group : groups_) {
-    for (auto& p : group.params) p.mutable_grad() = at::Tensor();
-  }
-}
 
 std::vector<at::Tensor> Optimizer::gradients() const {
   std::vector<at::Tensor> grads;
@@ -31,30 +21,15 @@ std::vector<at::Tensor> Optimizer::gradients() const {
   return grads;
 }
 
-double Optimizer::clip_grad_norm(double max_norm, Comm* comm) {
+at::Tensor gradient_norm(const std::vector<at::Tensor>& gradients) {
+  return at::linalg_vector_norm(at::stack(at::_foreach_norm(gradients, 2)), 2);
+}
+
+void Optimizer::clip_gradients(double max_norm, const at::Tensor& global_norm) {
   const auto grads = gradients();
-  if (grads.empty() && comm == nullptr) return 0.0;
-  if (comm != nullptr) {
-    // Shards: the global norm is the square root of the summed squared shard norms.
-    double squares = 0.0;
-    if (!grads.empty()) {
-      squares = at::linalg_vector_norm(at::stack(at::_foreach_norm(grads, 2)), 2).pow(2).item<double>();  // sync
-    }
-    const double total = std::sqrt(comm->sum_over_ranks(squares));
-    if (max_norm > 0 && !grads.empty() && std::isfinite(total)) {
-      const double coefficient = std::min(1.0, max_norm / (total + 1e-6));
-      if (coefficient < 1.0) at::_foreach_mul_(grads, coefficient);
-    }
-    return total;
-  }
-  const auto norms = at::_foreach_norm(grads, 2);
-  const auto total = at::linalg_vector_norm(at::stack(norms), 2);
-  if (max_norm > 0) {
-    // As torch.nn.utils.clip_grad_norm_: scale by min(1, max_norm / (norm + 1e-6)) on the device.
-    const auto coefficient = at::clamp_max(max_norm / (total + 1e-6), 1.0);
-    at::_foreach_mul_(grads, coefficient.to(grads.front().scalar_type()));
-  }
-  return total.item<double>();  // sync
+  if (max_norm <= 0 || grads.empty()) return;
+  const auto coefficient = at::clamp_max(max_norm / (global_norm + 1e-6), 1.0);
+  at::_foreach_mul_(grads, coefficient.to(grads.front().scalar_type()));
 }
 
 void restore_state_tensor(torch::serialize::InputArchive& archive, const std::string& name, at::Tensor& into) {

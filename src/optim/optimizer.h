@@ -15,8 +15,6 @@
 
 namespace aios {
 
-class Comm;
-
 struct AdamWSettings {
   double lr = 6e-4;
   double beta1 = 0.9;
@@ -39,12 +37,12 @@ class Optimizer {
   virtual ~Optimizer() = default;
 
   void set_learning_rate(double lr) { lr_ = lr; }
-  void zero_grad();  // gradients set to undefined, so the next backward writes instead of adds
   std::vector<at::Tensor> gradients() const;  // the defined gradients, group by group
-  // Scales gradients so that their global L2 norm is at most max_norm (max_norm <= 0: only
-  // measures). Returns the norm before clipping (a host sync). With `comm` the gradients are
-  // shards (ZeRO): the squared norms are summed over ranks first.
-  double clip_grad_norm(double max_norm, Comm* comm = nullptr);
+  // Scales the gradients so that the whole model's gradient, whose L2 norm is `global_norm` (a
+  // device scalar, already reduced over ranks when the gradients are shards), has a norm of at
+  // most max_norm; max_norm <= 0 leaves them alone. As torch.nn.utils.clip_grad_norm_: the factor
+  // is min(1, max_norm / (norm + 1e-6)), computed on the device (no host sync).
+  void clip_gradients(double max_norm, const at::Tensor& global_norm);
 
   virtual void step() = 0;
   const std::vector<Group>& groups() const { return groups_; }
@@ -59,6 +57,9 @@ class Optimizer {
   std::vector<Group> groups_;
   double lr_, beta1_, beta2_, eps_;
 };
+
+// The L2 norm over all of `gradients` (non-empty) as a device scalar: one multi-tensor norm launch.
+at::Tensor gradient_norm(const std::vector<at::Tensor>& gradients);
 
 // Copies the saved tensor `name` into `into`; a missing tensor or another shape is an error
 // naming the key.

@@ -1,7 +1,15 @@
 #include "train/fault_injection.h"
 
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
+#include <thread>
 
 #include "base/error.h"
 
@@ -20,29 +28,63 @@ std::optional<std::int64_t> read_step(const char* name) {
 
 }  // namespace
 
-FaultInjection FaultInjection::from_environment() {
-  FaultInjection faults;
-  faults.nan_loss_step = read_step("AIOS_FAULT_NAN_LOSS_AT_STEP");
-  faults.inf_grad_step = read_step("AIOS_FAULT_INF_GRAD_AT_STEP");
-  faults.oom_step = read_step("AIOS_FAULT_OOM_AT_STEP");
-  faults.oom_times = read_step("AIOS_FAULT_OOM_TIMES").value_or(1);
-  faults.rank = read_step("AIOS_FAULT_RANK");
+FaultInjector FaultInjector::from_environment(int rank) {
+  FaultInjector faults;
+  faults.rank_ = rank;
+  faults.nan_loss_step_ = read_step("AIOS_FAULT_NAN_LOSS_AT_STEP");
+  faults.inf_grad_step_ = read_step("AIOS_FAULT_INF_GRAD_AT_STEP");
+  faults.oom_step_ = read_step("AIOS_FAULT_OOM_AT_STEP");
+  faults.oom_times_ = read_step("AIOS_FAULT_OOM_TIMES").value_or(1);
+  const auto only_rank = read_step("AIOS_FAULT_RANK");
+  faults.on_this_rank_ = !only_rank || *only_rank == rank;
   const std::string where = std::getenv("AIOS_FAULT_OOM_IN") ? std::getenv("AIOS_FAULT_OOM_IN") : "";
   if (!where.empty() && where != "forward" && where != "backward") {
     throw Error("AIOS_FAULT_OOM_IN", "value '" + where + "' is not a place in the step", "forward or backward");
   }
-  faults.oom_in_forward = where == "forward";
-  faults.exit_step = read_step("AIOS_FAULT_EXIT_AT_STEP");
-  faults.hang_step = read_step("AIOS_FAULT_HANG_AT_STEP");
+  faults.oom_in_forward_ = where == "forward";
+  faults.exit_step_ = read_step("AIOS_FAULT_EXIT_AT_STEP");
+  faults.hang_step_ = read_step("AIOS_FAULT_HANG_AT_STEP");
   if (const char* gib = std::getenv("AIOS_FAULT_MEMORY_GIB"); gib != nullptr && *gib != '\0') {
     char* end = nullptr;
     const double value = std::strtod(gib, &end);
     if (end == gib || *end != '\0' || !(value > 0)) {
       throw Error("AIOS_FAULT_MEMORY_GIB", std::string("value '") + gib + "' is not a size in GiB", "a positive number");
     }
-    faults.memory_limit_gib = value;
+    faults.memory_limit_gib_ = value;
   }
   return faults;
+}
+
+void FaultInjector::at_step_start(std::int64_t step) {
+  if (!on_this_rank_) return;
+  if (hang_step_ == step) {
+    std::fprintf(stderr, "aios train: rank %d: injected hang in step %lld (AIOS_FAULT_HANG_AT_STEP)\n", rank_,
+                 static_cast<long long>(step));
+    for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (exit_step_ == step) {
+    std::fprintf(stderr, "aios train: rank %d: injected exit in step %lld (AIOS_FAULT_EXIT_AT_STEP)\n", rank_,
+                 static_cast<long long>(step));
+    ::_exit(kExitStatus);
+  }
+}
+
+void FaultInjector::before_backward(std::int64_t step, std::int64_t micro) { out_of_memory(step, micro, true); }
+void FaultInjector::after_backward(std::int64_t step, std::int64_t micro) { out_of_memory(step, micro, false); }
+
+void FaultInjector::out_of_memory(std::int64_t step, std::int64_t micro, bool in_forward) {
+  if (!on_this_rank_ || oom_step_ != step || micro != 0 || in_forward != oom_in_forward_ || oom_fired_ >= oom_times_) {
+    return;
+  }
+  ++oom_fired_;
+  TORCH_CHECK_WITH(OutOfMemoryError, false, "injected out of memory (AIOS_FAULT_OOM_AT_STEP)");
+}
+
+void FaultInjector::after_gradient_sync(std::int64_t step, at::Tensor& loss, const std::vector<at::Tensor>& gradients) {
+  if (nan_loss_step_ == step) loss.fill_(std::nan(""));
+  if (inf_grad_step_ == step && !gradients.empty()) {
+    gradients.front().view({-1})[0].fill_(std::numeric_limits<double>::infinity());
+  }
 }
 
 }  // namespace aios

@@ -11,27 +11,43 @@
 //   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
 //   AIOS_FAULT_MEMORY_GIB=G         the GPU's caching allocator may hold at most G GiB (a real
 //                                   out-of-memory on one rank, as on a GPU shared with another job)
+// The training step calls one hook per place where a fault can strike; a hook with nothing armed
+// for that step returns at once.
 #pragma once
+
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <optional>
+#include <vector>
 
 namespace aios {
 
-struct FaultInjection {
-  std::optional<std::int64_t> nan_loss_step;
-  std::optional<std::int64_t> inf_grad_step;
-  std::optional<std::int64_t> oom_step;
-  std::int64_t oom_times = 1;
-  bool oom_in_forward = false;
-  std::optional<std::int64_t> rank;  // none: every rank
-  std::optional<std::int64_t> exit_step;
-  std::optional<std::int64_t> hang_step;
-  std::optional<double> memory_limit_gib;
+class FaultInjector {
+ public:
+  static constexpr int kExitStatus = 3;
 
-  bool on_rank(int r) const { return !rank || *rank == r; }
+  // The faults this process (`rank`) is to suffer.
+  static FaultInjector from_environment(int rank);
 
-  static FaultInjection from_environment();
+  // Hook points of a training step (1-based `step`, 0-based micro-batch `micro`):
+  void at_step_start(std::int64_t step);                       // exit, hang
+  void before_backward(std::int64_t step, std::int64_t micro);  // out of memory in the forward
+  void after_backward(std::int64_t step, std::int64_t micro);   // out of memory after the backward
+  // After the gradients are summed: the loss (a device scalar) and the optimizer's gradients.
+  void after_gradient_sync(std::int64_t step, at::Tensor& loss, const std::vector<at::Tensor>& gradients);
+
+  std::optional<double> memory_limit_gib() const { return on_this_rank_ ? memory_limit_gib_ : std::nullopt; }
+
+ private:
+  void out_of_memory(std::int64_t step, std::int64_t micro, bool in_forward);
+
+  std::optional<std::int64_t> nan_loss_step_, inf_grad_step_, oom_step_, exit_step_, hang_step_;
+  std::int64_t oom_times_ = 1, oom_fired_ = 0;
+  bool oom_in_forward_ = false;
+  bool on_this_rank_ = true;  // AIOS_FAULT_RANK names this rank, or is unset
+  int rank_ = 0;
+  std::optional<double> memory_limit_gib_;
 };
 
 }  // namespace aios

@@ -8,28 +8,26 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
   const std::int64_t windows = shape.micro_batch * shape.accumulation;
   if (shape.micro_batch > 1) {
     for (std::int64_t micro = shape.micro_batch / 2; micro >= 1; --micro) {
-      if (windows % micro == 0) return {micro, windows / micro, shape.chunk};
+      if (windows % micro == 0) return {micro, windows / micro, shape.chunk_size};
     }
   }
-  if (shape.chunk > 1) return {shape.micro_batch, shape.accumulation, (shape.chunk + 1) / 2};
+  if (shape.chunk_size > 1) return {shape.micro_batch, shape.accumulation, (shape.chunk_size + 1) / 2};
   std::string enable;
   auto add = [&enable](bool off, const char* flag) {
     if (off) enable += std::string(enable.empty() ? "" : ", ") + flag;
   };
-  add(!o.gradient_checkpointing, "--gradient-checkpointing");
-  add(!o.amp, "--amp");
-  add(!o.use_8bit_optimizer, "--use-8bit-optimizer");
-  add(!o.chunked_loss, "--chunked-loss");
-  add(!o.chunked_training, "--chunked-training with a --chunk-size");
-  add(o.gradient_checkpointing && o.checkpoint_every > 1, "--checkpoint-every 1");
-  enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " + std::to_string(o.window_size) + ")";
+  const MemoryOptions& m = o.memory;
+  add(!m.gradient_checkpointing, "--gradient-checkpointing");
+  add(!m.amp, "--amp");
+  add(!o.optimizer.use_8bit_optimizer, "--use-8bit-optimizer");
+  add(!m.chunked_loss, "--chunked-loss");
+  add(!m.chunked_training, "--chunked-training with a --chunk-size");
+  add(m.gradient_checkpointing && m.checkpoint_every > 1, "--checkpoint-every 1");
+  enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " +
+            std::to_string(o.data.window_size) + ")";
   throw Error("step " + std::to_string(step), "out of memory at micro-batch 1 (" + what +
                                                   "); the step was not applied and the last checkpoint is kept",
               "less memory per sample: " + enable + ", or a smaller --model");
 }
-
-// Forward and backward over the step's micro-batches; gradients accumulate in the parameters.
-// Returns the step's mean token loss (a device scalar, no sync).
-// `tokens_per_step` counts every rank's tokens: each rank's gradient is its share of the global mean.
 
 }  // namespace aios

@@ -10,12 +10,11 @@
 namespace aios {
 
 // Micro-batch and accumulation of one optimizer step; their product (the step's windows per rank)
-// never changes, whatever an out-of-memory recovery does. `chunk`: tokens per chunk with
-// --chunked-training (0 without).
+// never changes, whatever an out-of-memory recovery does.
 struct StepShape {
   std::int64_t micro_batch;
   std::int64_t accumulation;
-  std::int64_t chunk;
+  std::int64_t chunk_size;  // tokens per chunk with --chunked-training (0 without)
 };
 
 // The next shape after an out-of-memory: the micro-batch halves (to the largest divisor of the

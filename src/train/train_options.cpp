@@ -1,64 +1,90 @@
 #include "train/train_options.h"
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.h"
 
 namespace aios {
 
 void validate(const TrainOptions& o) {
-  if (o.dataset_file.empty()) {
+  const DataOptions& data = o.data;
+  const ModelOptions& model = o.model;
+  const MemoryOptions& memory = o.memory;
+  const RunOptions& run = o.run;
+  if (data.dataset_file.empty()) {
     throw Error("--dataset-file", "is required", "a shard set directory written by `aios prepare`");
   }
-  if (o.min_lr > o.lr) {
-    throw Error("--min-lr", "value " + std::to_string(o.min_lr) + " is above --lr " + std::to_string(o.lr),
-                "--min-lr <= --lr");
+  if (o.optimizer.min_lr > o.optimizer.lr) {
+    throw Error("--min-lr", "value " + std::to_string(o.optimizer.min_lr) + " is above --lr " +
+                                std::to_string(o.optimizer.lr), "--min-lr <= --lr");
   }
-  if (o.warmup_steps > o.steps) {
-    throw Error("--warmup-steps", "value " + std::to_string(o.warmup_steps) + " exceeds --steps " +
-                                      std::to_string(o.steps), "--warmup-steps <= --steps");
+  if (o.optimizer.warmup_steps > run.steps) {
+    throw Error("--warmup-steps", "value " + std::to_string(o.optimizer.warmup_steps) + " exceeds --steps " +
+                                      std::to_string(run.steps), "--warmup-steps <= --steps");
   }
-  const bool explicit_shape = o.n_layer > 0 || o.n_head > 0 || o.n_embd > 0;
-  if (explicit_shape && o.n_embd > 0 && o.n_head > 0 && o.n_embd % o.n_head != 0) {
-    throw Error("--n-embd", std::to_string(o.n_embd) + " is not divisible by --n-head " + std::to_string(o.n_head),
-                "--n-embd a multiple of --n-head");
+  if (model.n_embd > 0 && model.n_head > 0 && model.n_embd % model.n_head != 0) {
+    throw Error("--n-embd", std::to_string(model.n_embd) + " is not divisible by --n-head " +
+                                std::to_string(model.n_head), "--n-embd a multiple of --n-head");
   }
-  if (o.amp_dtype != "auto" && o.amp_dtype != "bf16" && o.amp_dtype != "fp16") {
-    throw Error("--amp-dtype", "unknown value '" + o.amp_dtype + "'", "auto, bf16 or fp16");
-  }
-  if (o.attention != "auto" && o.attention != "flash" && o.attention != "efficient" && o.attention != "cudnn" &&
-      o.attention != "math") {
-    throw Error("--attention", "unknown value '" + o.attention + "'", "auto, flash, efficient, cudnn or math");
-  }
-  if (o.chunked_training && o.chunk_size < 1) {
+  if (memory.chunked_training && memory.chunk_size < 1) {
     throw Error("--chunk-size", "is required with --chunked-training", "--chunk-size N (tokens per chunk)");
   }
-  if (!o.chunked_training && (o.chunk_size > 0 || o.chunk_memory > 0)) {
-    throw Error(o.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
+  if (!memory.chunked_training && (memory.chunk_size > 0 || memory.chunk_memory > 0)) {
+    throw Error(memory.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
                 "--chunked-training with it, or leave it out");
   }
-  if (o.chunked_training && o.chunk_memory > 0 && o.chunk_mode != "truncated") {
+  if (memory.chunked_training && memory.chunk_memory > 0 && memory.chunk_mode != ChunkMode::kTruncated) {
     throw Error("--chunk-memory", "applies to --chunk-mode truncated only (exact mode attends to the whole window)",
                 "--chunk-mode truncated, or no --chunk-memory");
   }
-  if (o.chunk_mode != "exact" && o.chunk_mode != "truncated") {
-    throw Error("--chunk-mode", "unknown value '" + o.chunk_mode + "'", "exact or truncated");
-  }
-  if (o.pos != "learned" && o.pos != "rope") throw Error("--pos", "unknown value '" + o.pos + "'", "learned or rope");
-  if (o.pos == "rope" && !o.export_hf.empty()) {
+  if (model.position == PositionEncoding::kRope && !run.export_hf.empty()) {
     throw Error("--export-hf", "a model with rotary positions has no Hugging Face GPT-2 equivalent", "--pos learned");
   }
-  if (o.pos == "rope" && !o.init_from.empty()) {
+  if (model.position == PositionEncoding::kRope && !model.init_from.empty()) {
     throw Error("--pos", "rope does not apply to a Hugging Face GPT-2 (--init-from), which has learned positions",
                 "--pos learned with --init-from");
   }
-  if (!o.profile_file.empty() && o.profile_from + o.profile_steps - 1 > o.steps) {
-    throw Error("--profile-from", "steps " + std::to_string(o.profile_from) + " to " +
-                                      std::to_string(o.profile_from + o.profile_steps - 1) + " end past --steps " +
-                                      std::to_string(o.steps),
+  if (!run.profile_file.empty() && run.profile_from + run.profile_steps - 1 > run.steps) {
+    throw Error("--profile-from", "steps " + std::to_string(run.profile_from) + " to " +
+                                      std::to_string(run.profile_from + run.profile_steps - 1) + " end past --steps " +
+                                      std::to_string(run.steps),
                 "--profile-from + --profile-steps - 1 <= --steps");
   }
-  if (o.device != "auto" && o.device != "cpu" && o.device.rfind("cuda", 0) != 0) {
-    throw Error("--device", "unknown value '" + o.device + "'", "auto, cpu, cuda or cuda:N");
+  if (run.device != "auto" && run.device != "cpu" && run.device.rfind("cuda", 0) != 0) {
+    throw Error("--device", "unknown value '" + run.device + "'", "auto, cpu, cuda or cuda:N");
   }
+}
+
+nlohmann::json to_json(const TrainOptions& o) {
+  const DataOptions& d = o.data;
+  const ModelOptions& m = o.model;
+  const OptimizerOptions& opt = o.optimizer;
+  const MemoryOptions& mem = o.memory;
+  const ParallelOptions& p = o.parallel;
+  const RunOptions& r = o.run;
+  return {
+      {"data", {{"dataset-file", d.dataset_file}, {"window-size", d.window_size}, {"batch-size", d.batch_size},
+                {"gradient-accumulation-steps", d.gradient_accumulation_steps}, {"verify-shards", d.verify_shards}}},
+      {"model", {{"model", m.preset}, {"init-from", m.init_from}, {"n-layer", m.n_layer}, {"n-head", m.n_head},
+                 {"n-embd", m.n_embd}, {"vocab-size", m.vocab_size}, {"seq-len", m.max_positions},
+                 {"pos", to_string(m.position)}, {"model-dtype", to_string(m.dtype)}, {"dropout", m.dropout}}},
+      {"optimizer", {{"lr", opt.lr}, {"min-lr", opt.min_lr}, {"warmup-steps", opt.warmup_steps},
+                     {"weight-decay", opt.weight_decay}, {"decay-embeddings", opt.decay_embeddings},
+                     {"beta1", opt.beta1}, {"beta2", opt.beta2}, {"eps", opt.eps}, {"grad-clip", opt.grad_clip},
+                     {"use-8bit-optimizer", opt.use_8bit_optimizer}}},
+      {"memory", {{"gradient-checkpointing", mem.gradient_checkpointing}, {"checkpoint-every", mem.checkpoint_every},
+                  {"amp", mem.amp}, {"amp-dtype", to_string(mem.amp_dtype)},
+                  {"attention", to_string(mem.attention)}, {"chunked-loss", mem.chunked_loss},
+                  {"loss-chunk-tokens", mem.loss_chunk_tokens}, {"chunked-training", mem.chunked_training},
+                  {"chunk-size", mem.chunk_size}, {"chunk-mode", to_string(mem.chunk_mode)},
+                  {"chunk-memory", mem.chunk_memory}}},
+      {"parallel", {{"shard-optimizer", p.shard_optimizer}, {"bucket-mb", p.bucket_mb},
+                    {"hang-timeout", p.hang_timeout}}},
+      {"run", {{"steps", r.steps}, {"seed", r.seed}, {"device", r.device}, {"eval-interval", r.eval_interval},
+               {"eval-batches", r.eval_batches}, {"out-dir", r.out_dir},
+               {"checkpoint-interval", r.checkpoint_interval}, {"resume", r.resume}, {"log-file", r.log_file},
+               {"export-hf", r.export_hf}, {"peak-tflops", r.peak_tflops}, {"profile-file", r.profile_file},
+               {"profile-from", r.profile_from}, {"profile-steps", r.profile_steps}}}};
 }
 
 }  // namespace aios

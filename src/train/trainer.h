@@ -1,6 +1,9 @@
-// `aios train`: the training loop on one device (CPU or one CUDA GPU).
+// `aios train`: the training loop. It builds the run (train/setup.h), then for each step reads the
+// step's windows, runs train_step (train/train_step.h), and around it does everything that is not
+// the step: metrics records, the progress line, evaluation, checkpoints and the profiler.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "train/train_options.h"
@@ -11,7 +14,7 @@ struct TrainSummary {
   std::int64_t steps_done = 0;
   double first_loss = 0;
   double last_loss = 0;
-  double last_val_loss = -1;  // -1 when there was no validation
+  double last_val_loss = -1;        // -1 when there was no validation
   std::int64_t skipped_steps = 0;   // fp16 steps skipped for inf/NaN gradients
   std::int64_t batch_shrinks = 0;   // out-of-memory recoveries
   std::int64_t micro_batch = 0;     // the micro-batch at the end (after any shrink)
@@ -20,6 +23,7 @@ struct TrainSummary {
   std::string last_checkpoint;
 };
 
-TrainSummary run_training(const TrainOptions& options);
+// Trains on one device, or on this rank's device under mpirun (every rank calls it).
+TrainSummary train(const TrainOptions& options);
 
 }  // namespace aios

@@ -11,7 +11,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <nccl.h>
 
-#include "dist/mpi_comm.h"
+#include "distributed/mpi_comm.h"
 
 namespace aios {
 
@@ -31,7 +31,6 @@ class NcclComm : public Comm {
   double sum_over_ranks(double value) override { return mpi_.sum_over_ranks(value); }
   std::vector<std::int64_t> gather_values(std::int64_t value) override { return mpi_.gather_values(value); }
   void barrier() override { mpi_.barrier(); }
-  [[noreturn]] void abort_job(int code) override;
 
  private:
   MpiComm mpi_;

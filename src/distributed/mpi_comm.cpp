@@ -1,4 +1,4 @@
-#include "dist/mpi_comm.h"
+#include "distributed/mpi_comm.h"
 
 #include <ATen/ATen.h>
 
@@ -129,9 +129,5 @@ std::vector<std::int64_t> MpiComm::gather_values(std::int64_t value) {
 
 void MpiComm::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
 
-void MpiComm::abort_job(int code) {
-  MPI_Abort(MPI_COMM_WORLD, code);
-  std::_Exit(code);
-}
 
 }  // namespace aios

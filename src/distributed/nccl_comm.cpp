@@ -1,4 +1,4 @@
-#include "dist/nccl_comm.h"
+#include "distributed/nccl_comm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -112,10 +112,5 @@ void NcclComm::broadcast(at::Tensor& t, int root) {
   wait_for_collectives();
 }
 
-void NcclComm::abort_job(int code) {
-  if (comm_ != nullptr) ncclCommAbort(comm_);
-  comm_ = nullptr;
-  mpi_.abort_job(code);
-}
 
 }  // namespace aios

@@ -1,7 +1,7 @@
 // The collectives a data-parallel step needs, whatever carries them: NCCL for CUDA tensors
 // (NcclComm), MPI for CPU tensors (MpiComm, so every distributed path runs in CPU tests under
 // `mpirun`), or nothing for one process (LocalComm). Every rank must enter every collective in the
-// same order (DESIGN.md, "Distributed contract"); anything that can fail on one rank is first
+// same order; anything that can fail on one rank is first
 // turned into a flag all ranks `agree` on through a small MPI all-reduce.
 #pragma once
 
@@ -49,9 +49,6 @@ class Comm {
   virtual double sum_over_ranks(double value) = 0;
   virtual std::vector<std::int64_t> gather_values(std::int64_t value) = 0;  // every rank's value, by rank
   virtual void barrier() = 0;
-  // Ends every rank of the job now with `code` (a rank that cannot go on must not leave its peers
-  // waiting in a collective).
-  [[noreturn]] virtual void abort_job(int code) = 0;
 
  protected:
   int rank_ = 0, world_ = 1, local_rank_ = 0;

@@ -15,6 +15,17 @@
 
 namespace aios {
 
+// Bucket boundaries: consecutive runs of `numels` whose total stays within `bucket_elements`
+// (a tensor larger than that gets a bucket of its own).
+std::vector<std::vector<std::size_t>> make_buckets(const std::vector<std::int64_t>& numels,
+                                                    std::int64_t bucket_elements);
+
+// Indices of `params` in the order a backward pass makes their gradients final: the reverse of
+// their order in `model_order` (the model's parameters in forward order; a tied parameter, used
+// first and last, is final only at the end). Parameters missing from `model_order` come last.
+std::vector<std::size_t> backward_order(const std::vector<at::Tensor>& params,
+                                        const std::vector<at::Tensor>& model_order);
+
 class BucketSchedule {
  public:
   // buckets: parameter indices per bucket, in launch order. launch(b) runs bucket b's collective.
@@ -25,7 +36,10 @@ class BucketSchedule {
   BucketSchedule& operator=(const BucketSchedule&) = delete;
 
   void arm();     // the next backward is the step's last
-  void finish();  // after it, or after a failure: launch every bucket not launched yet, in order
+  // After it, or after a failure: launch every bucket not launched yet, in order. A bucket counts
+  // as launched only once launch(b) has returned, so a launch that throws (out of memory while
+  // staging) is launched again here and every rank still issues every collective once.
+  void finish();
 
   std::size_t launched_during_backward() const { return launched_in_backward_; }  // for tests
   // Gradients not yet final when the first bucket went out in the last armed backward: how much of

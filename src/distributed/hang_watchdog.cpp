@@ -1,4 +1,4 @@
-#include "dist/hang_watchdog.h"
+#include "distributed/hang_watchdog.h"
 
 #include <cstdio>
 #include <cstdlib>

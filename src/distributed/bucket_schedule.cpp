@@ -1,7 +1,11 @@
-#include "dist/bucket_schedule.h"
+#include "distributed/bucket_schedule.h"
 
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
+
+#include <algorithm>
+#include <numeric>
+#include <unordered_map>
 
 namespace aios {
 namespace {
@@ -13,6 +17,36 @@ struct GradientReadyHook : torch::autograd::PostAccumulateGradHook {
 };
 
 }  // namespace
+
+std::vector<std::vector<std::size_t>> make_buckets(const std::vector<std::int64_t>& numels,
+                                                    std::int64_t bucket_elements) {
+  std::vector<std::vector<std::size_t>> buckets;
+  std::int64_t filled = 0;
+  for (std::size_t i = 0; i < numels.size(); ++i) {
+    if (buckets.empty() || filled + numels[i] > bucket_elements) {
+      buckets.emplace_back();
+      filled = 0;
+    }
+    buckets.back().push_back(i);
+    filled += numels[i];
+  }
+  return buckets;
+}
+
+std::vector<std::size_t> backward_order(const std::vector<at::Tensor>& params,
+                                        const std::vector<at::Tensor>& model_order) {
+  std::unordered_map<const void*, std::size_t> position;
+  for (std::size_t i = 0; i < model_order.size(); ++i) position.emplace(model_order[i].unsafeGetTensorImpl(), i);
+  // Key: distance from the end of model_order (unknown parameters after every known one).
+  const auto key = [&](const at::Tensor& p) {
+    const auto found = position.find(p.unsafeGetTensorImpl());
+    return found == position.end() ? model_order.size() : model_order.size() - 1 - found->second;
+  };
+  std::vector<std::size_t> order(params.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(params[a]) < key(params[b]); });
+  return order;
+}
 
 BucketSchedule::BucketSchedule(std::vector<at::Tensor> params, std::vector<std::vector<std::size_t>> buckets,
                                std::function<void(std::size_t)> launch)
@@ -54,7 +88,8 @@ void BucketSchedule::launch_ready_buckets() {
       pending_at_first_launch_ = 0;
       for (auto pending : pending_) pending_at_first_launch_ += pending;
     }
-    launch_(next_++);
+    launch_(next_);
+    ++next_;
     ++launched_in_backward_;
   }
 }
@@ -62,7 +97,10 @@ void BucketSchedule::launch_ready_buckets() {
 void BucketSchedule::finish() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!armed_) next_ = 0;  // never armed this step (a rank that failed early): launch them all
-  while (next_ < buckets_.size()) launch_(next_++);
+  while (next_ < buckets_.size()) {
+    launch_(next_);
+    ++next_;
+  }
   armed_ = false;
 }
 

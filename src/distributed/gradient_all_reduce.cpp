@@ -1,46 +1,17 @@
-#include "dist/gradient_sync.h"
+#include "distributed/gradient_all_reduce.h"
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <numeric>
-#include <unordered_map>
 
 namespace aios {
 
-std::vector<std::vector<std::size_t>> make_buckets(const std::vector<std::int64_t>& numels,
-                                                    std::int64_t bucket_elements) {
-  std::vector<std::vector<std::size_t>> buckets;
-  std::int64_t filled = 0;
-  for (std::size_t i = 0; i < numels.size(); ++i) {
-    if (buckets.empty() || filled + numels[i] > bucket_elements) {
-      buckets.emplace_back();
-      filled = 0;
-    }
-    buckets.back().push_back(i);
-    filled += numels[i];
-  }
-  return buckets;
-}
-
-std::vector<std::size_t> backward_order(const std::vector<at::Tensor>& params,
-                                        const std::vector<at::Tensor>& model_order) {
-  std::unordered_map<const void*, std::size_t> position;
-  for (std::size_t i = 0; i < model_order.size(); ++i) position.emplace(model_order[i].unsafeGetTensorImpl(), i);
-  // Key: distance from the end of model_order (unknown parameters after every known one).
-  const auto key = [&](const at::Tensor& p) {
-    const auto found = position.find(p.unsafeGetTensorImpl());
-    return found == position.end() ? model_order.size() : model_order.size() - 1 - found->second;
-  };
-  std::vector<std::size_t> order(params.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(params[a]) < key(params[b]); });
-  return order;
-}
-
-GradientAllReduce::GradientAllReduce(const std::vector<at::Tensor>& params, Comm& comm, std::int64_t bucket_bytes)
-    : comm_(comm) {
-  for (auto i : backward_order(params, params)) params_.push_back(params[i]);
+GradientAllReduce::GradientAllReduce(std::vector<Optimizer::Group> groups, const std::vector<at::Tensor>& model_order,
+                                     Comm& comm, std::int64_t bucket_bytes)
+    : groups_(std::move(groups)), comm_(comm) {
+  std::vector<at::Tensor> params;
+  for (const auto& group : groups_) params.insert(params.end(), group.params.begin(), group.params.end());
+  for (auto i : backward_order(params, model_order)) params_.push_back(params[i]);
   std::vector<std::int64_t> numels;
   for (const auto& p : params_) numels.push_back(p.numel());
   const std::int64_t element_bytes = params_.empty() ? 4 : static_cast<std::int64_t>(params_.front().element_size());
@@ -89,6 +60,11 @@ void GradientAllReduce::finish() {
   schedule_->finish();
   at::NoGradGuard no_grad;
   copy_back_summed();
+}
+
+// Every rank holds the whole summed gradient: its norm is the global one.
+at::Tensor GradientAllReduce::global_norm(const std::vector<at::Tensor>& gradients) {
+  return gradients.empty() ? at::zeros({}, flat_.options()) : gradient_norm(gradients);
 }
 
 }  // namespace aios

@@ -4,7 +4,7 @@
 
 #include <mpi.h>
 
-#include "dist/comm.h"
+#include "distributed/comm.h"
 
 namespace aios {
 
@@ -23,7 +23,6 @@ class MpiComm : public Comm {
   double sum_over_ranks(double value) override;
   std::vector<std::int64_t> gather_values(std::int64_t value) override;
   void barrier() override;
-  [[noreturn]] void abort_job(int code) override;
 };
 
 }  // namespace aios

@@ -1,0 +1,166 @@
+#include "train/setup.h"
+
+#include <torch/cuda.h>
+
+#include <cstdio>
+
+#include "base/error.h"
+#include "base/files.h"
+#include "memory/activation_checkpoint.h"
+#include "memory/chunked_cross_entropy.h"
+#include "model/causal_attention.h"
+#include "model/hf_gpt2.h"
+#include "train/device_stats.h"
+
+namespace aios {
+namespace {
+
+// Under mpirun each rank drives the GPU of its local rank.
+torch::Device choose_device(const std::string& requested, const RankInfo& ranks) {
+  if (requested == "cpu") return torch::kCPU;
+  if (requested == "auto" && !torch::cuda::is_available()) return torch::kCPU;
+  if (!torch::cuda::is_available()) {
+    throw Error("--device", "'" + requested + "' asked for CUDA but no CUDA device is available in this build/machine",
+                "--device cpu or auto");
+  }
+  if (ranks.world > 1) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ranks.local_rank));
+  if (requested == "auto") return torch::Device(torch::kCUDA, 0);
+  torch::Device device(requested);
+  if (device.index() >= static_cast<int>(torch::cuda::device_count())) {
+    throw Error("--device", "'" + requested + "' but only " + std::to_string(torch::cuda::device_count()) +
+                                " CUDA device(s) exist");
+  }
+  return device.has_index() ? device : torch::Device(torch::kCUDA, 0);
+}
+
+// The model's shape: a Hugging Face config (--init-from) or a preset with overrides; then checked
+// against the data and the window.
+GptConfig model_config(const TrainOptions& o, const Manifest& data) {
+  const ModelOptions& m = o.model;
+  GptConfig config;
+  if (!m.init_from.empty()) {
+    if (m.n_layer > 0 || m.n_head > 0 || m.n_embd > 0 || m.max_positions > 0 || m.vocab_size > 0) {
+      throw Error("--init-from", "takes the model's shape from " + m.init_from + "/config.json",
+                  "no --n-layer/--n-head/--n-embd/--seq-len/--vocab-size with --init-from");
+    }
+    config = read_hf_gpt2_config(m.init_from);
+  } else {
+    config = gpt_preset(m.preset);
+    if (m.n_layer > 0) config.n_layer = m.n_layer;
+    if (m.n_head > 0) config.n_head = m.n_head;
+    if (m.n_embd > 0) config.n_embd = m.n_embd;
+    if (m.max_positions > 0) config.max_positions = m.max_positions;
+    config.vocab_size = m.vocab_size > 0 ? m.vocab_size : data.tokenizer.vocab_size;
+  }
+  config.dropout = m.dropout;
+  config.position = m.position;
+  check_config(config);
+  if (data.tokenizer.vocab_size > config.vocab_size) {
+    throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
+                                    " ids exceeds the model's " + std::to_string(config.vocab_size),
+                "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
+  }
+  const std::int64_t window = o.data.window_size;
+  if (!config.rope() && window > config.max_positions) {
+    throw Error("--window-size", "value " + std::to_string(window) + " exceeds the model's " +
+                                     std::to_string(config.max_positions) + " positions",
+                "--window-size <= " + std::to_string(config.max_positions) + ", a larger --seq-len, or --pos rope");
+  }
+  return config;
+}
+
+}  // namespace
+
+TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
+  validate(o);
+  const RankInfo ranks = mpi_rank_info();
+  device = choose_device(o.run.device, ranks);
+  comm = make_comm(device);
+  lead = comm->rank() == 0;
+  parameter_dtype = o.model.dtype == ModelDtype::kFloat64 ? torch::kDouble : torch::kFloat;
+  precision = resolve_mixed_precision(o.memory.amp, o.memory.amp_dtype, device, parameter_dtype);
+
+  // Data: this rank's share of the training windows; validation reads the same windows every time.
+  shards = ShardSet::open(o.data.dataset_file);
+  config = model_config(o, shards->manifest());
+  ShardDatasetOptions train_options;
+  train_options.rank = comm->rank();
+  train_options.world = comm->world();
+  train_options.window = o.data.window_size;
+  train_options.seed = o.run.seed;
+  train_options.verify_checksums = o.data.verify_shards;
+  train_data.emplace(*shards, train_options);
+  if (o.run.eval_batches > 0 && ShardDataset::windows_in(*shards, "val", o.data.window_size) > 0) {
+    ShardDatasetOptions val_options = train_options;
+    val_options.split = "val";
+    val_options.shuffle = false;
+    val_data.emplace(*shards, val_options);
+  } else if (o.run.eval_batches > 0 && lead) {
+    std::fprintf(stderr, "aios train: note: no validation: the val split of %s holds no window of %lld tokens\n",
+                 o.data.dataset_file.c_str(), static_cast<long long>(o.data.window_size + 1));
+  }
+
+  // Attention kernels: chosen once for the whole run, and reported.
+  const auto compute_dtype = precision.enabled ? precision.dtype : parameter_dtype;
+  attention = configure_attention(o.memory.attention, {device, compute_dtype, config.n_head, config.head_dim(),
+                                                       o.data.window_size, o.model.dropout});
+  if (o.memory.chunked_training) {
+    chunking = ChunkedTraining{o.memory.chunk_mode, 0, o.memory.chunk_memory};
+    // Chunks after the first attend to earlier tokens' keys too: a lower-right causal mask, which
+    // may run on another kernel than the whole-window attention above.
+    const auto like = at::TensorOptions(device).dtype(compute_dtype);
+    const std::int64_t chunk = std::min(o.memory.chunk_size, o.data.window_size);
+    chunk_attention = causal_attention_after_past_kernel(at::empty({1, config.n_head, chunk, config.head_dim()}, like),
+                                                         at::empty({1, config.n_head, 2 * chunk, config.head_dim()}, like),
+                                                         o.model.dropout);
+  }
+
+  // The model, with the memory techniques applied from outside; every rank starts from rank 0's weights.
+  torch::manual_seed(o.run.seed);
+  model = Gpt(config);
+  if (!o.model.init_from.empty()) load_hf_gpt2_weights(o.model.init_from, model);
+  if (o.memory.gradient_checkpointing) apply_activation_checkpointing(model, o.memory.checkpoint_every);
+  apply_chunked_loss(model, !o.memory.chunked_loss            ? 0
+                            : o.memory.loss_chunk_tokens > 0 ? o.memory.loss_chunk_tokens
+                                                             : default_loss_chunk_tokens(config.vocab_size));
+  model->to(device, parameter_dtype);
+  parameters = model->parameters();
+  if (comm->world() > 1) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : parameters) comm->broadcast(p, 0);  // collective
+  }
+
+  // Gradient sync, then the optimizer over the parameters (or shards of them) that the sync hands it.
+  const OptimizerOptions& opt = o.optimizer;
+  const AdamWSettings adamw{opt.lr, opt.beta1, opt.beta2, opt.eps, opt.weight_decay, opt.decay_embeddings};
+  gradient_sync = make_gradient_sync(adamw_groups(*model, adamw), parameters, *comm, o.parallel.shard_optimizer,
+                                     static_cast<std::int64_t>(o.parallel.bucket_mb * 1024 * 1024));
+  optimizer = make_adamw(gradient_sync->optimizer_groups(), adamw, opt.use_8bit_optimizer);
+  scaler.emplace(precision.needs_loss_scaling(), device);
+  schedule = LrSchedule{opt.lr, opt.min_lr, opt.warmup_steps, o.run.steps};
+
+  // auto: continue a run directory that has a checkpoint, else start (a requeued batch job).
+  const std::string& out_dir = o.run.out_dir;
+  const std::string resume = o.run.resume != "auto"                          ? o.run.resume
+                             : is_regular_file(join_path(out_dir, "latest")) ? "latest"
+                                                                              : "";
+  if (!resume.empty()) {
+    progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, config.describe(), device, *comm,
+                               gradient_sync->shards_optimizer_state());
+    train_data->set_cursor(progress.data_cursor);
+    resumed = true;
+  }
+
+  faults = FaultInjector::from_environment(comm->rank());
+  if (const auto gib = faults.memory_limit_gib()) {
+    if (limit_device_memory(device, *gib * 1024.0 * 1024.0 * 1024.0)) {
+      std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(), *gib);
+    } else {
+      std::fprintf(stderr, "aios train: rank %d: note: AIOS_FAULT_MEMORY_GIB has no effect on %s (CUDA only)\n",
+                   comm->rank(), device.str().c_str());
+    }
+  }
+  watchdog.emplace(comm->rank(), comm->world() > 1 ? o.parallel.hang_timeout : 0.0);  // one process: nothing to wait on
+}
+
+}  // namespace aios

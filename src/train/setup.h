@@ -1,0 +1,76 @@
+// Everything a training run is made of, built from its options before the first step: the rank's
+// place in the job and its device, the data, the model with its memory techniques applied, the
+// gradient sync, the optimizer over what that sync hands it, the loss scaler and the schedule,
+// all restored from a checkpoint when the run resumes. The step (train/train_step.h) and the loop
+// (train/trainer.h) only use what is built here.
+#pragma once
+
+#include <torch/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/shard_dataset.h"
+#include "distributed/comm.h"
+#include "distributed/gradient_sync.h"
+#include "distributed/hang_watchdog.h"
+#include "io/checkpoint.h"
+#include "memory/attention_backend.h"
+#include "memory/chunked_training.h"
+#include "memory/mixed_precision.h"
+#include "model/gpt.h"
+#include "optim/loss_scaler.h"
+#include "optim/lr_schedule.h"
+#include "optim/optimizer.h"
+#include "train/fault_injection.h"
+#include "train/train_options.h"
+
+namespace aios {
+
+struct TrainingSetup {
+  // Validates the options, then builds every component (collective under mpirun: each rank
+  // constructs one, in step with its peers).
+  explicit TrainingSetup(const TrainOptions& options);
+  TrainingSetup(const TrainingSetup&) = delete;
+  TrainingSetup& operator=(const TrainingSetup&) = delete;
+
+  const TrainOptions options;
+
+  // Where this rank runs
+  std::unique_ptr<Comm> comm;
+  torch::Device device{torch::kCPU};
+  bool lead = true;                             // rank 0: logs, prints and writes the shared checkpoint file
+  at::ScalarType parameter_dtype = at::kFloat;  // parameters, gradients and optimizer state
+  MixedPrecision precision;                     // what autocast runs matmuls and attention in
+
+  // Data
+  std::optional<ShardSet> shards;
+  std::optional<ShardDataset> train_data;
+  std::optional<ShardDataset> val_data;  // none: the val split holds no whole window, or no evaluation
+
+  // Model and memory techniques
+  GptConfig config;
+  Gpt model{nullptr};
+  AttentionChoice attention;
+  std::optional<ChunkedTraining> chunking;  // --chunked-training; its chunk size is the step shape's
+  std::string chunk_attention;              // with chunking: the kernel of chunks after the first
+
+  // Optimization
+  std::vector<torch::Tensor> parameters;  // the model's, in forward order
+  std::unique_ptr<GradientSync> gradient_sync;
+  std::unique_ptr<Optimizer> optimizer;
+  std::optional<LossScaler> scaler;
+  LrSchedule schedule;
+
+  // Where the run starts: step 0, or the resumed checkpoint's step and data cursor
+  TrainProgress progress;
+  bool resumed = false;
+
+  // Failure handling
+  FaultInjector faults;
+  std::optional<HangWatchdog> watchdog;  // a stuck peer would leave this rank in a collective for ever
+};
+
+}  // namespace aios

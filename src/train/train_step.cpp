@@ -1,0 +1,124 @@
+#include "train/train_step.h"
+
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.h"
+#include "memory/chunked_training.h"
+#include "train/device_stats.h"
+
+namespace aios {
+namespace {
+
+// Forward and backward over the step's micro-batches; gradients accumulate in the parameters and
+// the gradient sync starts during the last backward. Each micro-batch adds (sum of its token
+// losses) / (tokens of the whole step, every rank's), so the summed gradient is the step's mean
+// whatever the split into micro-batches and ranks. Returns this rank's share of the mean loss, a
+// device scalar.
+torch::Tensor forward_backward(TrainingSetup& run, const torch::Tensor& windows, const StepShape& shape,
+                               std::int64_t step) {
+  const std::int64_t window = windows.size(1) - 1;
+  const double step_tokens = static_cast<double>(windows.size(0) * window * run.comm->world());
+  const auto scaled = [&](const torch::Tensor& loss_sum) { return run.scaler->scale(loss_sum / step_tokens); };
+  const auto start_gradient_sync = [&] { run.gradient_sync->start(); };
+  auto loss = torch::zeros({}, torch::TensorOptions(run.device).dtype(torch::kDouble));
+  for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
+    const bool last = micro + 1 == shape.accumulation;
+    const auto batch = windows.narrow(0, micro * shape.micro_batch, shape.micro_batch);
+    const auto tokens = batch.slice(1, 0, window), targets = batch.slice(1, 1, window + 1);
+    if (run.chunking) {  // forward and backward chunk by chunk inside
+      run.faults.before_backward(step, micro);
+      ChunkedTraining chunking = *run.chunking;
+      chunking.chunk = shape.chunk_size;
+      const auto summed = chunked_forward_backward(run.model, tokens, targets, chunking, run.precision, scaled,
+                                                   last ? start_gradient_sync : std::function<void()>([] {}));
+      loss += summed.to(torch::kDouble) / step_tokens;
+    } else {
+      torch::Tensor share;
+      {
+        AutocastRegion autocast(run.device.type(), run.precision.enabled, run.precision.dtype);
+        share = run.model->loss_sum(tokens, targets) / step_tokens;
+      }
+      run.faults.before_backward(step, micro);
+      if (last) start_gradient_sync();
+      run.scaler->scale(share).backward();
+      loss += share.detach().to(torch::kDouble);
+    }
+    run.faults.after_backward(step, micro);
+  }
+  return loss;
+}
+
+void clear_gradients(std::vector<torch::Tensor>& parameters) {
+  for (auto& p : parameters) p.mutable_grad() = torch::Tensor();  // the next backward writes, not adds
+}
+
+}  // namespace
+
+StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows) {
+  StepStats stats;
+  run.optimizer->set_learning_rate(run.schedule.at(step - 1));
+
+  // Forward and backward on every rank, gradient buckets going out during the last backward. A
+  // rank that runs out of memory still issues every bucket's collective (finish), so no peer waits
+  // on it; then all ranks agree, and on out-of-memory anywhere every rank drops the attempt and
+  // re-runs the same windows with a smaller micro-batch.
+  torch::Tensor loss;  // this rank's share of the step's mean loss
+  for (;;) {
+    run.watchdog->beat(step, "forward/backward and gradient communication");
+    run.faults.at_step_start(step);
+    clear_gradients(run.parameters);
+    std::string out_of_memory;
+    try {
+      loss = forward_backward(run, windows, shape, step);
+    } catch (const c10::OutOfMemoryError& e) {  // the attempt's activations died with its stack frames
+      const std::string what = e.what_without_backtrace();
+      out_of_memory = "rank " + std::to_string(run.comm->rank()) + ": " + what.substr(0, what.find('\n'));
+    }
+    run.gradient_sync->finish();  // collective: every bucket, also those a failed attempt never started
+    const auto failed = run.comm->gather_values(out_of_memory.empty() ? 0 : 1);  // collective (host)
+    if (std::all_of(failed.begin(), failed.end(), [](std::int64_t f) { return f == 0; })) break;
+
+    clear_gradients(run.parameters);
+    loss = torch::Tensor();
+    release_cached_memory(run.device);
+    std::string ranks;
+    for (std::size_t r = 0; r < failed.size(); ++r) {
+      if (failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+    }
+    const std::string reason = out_of_memory.empty() ? "out of memory on rank " + ranks : out_of_memory;
+    const StepShape smaller = shrink_after_oom(shape, run.options, step, reason);  // throws at the floor
+    stats.shrinks.push_back({reason, failed, shape, smaller});
+    shape = smaller;
+  }
+  run.faults.after_gradient_sync(step, loss, run.optimizer->gradients());
+
+  // Unscale, clip and update. The update is skipped on every rank when any rank's gradients hold
+  // inf/NaN under fp16 (the scale then backs off); a non-finite loss or norm otherwise stops the run.
+  run.watchdog->beat(step, "gradient norm, optimizer step and parameter all-gather");
+  const auto gradients = run.optimizer->gradients();
+  run.scaler->unscale(gradients);
+  const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
+  run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
+  stats.grad_norm = norm.item<double>();                                           // sync
+  stats.loss = run.comm->sum_over_ranks(loss.item<double>());                      // sync, collective (host)
+  const bool overflow = run.comm->agree_max(run.scaler->found_non_finite() ? 1 : 0) != 0;  // sync, collective
+  if (!std::isfinite(stats.loss) || (!std::isfinite(stats.grad_norm) && !run.scaler->enabled())) {
+    throw Error("step " + std::to_string(step),
+                "loss is " + std::to_string(stats.loss) + " and gradient norm " + std::to_string(stats.grad_norm) +
+                    "; the step was not applied and the last checkpoint is kept",
+                "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
+  }
+  stats.skipped = overflow || !std::isfinite(stats.grad_norm);
+  if (!stats.skipped) {
+    run.optimizer->step();
+    run.gradient_sync->after_update();  // collective under ZeRO-1: the updated shards to every rank
+  }
+  stats.loss_scale = run.scaler->enabled() ? run.scaler->current_scale() : 1.0;  // sync
+  run.scaler->update();
+  return stats;
+}
+
+}  // namespace aios

@@ -1,0 +1,37 @@
+// One optimizer step: the step's micro-batches forward and backward, gradients summed over ranks,
+// unscaled, clipped, and the update applied (or skipped, agreed by every rank). Out of memory on
+// any rank drops the attempt on every rank and re-runs the same windows at a smaller micro-batch.
+// The step holds no I/O and no logging: what happened comes back in StepStats for the loop to
+// write. Every host synchronisation and every collective is marked where it happens.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "train/setup.h"
+#include "train/step_shape.h"
+
+namespace aios {
+
+// An out-of-memory recovery inside a step.
+struct BatchShrink {
+  std::string reason;                // the first failing rank's error, or which ranks failed
+  std::vector<std::int64_t> failed;  // per rank: 1 where it ran out of memory
+  StepShape before, after;
+};
+
+struct StepStats {
+  double loss = 0;          // mean token loss over every rank's tokens
+  double grad_norm = 0;     // global, before clipping; inf/NaN on a skipped fp16 step
+  double loss_scale = 1;    // the fp16 loss scale this step ran with (1 without fp16)
+  bool skipped = false;     // fp16: inf/NaN gradients, so the update was not applied
+  std::vector<BatchShrink> shrinks;
+};
+
+// Runs optimizer step `step` (1-based) on `windows`, this rank's [micro_batch · accumulation,
+// window + 1] tokens of the step on the device, split as `shape` says; an out-of-memory recovery
+// makes `shape` smaller (the windows stay the same).
+StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows);
+
+}  // namespace aios
