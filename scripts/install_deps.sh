@@ -4,7 +4,7 @@
 # everything is present (the GPU image, a developer's machine).
 set -euo pipefail
 packages=(cmake ninja-build g++ libopenmpi-dev openmpi-bin libhdf5-dev libcli11-dev libgtest-dev
-          libgmock-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev python3-pip)
+          libgmock-dev nlohmann-json3-dev libsentencepiece-dev zlib1g-dev python3-pip clang-format)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -54,7 +54,7 @@ TEST(ActivationCheckpointing, DropoutMasksAreReplayed) {
 }
 
 TEST(ActivationCheckpointing, CudaGradientsAndDropoutMatch) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in scripts/gpu_check.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
   const torch::Device cuda(torch::kCUDA, 0);
   // The fused SDPA backward may accumulate with atomics (libtorch_api.md §1.6): 1e-5 relative.
   expect_same(run(0, 0.0, cuda), run(1, 0.0, cuda), 1e-5);

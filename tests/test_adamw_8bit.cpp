@@ -49,8 +49,7 @@ TEST(BlockwiseQuantization, RoundTripErrorIsBoundedByHalfTheLargestCodeGap) {
     // The typical value does much better than the bound: the mean relative error is small.
     EXPECT_LT(((restored - x).abs() / scale).mean().item<double>(), 0.0025);
     // A block's largest magnitude survives exactly (it maps to 1.0) when positive.
-    EXPECT_TRUE(at::allclose(restored.index_select(0, x.view({-1}).argmax().view({1})),
-                             x.max().view({1})));
+    EXPECT_TRUE(at::allclose(restored.index_select(0, x.view({-1}).argmax().view({1})), x.max().view({1})));
   }
 }
 
@@ -93,7 +92,7 @@ TEST(AdamW8bit, StateIsAQuarterOfFp32AdamW) {
 }
 
 TEST(AdamW8bit, CudaKernelMatchesTheReference) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in scripts/gpu_check.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
   torch::manual_seed(5);
   // A ragged length: the last block has 3 elements.
   const auto start = at::randn({1'000'003});

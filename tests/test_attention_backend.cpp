@@ -25,10 +25,11 @@ TEST(AttentionBackend, ForcedMathRunsAndCudaOnlyKernelsAreRefusedOnTheCpu) {
 }
 
 TEST(AttentionBackend, OnCudaFlashNeeds16BitInputsAndAutoSaysWhyNot) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in scripts/gpu_check.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
   const c10::Device cuda(c10::kCUDA, 0);
   EXPECT_EQ(configure_attention(AttentionBackend::kFlash, gpt2_like(cuda, c10::kBFloat16)).backend, "flash");
-  const auto message = testing::error_of([&] { configure_attention(AttentionBackend::kFlash, gpt2_like(cuda, c10::kFloat)); });
+  const auto message =
+      testing::error_of([&] { configure_attention(AttentionBackend::kFlash, gpt2_like(cuda, c10::kFloat)); });
   EXPECT_NE(message.find("--attention"), std::string::npos) << message;
   // ATen's own reason (its dtype check), not only our summary of the query or a bare "Invalid
   // backend" (what LibTorch 2.11's selection says when nothing enabled fits).

@@ -16,8 +16,8 @@ TEST(ChunkedCrossEntropy, EqualsTheFullLogitsLossAndGradients) {
   const auto weight0 = torch::randn({50, 16}) * 0.5;
   const auto targets = torch::randint(0, 50, {77}, torch::kLong);
   auto h_ref = hidden0.clone().requires_grad_(), w_ref = weight0.clone().requires_grad_();
-  const auto reference = F::cross_entropy(torch::matmul(h_ref, w_ref.t()), targets,
-                                          F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  const auto reference =
+      F::cross_entropy(torch::matmul(h_ref, w_ref.t()), targets, F::CrossEntropyFuncOptions().reduction(torch::kSum));
   (reference * 0.37).backward();  // a non-unit incoming gradient
   for (std::int64_t chunk : {1, 10, 76, 77, 1000}) {
     auto h = hidden0.clone().requires_grad_(), w = weight0.clone().requires_grad_();
@@ -25,8 +25,10 @@ TEST(ChunkedCrossEntropy, EqualsTheFullLogitsLossAndGradients) {
     (loss * 0.37).backward();
     // fp32, summation order only: the 1e-6 relative.
     EXPECT_NEAR(loss.item<double>(), reference.item<double>(), 1e-6 * reference.item<double>()) << chunk;
-    EXPECT_LE((h.grad() - h_ref.grad()).abs().max().item<double>(), 1e-6 * h_ref.grad().abs().max().item<double>()) << chunk;
-    EXPECT_LE((w.grad() - w_ref.grad()).abs().max().item<double>(), 1e-6 * w_ref.grad().abs().max().item<double>()) << chunk;
+    EXPECT_LE((h.grad() - h_ref.grad()).abs().max().item<double>(), 1e-6 * h_ref.grad().abs().max().item<double>())
+        << chunk;
+    EXPECT_LE((w.grad() - w_ref.grad()).abs().max().item<double>(), 1e-6 * w_ref.grad().abs().max().item<double>())
+        << chunk;
   }
 }
 
@@ -57,14 +59,15 @@ TEST(ChunkedCrossEntropy, ModelLossAndGradientsAreUnchanged) {
 // chunked gradients are within 1.5x of the full-logits path's error, even with one token per chunk
 // (where rounding each chunk's product to bf16 would add one rounding per token).
 TEST(ChunkedCrossEntropy, CudaBf16GradientsAreAsCloseToFloat64AsTheFullLogits) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/gpu_session.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
   torch::manual_seed(23);
   const std::int64_t tokens = 2048, width = 64, vocab = 3000;
   const auto hidden0 = torch::randn({tokens, width}, torch::kDouble);
   const auto weight0 = torch::randn({vocab, width}, torch::kDouble) * 0.02;
   const auto targets = torch::randint(0, 256, {tokens}, torch::kLong);  // most rows never a target
   auto h64 = hidden0.clone().requires_grad_(), w64 = weight0.clone().requires_grad_();
-  F::cross_entropy(torch::matmul(h64, w64.t()), targets, F::CrossEntropyFuncOptions().reduction(torch::kSum)).backward();
+  F::cross_entropy(torch::matmul(h64, w64.t()), targets, F::CrossEntropyFuncOptions().reduction(torch::kSum))
+      .backward();
   auto relative_error = [](const torch::Tensor& x, const torch::Tensor& reference) {
     return ((x.cpu().to(torch::kDouble) - reference).norm() / reference.norm()).item<double>();
   };

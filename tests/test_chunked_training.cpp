@@ -52,8 +52,8 @@ TEST(Rope, SharedTableFollowsThePositionsAndRoundsAsTheTwoHalvesForm) {
   EXPECT_TRUE(at::equal(table.rotate(x.narrow(-2, 0, 4), 3), apply_rotary(x.narrow(-2, 0, 4), 3, 10000.0)));
   // In bf16, bit for bit the explicit two-halves form with tables rounded to bf16.
   const auto h = x.to(at::kBFloat16);
-  const auto angles = at::outer(at::arange(40, 46, torch::kDouble),
-                                at::pow(10000.0, -at::arange(0, 4, torch::kDouble) * (2.0 / 8.0)));
+  const auto angles =
+      at::outer(at::arange(40, 46, torch::kDouble), at::pow(10000.0, -at::arange(0, 4, torch::kDouble) * (2.0 / 8.0)));
   const auto cos = angles.cos().to(at::kBFloat16), sin = angles.sin().to(at::kBFloat16);
   const auto x1 = h.narrow(-1, 0, 4), x2 = h.narrow(-1, 4, 4);
   const auto expected = at::cat({x1 * cos - x2 * sin, x2 * cos + x1 * sin}, -1);
@@ -78,7 +78,8 @@ GptConfig small(const std::string& position) {
 }
 
 // Loss and gradients of whole-window training.
-std::pair<double, std::vector<at::Tensor>> whole_window(Gpt& model, const at::Tensor& tokens, const at::Tensor& targets) {
+std::pair<double, std::vector<at::Tensor>> whole_window(Gpt& model, const at::Tensor& tokens,
+                                                        const at::Tensor& targets) {
   for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
   const auto loss = model->loss_sum(tokens, targets);
   loss.backward();
@@ -90,8 +91,8 @@ std::pair<double, std::vector<at::Tensor>> whole_window(Gpt& model, const at::Te
 std::pair<double, std::vector<at::Tensor>> chunked(Gpt& model, const at::Tensor& tokens, const at::Tensor& targets,
                                                    const ChunkedTraining& options) {
   for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
-  const auto loss = chunked_forward_backward(model, tokens, targets, options, MixedPrecision{},
-                                             [](const at::Tensor& l) { return l; }, [] {});
+  const auto loss = chunked_forward_backward(
+      model, tokens, targets, options, MixedPrecision{}, [](const at::Tensor& l) { return l; }, [] {});
   std::vector<at::Tensor> grads;
   for (auto& p : model->parameters()) grads.push_back(p.grad().clone());
   return {loss.item<double>(), grads};
@@ -136,7 +137,8 @@ TEST(ChunkedTraining, ExactModeUnderBf16IsAsCloseToFp32AsTheWholeWindowUnderBf16
   // 0.0091, not worth their memory).
   torch::manual_seed(4);
   Gpt model(small("rope"));
-  const auto tokens = torch::randint(0, 64, {2, 512}, torch::kLong), targets = torch::randint(0, 64, {2, 512}, torch::kLong);
+  const auto tokens = torch::randint(0, 64, {2, 512}, torch::kLong),
+             targets = torch::randint(0, 64, {2, 512}, torch::kLong);
   const auto reference = whole_window(model, tokens, targets).second;  // fp32, no autocast
   std::vector<at::Tensor> whole_bf16;
   {
@@ -150,8 +152,9 @@ TEST(ChunkedTraining, ExactModeUnderBf16IsAsCloseToFp32AsTheWholeWindowUnderBf16
     for (auto& p : model->parameters()) whole_bf16.push_back(p.grad().clone());
   }
   for (auto& p : model->parameters()) p.mutable_grad() = at::Tensor();
-  chunked_forward_backward(model, tokens, targets, {ChunkMode::kExact, 4, 0}, MixedPrecision{true, at::kBFloat16},
-                           [](const at::Tensor& l) { return l; }, [] {});
+  chunked_forward_backward(
+      model, tokens, targets, {ChunkMode::kExact, 4, 0}, MixedPrecision{true, at::kBFloat16},
+      [](const at::Tensor& l) { return l; }, [] {});
   std::vector<at::Tensor> exact_bf16;
   for (auto& p : model->parameters()) exact_bf16.push_back(p.grad().clone());
   const double whole_error = worst_relative(whole_bf16, reference);
@@ -166,7 +169,8 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   c.dropout = 0.2;
   Gpt model(c);
   model->to(torch::kDouble);
-  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong), targets = torch::randint(0, 64, {2, 24}, torch::kLong);
+  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
+             targets = torch::randint(0, 64, {2, 24}, torch::kLong);
   // Chunks draw their dropout masks in another order than the whole window, so the two cannot be
   // compared; each chunk's recomputation restores the RNG state of its first pass, and the run
   // leaves the RNG where the first pass left it: two runs from one seed agree exactly.
@@ -193,7 +197,8 @@ TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {
   torch::manual_seed(3);
   Gpt model(small("rope"));
   model->to(torch::kDouble);
-  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
+  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong),
+             targets = torch::randint(0, 64, {2, 30}, torch::kLong);
   const auto [loss, grads] = whole_window(model, tokens, targets);
   const auto [truncated_loss, truncated_grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, 30});
   EXPECT_NEAR(truncated_loss, loss, 1e-9 * loss);
@@ -209,12 +214,14 @@ TEST(ChunkedTraining, TruncatedModeGivesTheSameGradientsWithCheckpointing) {
   torch::manual_seed(5);
   Gpt model(small("rope"));
   model->to(torch::kDouble);
-  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong), targets = torch::randint(0, 64, {2, 30}, torch::kLong);
+  const auto tokens = torch::randint(0, 64, {2, 30}, torch::kLong),
+             targets = torch::randint(0, 64, {2, 30}, torch::kLong);
   for (std::int64_t memory : {30, 4}) {
     apply_activation_checkpointing(model, 0);
     const auto [loss, grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, memory});
     apply_activation_checkpointing(model, 1);
-    const auto [checkpointed_loss, checkpointed_grads] = chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, memory});
+    const auto [checkpointed_loss, checkpointed_grads] =
+        chunked(model, tokens, targets, {ChunkMode::kTruncated, 8, memory});
     EXPECT_NEAR(checkpointed_loss, loss, 1e-12 * loss) << "memory " << memory;
     EXPECT_LT(worst_relative(checkpointed_grads, grads), 1e-9) << "memory " << memory;
   }
@@ -257,7 +264,7 @@ TEST(CausalAttentionAfterPast, AlignsTheCausalMaskToTheLowerRight) {
 }
 
 TEST(CausalAttentionAfterPast, CudaRunsFlashWithTheLowerRightMask) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/gpu_session.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
   // bf16 inputs: ATen's flash kernel, called directly with is_causal (bf16 rounding: 2e-2).
   expect_lower_right_causal_attention(c10::Device(c10::kCUDA, 0), at::kBFloat16, 2e-2, "flash (lower-right causal)");
   // fp32: flash refuses, the explicit mask runs.

@@ -61,9 +61,11 @@ TEST(EndToEnd, PrepareInspectAndVersion) {
   EXPECT_NE(shard.output.find("tokenizer byte"), std::string::npos) << shard.output;
 
   const std::string run = (dir / "run");
-  auto trained = run_aios("train --dataset-file " + set + " --model tiny --n-layer 1 --n-head 2 --n-embd 32 "
+  auto trained = run_aios("train --dataset-file " + set +
+                          " --model tiny --n-layer 1 --n-head 2 --n-embd 32 "
                           "--window-size 32 --batch-size 2 --steps 3 --warmup-steps 1 --device cpu --no-amp "
-                          "--no-gradient-checkpointing --out-dir " + run + " --log-file " + run + "/m.jsonl");
+                          "--no-gradient-checkpointing --out-dir " +
+                          run + " --log-file " + run + "/m.jsonl");
   ASSERT_EQ(trained.status, 0) << trained.output;
   EXPECT_NE(trained.output.find("step 3/3"), std::string::npos) << trained.output;
   EXPECT_EQ(lines(testing::read_file(run + "/m.jsonl")), 4);  // config + 3 steps
@@ -76,8 +78,9 @@ TEST(EndToEnd, PrepareInspectAndVersion) {
 
   auto help = run_aios("train --help");
   ASSERT_EQ(help.status, 0);
-  for (const char* flag : {"--gradient-checkpointing", "--no-amp", "--use-8bit-optimizer", "--gradient-accumulation-steps",
-                           "--batch-size", "--steps", "--window-size", "--dataset-file", "--log-file", "--model"}) {
+  for (const char* flag :
+       {"--gradient-checkpointing", "--no-amp", "--use-8bit-optimizer", "--gradient-accumulation-steps", "--batch-size",
+        "--steps", "--window-size", "--dataset-file", "--log-file", "--model"}) {
     EXPECT_NE(help.output.find(flag), std::string::npos) << flag;
   }
 }
@@ -92,8 +95,7 @@ TEST(EndToEnd, BadInputGivesOneLineAndANonZeroExit) {
       {"prepare " + (dir / "missing.txt"), "missing.txt"},
       {"prepare " + (dir / "empty.txt") + " -o " + (dir / "s"), "corpus is empty"},
       {"prepare " + (dir / "a.txt") + " --shard-tokens -5", "--shard-tokens"},
-      {"prepare " + (dir / "a.txt") + " --tokenizer " + (dir / "a.txt") + " -o " + (dir / "t"),
-       "a.txt"},
+      {"prepare " + (dir / "a.txt") + " --tokenizer " + (dir / "a.txt") + " -o " + (dir / "t"), "a.txt"},
       {"train --dataset-file " + missing_set + " --batch-size -1", "--batch-size"},
       {"train --dataset-file " + missing_set + " --window-size 0", "--window-size"},
       {"train --dataset-file " + missing_set + " --frobnicate", "--frobnicate"},

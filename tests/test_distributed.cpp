@@ -2,11 +2,11 @@
 // start `mpirun -np N --oversubscribe aios train ...` and compare the checkpoints with a 1-rank run
 // of the same global batch. Covers plain all-reduce, ZeRO-1 with fp32 and 8-bit state, an
 // out-of-memory on one rank, resume, and a rank that dies mid-step.
+#include <torch/cuda.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <functional>
-
-#include <torch/cuda.h>
 
 #include "trainer_fixture.h"
 
@@ -38,14 +38,17 @@ class DistributedTest : public TrainerTest {
   // keeps the output in dir_/run.log.
   int launch(const TrainOptions& o, int world, const std::string& extra = "", const std::string& env = "") const {
     std::string command = env + " ";
-    if (world > 1) command += "mpirun -np " + std::to_string(world) + " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
-                              "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP ";
+    if (world > 1)
+      command += "mpirun -np " + std::to_string(world) +
+                 " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
+                 "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP ";
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file + " --model tiny --n-layer 2" +
-               " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) + " --seq-len 64 --window-size 16 --batch-size " +
-               std::to_string(o.data.batch_size) + " --steps " + std::to_string(o.run.steps) +
-               " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " + device_ + " --no-amp" +
-               " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) + " --out-dir " + o.run.out_dir +
-               " --log-file " + o.run.log_file + " " + extra + " > " + o.run.out_dir + ".log 2>&1";
+               " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) +
+               " --seq-len 64 --window-size 16 --batch-size " + std::to_string(o.data.batch_size) + " --steps " +
+               std::to_string(o.run.steps) + " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " +
+               device_ + " --no-amp" + " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) +
+               " --out-dir " + o.run.out_dir + " --log-file " + o.run.log_file + " " + extra + " > " + o.run.out_dir +
+               ".log 2>&1";
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   }
@@ -82,7 +85,7 @@ TEST_F(DistributedTest, TwoAndThreeRanksMatchOneRankForAllReduceAndZeroWithFp32A
 // The same comparison over NCCL on two GPUs, with small buckets so that many reduce-scatters and
 // all-reduces overlap the backward on NCCL's own stream (float64: only summation order differs).
 TEST_F(DistributedTest, TwoGpusOverNcclMatchOneGpu) {
-  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices (bench/gpu_session.sh distributed-tests)";
+  if (torch::cuda::device_count() < 2) GTEST_SKIP() << "needs 2 CUDA devices (bench/run.sh distributed-tests)";
   device_ = "cuda";
   for (const std::string optimizer : {"", "--use-8bit-optimizer"}) {
     const auto single = run_options("gpu-one" + std::to_string(optimizer.size()), 1, 6);

@@ -46,8 +46,9 @@ class GradientBuckets : public testing::TestWithParam<Variant> {
   void backward(const std::function<void()>& before_last_backward) {
     const auto inputs = tokens_.slice(1, 0, 32), targets = tokens_.slice(1, 1, 33);
     if (GetParam().exact_chunks) {
-      chunked_forward_backward(model_, inputs, targets, {ChunkMode::kExact, 8, 0}, MixedPrecision{},
-                               [](const torch::Tensor& loss) { return loss; }, before_last_backward);
+      chunked_forward_backward(
+          model_, inputs, targets, {ChunkMode::kExact, 8, 0}, MixedPrecision{},
+          [](const torch::Tensor& loss) { return loss; }, before_last_backward);
     } else {
       const auto loss = model_->loss_sum(inputs, targets);
       before_last_backward();

@@ -47,8 +47,9 @@ TEST(MixedPrecision, AutoPicksBf16OnTheCpuAndRejectsFloat64) {
   EXPECT_FALSE(mp.needs_loss_scaling());
   EXPECT_TRUE(resolve_mixed_precision(true, AmpDtype::kFp16, at::kCPU, at::kFloat).needs_loss_scaling());
   EXPECT_FALSE(resolve_mixed_precision(false, AmpDtype::kFp16, at::kCPU, at::kFloat).enabled);
-  EXPECT_NE(testing::error_of([] { resolve_mixed_precision(true, AmpDtype::kAuto, at::kCPU, at::kDouble); }).find("--amp"),
-            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([] { resolve_mixed_precision(true, AmpDtype::kAuto, at::kCPU, at::kDouble); }).find("--amp"),
+      std::string::npos);
 }
 
 TEST(MixedPrecision, CheckpointedBlocksRecomputeUnderTheForwardsAutocast) {

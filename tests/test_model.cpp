@@ -114,7 +114,7 @@ namespace aios {
 namespace {
 
 TEST(Gpt, CudaMatchesCpu) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in scripts/gpu_check.sh)";
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
   torch::manual_seed(4);
   GptConfig c = gpt_preset("tiny");
   c.vocab_size = 300;

@@ -88,8 +88,8 @@ TEST_F(TrainerTest, OutOfMemoryAtMicroBatchOneStopsWithWhatToEnable) {
     testing::ScopedEnv times("AIOS_FAULT_OOM_TIMES", "10");
     message = testing::error_of([&] { train(o); });
   }
-  for (const char* expected : {"step 3", "micro-batch 1", "--gradient-checkpointing", "--amp", "--use-8bit-optimizer",
-                               "--window-size"}) {
+  for (const char* expected :
+       {"step 3", "micro-batch 1", "--gradient-checkpointing", "--amp", "--use-8bit-optimizer", "--window-size"}) {
     EXPECT_NE(message.find(expected), std::string::npos) << expected << " in: " << message;
   }
   EXPECT_EQ(testing::read_file(dir_ / "oom1/latest"), "ckpt-00000002.pt\n");

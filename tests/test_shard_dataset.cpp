@@ -74,7 +74,8 @@ TEST_F(ShardDatasetTest, RanksAreDisjointAndCoverEveryWindowOncePerEpoch) {
         const std::uint64_t position = data.cursor() + static_cast<std::uint64_t>(rank);
         data.next_windows(4, batch.data());
         for (int i = 0; i < 4; ++i) {
-          if (position + static_cast<std::uint64_t>(i * world) >= static_cast<std::uint64_t>(n)) continue;  // next epoch
+          if (position + static_cast<std::uint64_t>(i * world) >= static_cast<std::uint64_t>(n))
+            continue;  // next epoch
           ++served[ids[i]];
           data.read_window(ids[i], expected.data());
           ASSERT_TRUE(std::equal(expected.begin(), expected.end(), batch.begin() + i * (kSeqLen + 1)));

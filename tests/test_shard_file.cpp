@@ -52,8 +52,7 @@ TEST_P(ShardFileRoundTrip, ReadsBackWhatWasWritten) {
   EXPECT_THROW(reader.read(100'000, 10, past_end.data()), Error);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothDtypes, ShardFileRoundTrip,
-                         ::testing::Values(TokenDtype::kUint16, TokenDtype::kUint32));
+INSTANTIATE_TEST_SUITE_P(BothDtypes, ShardFileRoundTrip, ::testing::Values(TokenDtype::kUint16, TokenDtype::kUint32));
 
 TEST(ShardFile, RefusesIdsThatDoNotFitUint16) {
   testing::ScratchDir dir;

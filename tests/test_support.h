@@ -1,12 +1,11 @@
 // Helpers shared by the tests: a scratch directory per test and small file utilities.
 #pragma once
 
-#include <cstdlib>
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <random>
@@ -24,8 +23,8 @@ class ScratchDir {
  public:
   ScratchDir() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = join_path(temp_directory(), "aios-test-" + std::to_string(::getpid()) + "-" +
-                                            info->test_suite_name() + "-" + info->name());
+    path_ = join_path(temp_directory(),
+                      "aios-test-" + std::to_string(::getpid()) + "-" + info->test_suite_name() + "-" + info->name());
     // Parameterized test names hold '/'.
     for (std::size_t i = temp_directory().size() + 1; i < path_.size(); ++i) {
       if (path_[i] == '/') path_[i] = '_';
@@ -54,8 +53,8 @@ inline std::string read_file(const std::string& path) {
 
 // Deterministic English-like text: words from a small vocabulary, lines and paragraphs.
 inline std::string sample_text(std::size_t bytes, std::uint32_t seed) {
-  static const char* words[] = {"the", "model", "learns", "a", "token", "window", "of", "text", "and",
-                                "gradient", "memory", "shard", "rank", "ünïcode", "日本語", "42", "step"};
+  static const char* words[] = {"the",      "model",  "learns", "a",    "token",   "window", "of", "text", "and",
+                                "gradient", "memory", "shard",  "rank", "ünïcode", "日本語", "42", "step"};
   std::mt19937 rng(seed);
   std::string text;
   while (text.size() < bytes) {

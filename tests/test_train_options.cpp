@@ -54,7 +54,10 @@ TEST(TrainOptions, ConfigFileGivesTheSameOptionsAndTheCommandLineWins) {
 }
 
 TEST(TrainOptions, ShippedConfigsParse) {
-  for (const char* name : {"conservative-vram.toml", "long-context.toml", "tiny-demo.toml"}) {
+  for (const char* name :
+       {"conservative-vram.toml", "long-context.toml", "tiny-demo.toml", "techniques/fp32-baseline.toml",
+        "techniques/amp-bf16.toml", "techniques/checkpointing.toml", "techniques/8bit-adamw.toml",
+        "techniques/chunked-loss.toml", "techniques/amp-chunked-loss.toml", "techniques/all-together.toml"}) {
     const std::string path = join_path(AIOS_SOURCE_DIR "/configs", name);
     ASSERT_TRUE(path_exists(path)) << path;
     EXPECT_NO_THROW(parse({"--config", path})) << name;

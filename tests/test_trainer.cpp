@@ -26,8 +26,8 @@ TEST_F(TrainerTest, LossFallsAndMetricsAreLogged) {
   int steps = 0, evals = 0;
   while (std::getline(log, line)) {
     const auto record = nlohmann::json::parse(line);
-    for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "step_time_ms",
-                            "micro_batch", "accumulation", "mfu"}) {
+    for (const char* key : {"step", "loss", "lr", "grad_norm", "tokens", "tokens_per_s", "step_time_ms", "micro_batch",
+                            "accumulation", "mfu"}) {
       ASSERT_TRUE(record.contains(key)) << key << " in " << line;
     }
     ++steps;
@@ -70,7 +70,8 @@ TEST_F(TrainerTest, MicroBatchTimesAccumulationLeavesTheUpdateUnchanged) {
   }
   for (std::size_t run = 1; run < results.size(); ++run) {
     for (std::size_t i = 0; i < results[0].size(); ++i) {
-      ASSERT_LT((results[0][i] - results[run][i]).abs().max().item<double>(), 1e-12) << "run " << run << " tensor " << i;
+      ASSERT_LT((results[0][i] - results[run][i]).abs().max().item<double>(), 1e-12)
+          << "run " << run << " tensor " << i;
     }
   }
 }

@@ -88,7 +88,8 @@ class TrainerTest : public ::testing::Test {
     std::printf("%s vs fp32: %.5f vs %.5f (%.3f%%)\n", what, candidate, reference,
                 100 * std::abs(candidate - reference) / reference);
     EXPECT_LT(reference, learned_below) << "fp32 run did not learn";
-    EXPECT_LT(std::abs(candidate - reference) / reference, bound) << "fp32 " << reference << " " << what << " " << candidate;
+    EXPECT_LT(std::abs(candidate - reference) / reference, bound)
+        << "fp32 " << reference << " " << what << " " << candidate;
   }
 
   // Largest |a - b| / (|b| + 1e-3) over all parameters: a relative difference that tolerates zeros.

@@ -56,22 +56,22 @@ void list_into(const std::string& directory, std::vector<std::string>& files) {
 }  // namespace
 
 bool path_exists(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   return ::stat(path.c_str(), &info) == 0;
 }
 
 bool is_directory(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
 }
 
 bool is_regular_file(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
 }
 
 std::int64_t file_size(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   if (::stat(path.c_str(), &info) != 0) throw Error(path, "cannot be read: " + errno_text());
   return static_cast<std::int64_t>(info.st_size);
 }
@@ -85,7 +85,7 @@ void make_directories(const std::string& path) {
 }
 
 void remove_tree(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   if (::lstat(path.c_str(), &info) != 0) return;
   if (!S_ISDIR(info.st_mode)) {
     ::remove(path.c_str());

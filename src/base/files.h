@@ -20,8 +20,8 @@ bool is_directory(const std::string& path);
 bool is_regular_file(const std::string& path);
 std::int64_t file_size(const std::string& path);  // throws when the file cannot be stat'ed
 
-void make_directories(const std::string& path);  // like mkdir -p; throws on failure
-void remove_tree(const std::string& path);       // like rm -rf; no error if missing
+void make_directories(const std::string& path);                    // like mkdir -p; throws on failure
+void remove_tree(const std::string& path);                         // like rm -rf; no error if missing
 void rename_path(const std::string& from, const std::string& to);  // throws on failure
 void copy_file(const std::string& from, const std::string& to);
 
@@ -30,11 +30,11 @@ void copy_file(const std::string& from, const std::string& to);
 std::vector<std::string> list_files_recursive(const std::string& directory);
 
 std::string join_path(const std::string& directory, const std::string& name);
-std::string file_name(const std::string& path);   // "a/b.txt" -> "b.txt"
-std::string parent_path(const std::string& path); // "a/b.txt" -> "a", "b.txt" -> ""
-std::string file_stem(const std::string& path);   // "a/b.txt" -> "b"
+std::string file_name(const std::string& path);       // "a/b.txt" -> "b.txt"
+std::string parent_path(const std::string& path);     // "a/b.txt" -> "a", "b.txt" -> ""
+std::string file_stem(const std::string& path);       // "a/b.txt" -> "b"
 std::string file_extension(const std::string& path);  // "a/b.txt" -> ".txt"
-std::string temp_directory();                     // $TMPDIR or /tmp
+std::string temp_directory();                         // $TMPDIR or /tmp
 
 // A directory being built at `<final>.tmp-<pid>`. commit() renames it to `final` (replacing an
 // existing one only when `replace` is set); if commit() never runs the temporary is removed.

@@ -11,7 +11,8 @@
 namespace aios::cli {
 
 void enable_config_file(CLI::App& command) {
-  command.add_option("--config", "Read options from a TOML file (keys are the long option names; the command line wins)")
+  command
+      .add_option("--config", "Read options from a TOML file (keys are the long option names; the command line wins)")
       ->check(CLI::ExistingFile);
 }
 
@@ -56,10 +57,10 @@ int fail(const std::string& message) {
 int run(int argc, char** argv) {
   CLI::App app{"aios: trains decoder-only transformer language models (GPT-2 family) from text", "aios"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", [] { return version_report(); }, "Print versions of aios and its libraries");
-  const std::map<std::string, CommandAction> actions = {{"prepare", add_prepare_command(app)},
-                                                        {"train", add_train_command(app)},
-                                                        {"inspect", add_inspect_command(app)}};
+  app.set_version_flag(
+      "--version", [] { return version_report(); }, "Print versions of aios and its libraries");
+  const std::map<std::string, CommandAction> actions = {
+      {"prepare", add_prepare_command(app)}, {"train", add_train_command(app)}, {"inspect", add_inspect_command(app)}};
 
   try {
     // Parse everything first: CLI11 checks unknown config keys only after subcommand callbacks.

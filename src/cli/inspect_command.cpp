@@ -46,9 +46,8 @@ std::string preview(const ShardFileReader& reader, const std::string& set_direct
 void print_shard_file(const std::string& path, const InspectOptions& options) {
   ShardFileReader reader(path);
   const auto& a = reader.attributes();
-  std::printf("shard %s\n  split %s, %lld tokens (%s), %zu documents start here\n", path.c_str(),
-              a.split.c_str(), static_cast<long long>(reader.size()), to_string(reader.dtype()).c_str(),
-              reader.doc_offsets().size());
+  std::printf("shard %s\n  split %s, %lld tokens (%s), %zu documents start here\n", path.c_str(), a.split.c_str(),
+              static_cast<long long>(reader.size()), to_string(reader.dtype()).c_str(), reader.doc_offsets().size());
   std::printf("  tokenizer %s (hash %s), vocab %lld, end-of-text %s\n", a.tokenizer_kind.c_str(),
               a.tokenizer_hash.c_str(), static_cast<long long>(a.vocab_size),
               a.end_of_text_id ? std::to_string(*a.end_of_text_id).c_str() : "none");
@@ -68,9 +67,8 @@ void print_shard_set(const std::string& path, const InspectOptions& options) {
               m.tokenizer.end_of_text_id ? std::to_string(*m.tokenizer.end_of_text_id).c_str() : "none",
               to_string(m.dtype).c_str());
   for (const char* split : {"train", "val"}) {
-    std::printf("  %-5s %lld tokens, %lld documents, %lld shard(s)\n", split,
-                static_cast<long long>(m.tokens(split)), static_cast<long long>(m.documents(split)),
-                static_cast<long long>(m.shard_count(split)));
+    std::printf("  %-5s %lld tokens, %lld documents, %lld shard(s)\n", split, static_cast<long long>(m.tokens(split)),
+                static_cast<long long>(m.documents(split)), static_cast<long long>(m.shard_count(split)));
   }
   std::printf("  split blocks of %lld tokens, val fraction %g, up to %lld tokens per shard\n",
               static_cast<long long>(m.split_block_tokens), m.val_fraction, static_cast<long long>(m.shard_tokens));
@@ -101,10 +99,12 @@ CommandAction add_inspect_command(CLI::App& app) {
   auto options = std::make_shared<InspectOptions>();
   CLI::App* cmd = app.add_subcommand("inspect", "Print what a shard set or shard file holds");
   cmd->add_option("path", options->path, "Shard set directory, manifest.json or .h5 shard")
-      ->required()->check(CLI::ExistingPath);
+      ->required()
+      ->check(CLI::ExistingPath);
   cmd->add_flag("--verify", options->verify, "Read every shard and check its checksum against the manifest");
   cmd->add_option("--preview-tokens", options->preview_tokens, "Tokens decoded from the start of a shard file")
-      ->capture_default_str()->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
   return [options] { run_inspect(*options); };
 }
 

@@ -16,13 +16,13 @@ namespace aios::cli {
 
 std::string version_report() {
   std::string report = "aios " AIOS_VERSION "\n";
-  report += "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
-            "." + std::to_string(TORCH_VERSION_PATCH);
+  report += "LibTorch " + std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+            std::to_string(TORCH_VERSION_PATCH);
 #if AIOS_WITH_CUDA
   report += " (CUDA build)\n";
   const bool cuda = torch::cuda::is_available();
-  report += "CUDA: compiled in; " + (cuda ? std::to_string(torch::cuda::device_count()) + " device(s)"
-                                         : std::string("no device available"));
+  report += "CUDA: compiled in; " +
+            (cuda ? std::to_string(torch::cuda::device_count()) + " device(s)" : std::string("no device available"));
   if (cuda) report += ", device 0: " + std::string(at::cuda::getDeviceProperties(0)->name);
   int nccl = 0;
   ncclGetVersion(&nccl);

@@ -26,8 +26,7 @@ class ByteTokenizer final : public Tokenizer {
     std::string text(ids.size(), '\0');
     for (std::size_t i = 0; i < ids.size(); ++i) {
       if (ids[i] > 255) {
-        throw Error("byte tokenizer", "id " + std::to_string(ids[i]) + " is out of range",
-                    "ids 0..255");
+        throw Error("byte tokenizer", "id " + std::to_string(ids[i]) + " is out of range", "ids 0..255");
       }
       text[i] = static_cast<char>(ids[i]);
     }

@@ -14,8 +14,7 @@ void silence_library_errors() {
 
 void write_attribute(hid_t object, const char* name, std::int64_t value) {
   Id space(H5Screate(H5S_SCALAR), H5Sclose);
-  Id attribute(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
-               H5Aclose);
+  Id attribute(H5Acreate2(object, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   if (!attribute.valid() || H5Awrite(attribute.get(), H5T_NATIVE_INT64, &value) < 0) {
     throw Error("hdf5", std::string("cannot write attribute ") + name);
   }
@@ -26,8 +25,7 @@ void write_attribute(hid_t object, const char* name, const std::string& value) {
   Id type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.empty() ? 1 : value.size());
   H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-  Id attribute(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-               H5Aclose);
+  Id attribute(H5Acreate2(object, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   std::string padded = value.empty() ? std::string(1, '\0') : value;
   if (!attribute.valid() || H5Awrite(attribute.get(), type.get(), padded.data()) < 0) {
     throw Error("hdf5", std::string("cannot write attribute ") + name);

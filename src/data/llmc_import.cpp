@@ -54,15 +54,15 @@ LlmcHeader read_llmc_header(const std::string& path) {
     h.default_vocab_size = 128256;
     h.default_end_of_text = 128000;
   } else {
-    throw Error(path, "llm.c header has magic " + std::to_string(h.magic) + " version " +
-                          std::to_string(h.version),
+    throw Error(path, "llm.c header has magic " + std::to_string(h.magic) + " version " + std::to_string(h.version),
                 "magic 20240520 version 1 (GPT-2, uint16) or magic 20240801 version 7 (Llama 3, uint32)");
   }
   const auto expected = static_cast<std::int64_t>(kHeaderBytes) + h.tokens * bytes_per_token(h.dtype);
   const std::int64_t actual = file_size(path);
   if (actual != expected) {
-    throw Error(path, "holds " + std::to_string(actual) + " bytes but its header announces " +
-                          std::to_string(h.tokens) + " tokens (" + std::to_string(expected) + " bytes)",
+    throw Error(path,
+                "holds " + std::to_string(actual) + " bytes but its header announces " + std::to_string(h.tokens) +
+                    " tokens (" + std::to_string(expected) + " bytes)",
                 "a complete llm.c token file (truncated download?)");
   }
   return h;

@@ -33,18 +33,17 @@ std::int64_t Manifest::shard_count(const std::string& split) const {
 json manifest_to_json(const Manifest& m) {
   json shards = json::array();
   for (const auto& s : m.shards) {
-    shards.push_back({{"file", s.file}, {"split", s.split}, {"tokens", s.tokens},
-                      {"documents", s.documents}, {"crc32", s.crc32}});
+    shards.push_back(
+        {{"file", s.file}, {"split", s.split}, {"tokens", s.tokens}, {"documents", s.documents}, {"crc32", s.crc32}});
   }
   json splits = json::object();
   for (const char* split : {"train", "val"}) {
-    splits[split] = {{"tokens", m.tokens(split)}, {"documents", m.documents(split)},
-                     {"shards", m.shard_count(split)}};
+    splits[split] = {{"tokens", m.tokens(split)}, {"documents", m.documents(split)}, {"shards", m.shard_count(split)}};
   }
-  json tokenizer = {{"kind", m.tokenizer.kind}, {"hash", m.tokenizer.hash},
+  json tokenizer = {{"kind", m.tokenizer.kind},
+                    {"hash", m.tokenizer.hash},
                     {"vocab_size", m.tokenizer.vocab_size},
-                    {"end_of_text_id", m.tokenizer.end_of_text_id ? json(*m.tokenizer.end_of_text_id)
-                                                                  : json(nullptr)},
+                    {"end_of_text_id", m.tokenizer.end_of_text_id ? json(*m.tokenizer.end_of_text_id) : json(nullptr)},
                     {"model_file", m.tokenizer.model_file}};
   return {{"format", "aios-shards"},
           {"format_version", kManifestFormatVersion},

@@ -38,8 +38,7 @@ void check_options(const PrepareOptions& o) {
     throw Error("--dtype", "unknown value '" + o.dtype + "'", "auto, uint16 or uint32");
   }
   if (o.train_tokenizer_vocab > 0 && o.tokenizer != "byte") {
-    throw Error("--train-tokenizer", "cannot be combined with --tokenizer " + o.tokenizer,
-                "one of them");
+    throw Error("--train-tokenizer", "cannot be combined with --tokenizer " + o.tokenizer, "one of them");
   }
 }
 
@@ -64,8 +63,9 @@ std::int64_t effective_split_block(const PrepareOptions& o, std::int64_t estimat
 
 class Progress {
  public:
-  Progress(std::int64_t total, const std::function<void(const PrepareProgress&)>& callback)
-      : callback_(callback) { state_.bytes_total = total; }
+  Progress(std::int64_t total, const std::function<void(const PrepareProgress&)>& callback) : callback_(callback) {
+    state_.bytes_total = total;
+  }
   void advance(std::int64_t bytes, std::int64_t tokens) {
     state_.bytes_done += bytes;
     state_.tokens = tokens;
@@ -77,8 +77,8 @@ class Progress {
   PrepareProgress state_;
 };
 
-void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokenizer,
-                   const std::string& documents, ShardSetWriter& writer, Progress& progress) {
+void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokenizer, const std::string& documents,
+                   ShardSetWriter& writer, Progress& progress) {
   const auto eot = tokenizer.end_of_text_id();
   std::vector<std::uint32_t> ids;
   auto end_document = [&] {
@@ -112,16 +112,18 @@ void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokeni
 }
 
 // llm.c files mark documents with a delimiter token at each document's start.
-void import_llmc(const std::vector<InputFile>& inputs, std::uint32_t delimiter,
-                 std::int64_t vocab_size, ShardSetWriter& writer, Progress& progress) {
+void import_llmc(const std::vector<InputFile>& inputs, std::uint32_t delimiter, std::int64_t vocab_size,
+                 ShardSetWriter& writer, Progress& progress) {
   for (const auto& input : inputs) {
     const auto header = read_llmc_header(input.path);
     read_llmc_tokens(input.path, kTokenPiece, [&](std::span<const std::uint32_t> tokens) {
       std::size_t start = 0;
       for (std::size_t i = 0; i < tokens.size(); ++i) {
         if (tokens[i] >= static_cast<std::uint64_t>(vocab_size)) {
-          throw Error(input.path, "token id " + std::to_string(tokens[i]) + " is not below the vocab size " +
-                                      std::to_string(vocab_size), "--vocab-size larger than every id");
+          throw Error(
+              input.path,
+              "token id " + std::to_string(tokens[i]) + " is not below the vocab size " + std::to_string(vocab_size),
+              "--vocab-size larger than every id");
         }
         if (tokens[i] == delimiter) {
           writer.append(tokens.subspan(start, i - start));
@@ -171,8 +173,8 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     manifest.tokenizer.kind = "llmc-import";
     manifest.tokenizer.hash = header.magic == kLlmcGpt2Magic ? "gpt2-bpe" : "llama3-tiktoken";
     manifest.tokenizer.vocab_size = options.vocab_size > 0 ? options.vocab_size : header.default_vocab_size;
-    llmc_delimiter = options.end_of_text_id >= 0 ? static_cast<std::uint32_t>(options.end_of_text_id)
-                                                 : header.default_end_of_text;
+    llmc_delimiter =
+        options.end_of_text_id >= 0 ? static_cast<std::uint32_t>(options.end_of_text_id) : header.default_end_of_text;
     manifest.tokenizer.end_of_text_id = llmc_delimiter;
     estimated_tokens = 0;
     for (const auto& input : inputs) estimated_tokens += read_llmc_header(input.path).tokens;
@@ -181,8 +183,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     if (options.train_tokenizer_vocab > 0) {
       std::vector<std::string> paths;
       for (const auto& input : inputs) paths.push_back(input.path);
-      model_path = train_sentencepiece(paths, options.train_tokenizer_vocab,
-                                       join_path(staging.path(), "tokenizer"));
+      model_path = train_sentencepiece(paths, options.train_tokenizer_vocab, join_path(staging.path(), "tokenizer"));
       remove_tree(join_path(staging.path(), "tokenizer.vocab"));
     } else if (model_path != "byte") {
       tokenizer = load_tokenizer(model_path);  // validates before the copy

@@ -13,17 +13,17 @@
 namespace aios {
 
 struct PrepareOptions {
-  std::vector<std::string> inputs;       // text files, directories, or llm.c .bin files
-  std::string output;                    // shard set directory
-  std::string tokenizer = "byte";        // "byte" or a SentencePiece .model path
+  std::vector<std::string> inputs;         // text files, directories, or llm.c .bin files
+  std::string output;                      // shard set directory
+  std::string tokenizer = "byte";          // "byte" or a SentencePiece .model path
   std::int64_t train_tokenizer_vocab = 0;  // > 0: train a SentencePiece BPE model of this size
   std::int64_t shard_tokens = 100'000'000;
   double val_fraction = 0.005;
   std::int64_t split_block_tokens = 1 << 20;  // upper bound; small corpora get smaller blocks
-  std::string dtype = "auto";             // auto | uint16 | uint32
-  std::string documents = "file";         // file | line: what one document is in text input
-  std::int64_t vocab_size = 0;            // llm.c import: 0 = from the file's magic
-  std::int64_t end_of_text_id = -1;       // llm.c import: -1 = from the file's magic
+  std::string dtype = "auto";                 // auto | uint16 | uint32
+  std::string documents = "file";             // file | line: what one document is in text input
+  std::int64_t vocab_size = 0;                // llm.c import: 0 = from the file's magic
+  std::int64_t end_of_text_id = -1;           // llm.c import: -1 = from the file's magic
   bool overwrite = false;
 };
 

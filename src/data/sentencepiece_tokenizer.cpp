@@ -57,8 +57,8 @@ std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path)
   return std::make_unique<SentencePieceTokenizer>(path);
 }
 
-std::string train_sentencepiece_model(const std::vector<std::string>& inputs,
-                                      std::int64_t vocab_size, const std::string& model_prefix) {
+std::string train_sentencepiece_model(const std::vector<std::string>& inputs, std::int64_t vocab_size,
+                                      const std::string& model_prefix) {
   if (vocab_size < 300 || vocab_size > 1'000'000) {
     throw Error("--train-tokenizer", "vocab size " + std::to_string(vocab_size) + " is out of range",
                 "300..1000000 (byte fallback alone takes 259 ids)");
@@ -67,13 +67,22 @@ std::string train_sentencepiece_model(const std::vector<std::string>& inputs,
   for (const auto& input : inputs) input_list += (input_list.empty() ? "" : ",") + input;
   // Identity normalization, no dummy prefix, kept whitespace and byte fallback make
   // decode(encode(text)) == text for any UTF-8 or binary input.
-  const std::unordered_map<std::string, std::string> args = {
-      {"input", input_list}, {"model_prefix", model_prefix}, {"vocab_size", std::to_string(vocab_size)},
-      {"model_type", "bpe"}, {"normalization_rule_name", "identity"}, {"add_dummy_prefix", "false"},
-      {"remove_extra_whitespaces", "false"}, {"byte_fallback", "true"}, {"split_digits", "true"},
-      {"character_coverage", "0.9995"}, {"input_sentence_size", "2000000"},
-      {"shuffle_input_sentence", "true"}, {"max_sentence_length", "65536"},
-      {"allow_whitespace_only_pieces", "true"}, {"hard_vocab_limit", "false"}, {"minloglevel", "2"}};
+  const std::unordered_map<std::string, std::string> args = {{"input", input_list},
+                                                             {"model_prefix", model_prefix},
+                                                             {"vocab_size", std::to_string(vocab_size)},
+                                                             {"model_type", "bpe"},
+                                                             {"normalization_rule_name", "identity"},
+                                                             {"add_dummy_prefix", "false"},
+                                                             {"remove_extra_whitespaces", "false"},
+                                                             {"byte_fallback", "true"},
+                                                             {"split_digits", "true"},
+                                                             {"character_coverage", "0.9995"},
+                                                             {"input_sentence_size", "2000000"},
+                                                             {"shuffle_input_sentence", "true"},
+                                                             {"max_sentence_length", "65536"},
+                                                             {"allow_whitespace_only_pieces", "true"},
+                                                             {"hard_vocab_limit", "false"},
+                                                             {"minloglevel", "2"}};
   // The sentence sample is shuffled: a fixed seed makes the trained model reproducible.
   sentencepiece::SetRandomGeneratorSeed(1234);
   const auto status = sentencepiece::SentencePieceTrainer::Train(args);

@@ -29,7 +29,8 @@ ShardDataset::ShardDataset(ShardSet shards, ShardDatasetOptions options)
   }
   shards_ = set_.shards(options_.split);
   first_window_.push_back(0);
-  for (const auto& shard : shards_) first_window_.push_back(first_window_.back() + windows_in_shard(shard, options_.window));
+  for (const auto& shard : shards_)
+    first_window_.push_back(first_window_.back() + windows_in_shard(shard, options_.window));
   if (first_window_.back() == 0) {
     throw Error(set_.directory(),
                 "split '" + options_.split + "' (" + std::to_string(set_.manifest().tokens(options_.split)) +

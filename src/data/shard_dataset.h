@@ -17,7 +17,7 @@ namespace aios {
 
 struct ShardDatasetOptions {
   std::string split = "train";
-  std::int64_t window = 0;      // tokens of context per sample (--window-size)
+  std::int64_t window = 0;  // tokens of context per sample (--window-size)
   int rank = 0;
   int world = 1;
   std::uint64_t seed = 0;
@@ -48,9 +48,7 @@ class ShardDataset {
   // Global position of the next round of reads: all that a checkpoint needs to resume exactly.
   std::uint64_t cursor() const { return cursor_; }
   void set_cursor(std::uint64_t cursor) { cursor_ = cursor; }
-  double epochs_done() const {
-    return static_cast<double>(cursor_) / static_cast<double>(windows_per_epoch());
-  }
+  double epochs_done() const { return static_cast<double>(cursor_) / static_cast<double>(windows_per_epoch()); }
 
  private:
   const ShardFileReader& reader(std::size_t shard) const;

@@ -9,8 +9,7 @@
 
 namespace aios {
 
-static_assert(std::endian::native == std::endian::little,
-              "shard checksums are defined over little-endian bytes");
+static_assert(std::endian::native == std::endian::little, "shard checksums are defined over little-endian bytes");
 
 std::string to_string(TokenDtype dtype) { return dtype == TokenDtype::kUint16 ? "uint16" : "uint32"; }
 
@@ -31,9 +30,7 @@ namespace {
 constexpr std::int64_t kCrcPieceTokens = 1 << 20;
 
 hid_t file_type(TokenDtype dtype) { return dtype == TokenDtype::kUint16 ? H5T_STD_U16LE : H5T_STD_U32LE; }
-hid_t memory_type(TokenDtype dtype) {
-  return dtype == TokenDtype::kUint16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT32;
-}
+hid_t memory_type(TokenDtype dtype) { return dtype == TokenDtype::kUint16 ? H5T_NATIVE_UINT16 : H5T_NATIVE_UINT32; }
 
 template <typename T>
 std::vector<T> narrowed(std::span<const std::uint32_t> tokens) {
@@ -43,8 +40,7 @@ std::vector<T> narrowed(std::span<const std::uint32_t> tokens) {
 hdf5::Id create_1d_dataset(hid_t file, const char* name, hid_t type, std::int64_t size) {
   const hsize_t dims[1] = {static_cast<hsize_t>(size)};
   hdf5::Id space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  return hdf5::Id(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                  H5Dclose);
+  return hdf5::Id(H5Dcreate2(file, name, type, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
 }
 
 }  // namespace
@@ -90,11 +86,10 @@ ShardSummary write_shard_file(const std::string& path, std::span<const std::uint
                         attributes.end_of_text_id ? std::int64_t{*attributes.end_of_text_id} : -1);
   hdf5::write_attribute(dataset.get(), "split", attributes.split);
 
-  hdf5::Id offsets = create_1d_dataset(file.get(), "doc_offsets", H5T_STD_U64LE,
-                                       static_cast<std::int64_t>(doc_offsets.size()));
-  if (!offsets.valid() ||
-      (!doc_offsets.empty() && H5Dwrite(offsets.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL,
-                                        H5P_DEFAULT, doc_offsets.data()) < 0)) {
+  hdf5::Id offsets =
+      create_1d_dataset(file.get(), "doc_offsets", H5T_STD_U64LE, static_cast<std::int64_t>(doc_offsets.size()));
+  if (!offsets.valid() || (!doc_offsets.empty() && H5Dwrite(offsets.get(), H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL,
+                                                            H5P_DEFAULT, doc_offsets.data()) < 0)) {
     throw Error(path, "cannot write dataset 'doc_offsets'");
   }
   if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw Error(path, "cannot flush HDF5 file");
@@ -113,9 +108,8 @@ struct ShardFileReader::Impl {
   template <typename T>
   void read(std::int64_t start, std::int64_t count, hid_t type, T* out) const {
     if (start < 0 || count < 0 || start + count > size) {
-      throw Error(path, "read of tokens [" + std::to_string(start) + ", " +
-                            std::to_string(start + count) + ") is outside the shard of " +
-                            std::to_string(size) + " tokens");
+      throw Error(path, "read of tokens [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                            ") is outside the shard of " + std::to_string(size) + " tokens");
     }
     if (count == 0) return;
     const hsize_t offset[1] = {static_cast<hsize_t>(start)};
@@ -124,8 +118,8 @@ struct ShardFileReader::Impl {
     hdf5::Id memory(H5Screate_simple(1, length, nullptr), H5Sclose);
     if (H5Sselect_hyperslab(selection.get(), H5S_SELECT_SET, offset, nullptr, length, nullptr) < 0 ||
         H5Dread(dataset.get(), type, memory.get(), selection.get(), H5P_DEFAULT, out) < 0) {
-      throw Error(path, "HDF5 read of tokens [" + std::to_string(start) + ", " +
-                            std::to_string(start + count) + ") failed (file damaged?)");
+      throw Error(path, "HDF5 read of tokens [" + std::to_string(start) + ", " + std::to_string(start + count) +
+                            ") failed (file damaged?)");
     }
   }
 };

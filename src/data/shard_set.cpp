@@ -3,7 +3,6 @@
 #include "base/error.h"
 #include "base/files.h"
 
-
 namespace aios {
 
 ShardSet ShardSet::open(const std::string& path) {
@@ -18,8 +17,7 @@ ShardSet ShardSet::open(const std::string& path) {
   }
   const std::string manifest_path = join_path(set.directory_, kManifestFileName);
   if (!path_exists(manifest_path)) {
-    throw Error(set.directory_, "has no manifest.json",
-                "a directory written by `aios prepare`");
+    throw Error(set.directory_, "has no manifest.json", "a directory written by `aios prepare`");
   }
   set.manifest_ = read_manifest(manifest_path);
   for (const auto& shard : set.manifest_.shards) set.open_shard(shard, /*verify_checksum=*/false);
@@ -43,25 +41,26 @@ ShardFileReader ShardSet::open_shard(const ShardRecord& shard, bool verify_check
   }
   ShardFileReader reader(path);
   if (reader.size() != shard.tokens) {
-    throw Error(path, "holds " + std::to_string(reader.size()) + " tokens but manifest.json says " +
-                          std::to_string(shard.tokens), "the shard written with this manifest; run `aios prepare` again");
+    throw Error(
+        path,
+        "holds " + std::to_string(reader.size()) + " tokens but manifest.json says " + std::to_string(shard.tokens),
+        "the shard written with this manifest; run `aios prepare` again");
   }
   if (reader.dtype() != manifest_.dtype) {
-    throw Error(path, "stores " + to_string(reader.dtype()) + " but manifest.json says " +
-                          to_string(manifest_.dtype));
+    throw Error(path, "stores " + to_string(reader.dtype()) + " but manifest.json says " + to_string(manifest_.dtype));
   }
   const auto& a = reader.attributes();
   if (a.vocab_size != manifest_.tokenizer.vocab_size || a.tokenizer_hash != manifest_.tokenizer.hash) {
-    throw Error(path, "was written with tokenizer " + a.tokenizer_kind + ":" + a.tokenizer_hash +
-                          " (vocab " + std::to_string(a.vocab_size) + ") but manifest.json names " +
-                          manifest_.tokenizer.kind + ":" + manifest_.tokenizer.hash + " (vocab " +
-                          std::to_string(manifest_.tokenizer.vocab_size) + ")");
+    throw Error(path, "was written with tokenizer " + a.tokenizer_kind + ":" + a.tokenizer_hash + " (vocab " +
+                          std::to_string(a.vocab_size) + ") but manifest.json names " + manifest_.tokenizer.kind + ":" +
+                          manifest_.tokenizer.hash + " (vocab " + std::to_string(manifest_.tokenizer.vocab_size) + ")");
   }
   if (verify_checksum) {
     const std::string crc = reader.compute_crc32();
     if (crc != shard.crc32) {
-      throw Error(path, "checksum " + crc + " does not match manifest.json's " + shard.crc32 +
-                            " (file changed or damaged)", "run `aios prepare` again");
+      throw Error(path,
+                  "checksum " + crc + " does not match manifest.json's " + shard.crc32 + " (file changed or damaged)",
+                  "run `aios prepare` again");
     }
   }
   return reader;

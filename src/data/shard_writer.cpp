@@ -27,8 +27,8 @@ void ShardSetWriter::append(std::span<const std::uint32_t> tokens) {
     const std::int64_t left_in_block = (block + 1) * options_.split_block_tokens - position_;
     SplitBuffer& target = is_validation_block(block) ? val_ : train_;
     const std::int64_t room = options_.shard_tokens - static_cast<std::int64_t>(target.tokens.size());
-    const auto take = static_cast<std::size_t>(
-        std::min({left_in_block, room, static_cast<std::int64_t>(tokens.size())}));
+    const auto take =
+        static_cast<std::size_t>(std::min({left_in_block, room, static_cast<std::int64_t>(tokens.size())}));
     if (document_pending_) {
       target.doc_offsets.push_back(target.tokens.size());
       document_pending_ = false;
@@ -46,8 +46,8 @@ void ShardSetWriter::flush(SplitBuffer& buffer) {
   std::snprintf(name, sizeof(name), "%s-%06d.h5", buffer.split.c_str(), buffer.next_index++);
   ShardAttributes attributes = options_.attributes;
   attributes.split = buffer.split;
-  const auto summary = write_shard_file(join_path(options_.directory, name), buffer.tokens,
-                                        buffer.doc_offsets, options_.dtype, attributes);
+  const auto summary = write_shard_file(join_path(options_.directory, name), buffer.tokens, buffer.doc_offsets,
+                                        options_.dtype, attributes);
   records_.push_back({name, buffer.split, summary.tokens, summary.documents, summary.crc32});
   buffer.tokens.clear();
   buffer.doc_offsets.clear();

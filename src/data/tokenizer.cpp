@@ -1,6 +1,5 @@
 #include "data/tokenizer.h"
 
-
 #include "base/error.h"
 #include "base/files.h"
 
@@ -8,8 +7,8 @@ namespace aios {
 
 #if AIOS_WITH_SENTENCEPIECE
 std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& path);
-std::string train_sentencepiece_model(const std::vector<std::string>& inputs,
-                                      std::int64_t vocab_size, const std::string& model_prefix);
+std::string train_sentencepiece_model(const std::vector<std::string>& inputs, std::int64_t vocab_size,
+                                      const std::string& model_prefix);
 bool sentencepiece_available() { return true; }
 #else
 bool sentencepiece_available() { return false; }

@@ -19,7 +19,7 @@ struct GradientReadyHook : torch::autograd::PostAccumulateGradHook {
 }  // namespace
 
 std::vector<std::vector<std::size_t>> make_buckets(const std::vector<std::int64_t>& numels,
-                                                    std::int64_t bucket_elements) {
+                                                   std::int64_t bucket_elements) {
   std::vector<std::vector<std::size_t>> buckets;
   std::int64_t filled = 0;
   for (std::size_t i = 0; i < numels.size(); ++i) {
@@ -44,14 +44,18 @@ std::vector<std::size_t> backward_order(const std::vector<at::Tensor>& params,
   };
   std::vector<std::size_t> order(params.size());
   std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return key(params[a]) < key(params[b]); });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return key(params[a]) < key(params[b]); });
   return order;
 }
 
 BucketSchedule::BucketSchedule(std::vector<at::Tensor> params, std::vector<std::vector<std::size_t>> buckets,
                                std::function<void(std::size_t)> launch)
-    : params_(std::move(params)), buckets_(std::move(buckets)), bucket_of_(params_.size(), 0),
-      pending_(buckets_.size(), 0), launch_(std::move(launch)) {
+    : params_(std::move(params)),
+      buckets_(std::move(buckets)),
+      bucket_of_(params_.size(), 0),
+      pending_(buckets_.size(), 0),
+      launch_(std::move(launch)) {
   for (std::size_t b = 0; b < buckets_.size(); ++b) {
     for (auto i : buckets_[b]) bucket_of_[i] = b;
   }

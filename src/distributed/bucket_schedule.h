@@ -18,7 +18,7 @@ namespace aios {
 // Bucket boundaries: consecutive runs of `numels` whose total stays within `bucket_elements`
 // (a tensor larger than that gets a bucket of its own).
 std::vector<std::vector<std::size_t>> make_buckets(const std::vector<std::int64_t>& numels,
-                                                    std::int64_t bucket_elements);
+                                                   std::int64_t bucket_elements);
 
 // Indices of `params` in the order a backward pass makes their gradients final: the reverse of
 // their order in `model_order` (the model's parameters in forward order; a tied parameter, used
@@ -35,7 +35,7 @@ class BucketSchedule {
   BucketSchedule(const BucketSchedule&) = delete;
   BucketSchedule& operator=(const BucketSchedule&) = delete;
 
-  void arm();     // the next backward is the step's last
+  void arm();  // the next backward is the step's last
   // After it, or after a failure: launch every bucket not launched yet, in order. A bucket counts
   // as launched only once launch(b) has returned, so a launch that throws (out of memory while
   // staging) is launched again here and every rank still issues every collective once.

@@ -35,7 +35,10 @@ void GradientAllReduce::launch(std::size_t b) {
   for (auto i : buckets_[b]) {
     const auto& p = params_[i];
     auto slot = flat_.narrow(0, offset, p.numel());
-    if (p.grad().defined()) slot.copy_(p.grad().reshape({-1})); else slot.zero_();
+    if (p.grad().defined())
+      slot.copy_(p.grad().reshape({-1}));
+    else
+      slot.zero_();
     offset += p.numel();
   }
   auto used = flat_.narrow(0, 0, offset);
@@ -50,7 +53,10 @@ void GradientAllReduce::copy_back_summed() {
   for (auto i : buckets_[*in_flat_]) {
     auto& p = params_[i];
     const auto summed = flat_.narrow(0, offset, p.numel()).view(p.sizes());
-    if (p.grad().defined()) p.mutable_grad().copy_(summed); else p.mutable_grad() = summed.clone();
+    if (p.grad().defined())
+      p.mutable_grad().copy_(summed);
+    else
+      p.mutable_grad() = summed.clone();
     offset += p.numel();
   }
   in_flat_.reset();

@@ -65,11 +65,16 @@ RankInfo mpi_rank_info() {
 
 MPI_Datatype mpi_type_of(const at::Tensor& tensor) {
   switch (tensor.scalar_type()) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kByte: return MPI_UINT8_T;
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kByte:
+      return MPI_UINT8_T;
     default:
       throw Error("MpiComm", std::string("no MPI type for ") + c10::toString(tensor.scalar_type()),
                   "float32, float64, int32, int64 or uint8 tensors");
@@ -86,21 +91,24 @@ std::string MpiComm::describe() const { return "mpi (" + std::to_string(world_) 
 void MpiComm::all_reduce_sum(at::Tensor& tensor) {
   check_cpu(tensor, "all_reduce_sum");
   check(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), static_cast<int>(tensor.numel()), mpi_type_of(tensor), MPI_SUM,
-                      MPI_COMM_WORLD), "MPI_Allreduce");
+                      MPI_COMM_WORLD),
+        "MPI_Allreduce");
 }
 
 void MpiComm::reduce_scatter_sum(const at::Tensor& input, at::Tensor& output) {
   check_cpu(input, "reduce_scatter_sum");
   check_cpu(output, "reduce_scatter_sum");
   check(MPI_Reduce_scatter_block(input.data_ptr(), output.data_ptr(), static_cast<int>(output.numel()),
-                                 mpi_type_of(input), MPI_SUM, MPI_COMM_WORLD), "MPI_Reduce_scatter_block");
+                                 mpi_type_of(input), MPI_SUM, MPI_COMM_WORLD),
+        "MPI_Reduce_scatter_block");
 }
 
 void MpiComm::all_gather(const at::Tensor& input, at::Tensor& output) {
   check_cpu(input, "all_gather");
   check_cpu(output, "all_gather");
   check(MPI_Allgather(input.data_ptr(), static_cast<int>(input.numel()), mpi_type_of(input), output.data_ptr(),
-                      static_cast<int>(input.numel()), mpi_type_of(output), MPI_COMM_WORLD), "MPI_Allgather");
+                      static_cast<int>(input.numel()), mpi_type_of(output), MPI_COMM_WORLD),
+        "MPI_Allgather");
 }
 
 void MpiComm::broadcast(at::Tensor& tensor, int root) {
@@ -128,6 +136,5 @@ std::vector<std::int64_t> MpiComm::gather_values(std::int64_t value) {
 }
 
 void MpiComm::barrier() { check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
-
 
 }  // namespace aios

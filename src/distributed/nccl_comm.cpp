@@ -20,14 +20,22 @@ void check(ncclResult_t status, const char* what) {
 
 ncclDataType_t nccl_type_of(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kHalf: return ncclFloat16;
-    case at::kBFloat16: return ncclBfloat16;
-    case at::kLong: return ncclInt64;
-    case at::kInt: return ncclInt32;
-    case at::kByte: return ncclUint8;
-    default: throw Error("NcclComm", std::string("no NCCL type for ") + c10::toString(t.scalar_type()));
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kHalf:
+      return ncclFloat16;
+    case at::kBFloat16:
+      return ncclBfloat16;
+    case at::kLong:
+      return ncclInt64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kByte:
+      return ncclUint8;
+    default:
+      throw Error("NcclComm", std::string("no NCCL type for ") + c10::toString(t.scalar_type()));
   }
 }
 
@@ -78,13 +86,15 @@ void NcclComm::wait_for_collectives() {
 
 void NcclComm::all_reduce_sum_async(at::Tensor& t) {
   check(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type_of(t), ncclSum, comm_,
-                      start_collective()), "ncclAllReduce");
+                      start_collective()),
+        "ncclAllReduce");
   end_collective();
 }
 
 void NcclComm::reduce_scatter_sum_async(const at::Tensor& input, at::Tensor& output) {
-  check(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()),
-                          nccl_type_of(input), ncclSum, comm_, start_collective()), "ncclReduceScatter");
+  check(ncclReduceScatter(input.data_ptr(), output.data_ptr(), static_cast<size_t>(output.numel()), nccl_type_of(input),
+                          ncclSum, comm_, start_collective()),
+        "ncclReduceScatter");
   end_collective();
 }
 
@@ -100,17 +110,18 @@ void NcclComm::reduce_scatter_sum(const at::Tensor& input, at::Tensor& output) {
 
 void NcclComm::all_gather(const at::Tensor& input, at::Tensor& output) {
   check(ncclAllGather(input.data_ptr(), output.data_ptr(), static_cast<size_t>(input.numel()), nccl_type_of(input),
-                      comm_, start_collective()), "ncclAllGather");
+                      comm_, start_collective()),
+        "ncclAllGather");
   end_collective();
   wait_for_collectives();
 }
 
 void NcclComm::broadcast(at::Tensor& t, int root) {
   check(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type_of(t), root, comm_,
-                      start_collective()), "ncclBroadcast");
+                      start_collective()),
+        "ncclBroadcast");
   end_collective();
   wait_for_collectives();
 }
-
 
 }  // namespace aios

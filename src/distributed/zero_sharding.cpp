@@ -4,7 +4,6 @@
 
 #include <algorithm>
 
-
 namespace aios {
 namespace {
 
@@ -41,7 +40,8 @@ ZeroSharding::ZeroSharding(const std::vector<Optimizer::Group>& groups, Comm& co
   const auto order = backward_order(params, model_order);
   std::vector<std::int64_t> padded;
   for (auto i : order) padded.push_back(slots_[i].per_rank * world);
-  const std::int64_t element_bytes = slots_.empty() ? 4 : static_cast<std::int64_t>(slots_.front().param.element_size());
+  const std::int64_t element_bytes =
+      slots_.empty() ? 4 : static_cast<std::int64_t>(slots_.front().param.element_size());
   std::int64_t largest_row = 0;
   for (const auto& positions : make_buckets(padded, std::max<std::int64_t>(1, bucket_bytes / element_bytes))) {
     Bucket bucket;

@@ -53,16 +53,16 @@ class ZeroSharding : public GradientSync {
 
  private:
   struct Slot {
-    at::Tensor param;     // the full parameter
-    at::Tensor shard;     // view: elements [rank·per_rank, rank·per_rank + its length)
+    at::Tensor param;       // the full parameter
+    at::Tensor shard;       // view: elements [rank·per_rank, rank·per_rank + its length)
     std::int64_t per_rank;  // elements per rank (a multiple of kAlignment)
-    std::int64_t offset;  // into its bucket's per-rank row
-    std::size_t pieces;   // ranks holding some of its elements: its entries in the bucket's piece lists
+    std::int64_t offset;    // into its bucket's per-rank row
+    std::size_t pieces;     // ranks holding some of its elements: its entries in the bucket's piece lists
   };
   struct Bucket {
     std::vector<std::size_t> slots;
-    std::int64_t row = 0;     // elements per rank: the sum of its slots' per_rank
-    at::Tensor shard_grads;   // [row]: this rank's summed gradient shards (the optimizer reads views)
+    std::int64_t row = 0;    // elements per rank: the sum of its slots' per_rank
+    at::Tensor shard_grads;  // [row]: this rank's summed gradient shards (the optimizer reads views)
     // Views, for tensor-list copies: each parameter's pieces (rank r's elements) and where they
     // sit in rows_, in slot order; rows_'s padding; this rank's shards and their place in row_.
     std::vector<at::Tensor> param_pieces, row_pieces, pads, shards, shards_in_row;
@@ -78,7 +78,7 @@ class ZeroSharding : public GradientSync {
   // [world · largest row]: staging for reduce-scatter input / all-gather output, reused by the
   // next bucket once the previous bucket's reduce-scatter is done.
   at::Tensor rows_;
-  at::Tensor row_;   // [largest row]: all-gather input
+  at::Tensor row_;  // [largest row]: all-gather input
   Comm& comm_;
   std::unique_ptr<BucketSchedule> schedule_;
 };

@@ -7,8 +7,8 @@
 #include <cstdio>
 
 #include "base/error.h"
-#include "base/rng_state.h"
 #include "base/files.h"
+#include "base/rng_state.h"
 #include "io/zero_reshard.h"
 
 namespace aios {
@@ -56,8 +56,8 @@ void load_model_in_place(torch::nn::Module& model, torch::serialize::InputArchiv
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory) {
   if (path != "latest") {
-    if (!is_regular_file(path)) throw Error("--resume", "checkpoint '" + path + "' does not exist",
-                                            "a ckpt-*.pt file or 'latest'");
+    if (!is_regular_file(path))
+      throw Error("--resume", "checkpoint '" + path + "' does not exist", "a ckpt-*.pt file or 'latest'");
     return path;
   }
   const std::string pointer = join_path(run_directory, "latest");
@@ -112,10 +112,9 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
   return final_path;
 }
 
-TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
-                              const std::string& model_signature, const torch::Device& device, Comm& comm,
-                              bool sharded_optimizer) {
+TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,
+                              Optimizer& optimizer, LossScaler& scaler, const std::string& model_signature,
+                              const torch::Device& device, Comm& comm, bool sharded_optimizer) {
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;
   try {
@@ -131,8 +130,9 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
   }
   archive.read("model_signature", value);
   if (value.toStringRef() != model_signature) {
-    throw Error(resolved, "was written for a model of " + value.toStringRef() + ", but this run builds " +
-                              model_signature, "the same --model and shape options as the run that wrote it");
+    throw Error(resolved,
+                "was written for a model of " + value.toStringRef() + ", but this run builds " + model_signature,
+                "the same --model and shape options as the run that wrote it");
   }
   TrainProgress progress;
   archive.read("step", value);

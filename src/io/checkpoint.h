@@ -10,18 +10,18 @@
 
 #include <torch/nn/module.h>
 
+#include <cstdint>
+#include <string>
+
 #include "distributed/comm.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
-#include <cstdint>
-#include <string>
-
 namespace aios {
 
 struct TrainProgress {
-  std::int64_t step = 0;             // optimizer steps completed
-  std::uint64_t data_cursor = 0;     // ShardDataset::cursor()
+  std::int64_t step = 0;          // optimizer steps completed
+  std::uint64_t data_cursor = 0;  // ShardDataset::cursor()
   std::int64_t tokens_seen = 0;
 };
 
@@ -33,10 +33,9 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
 
 // `path` may be "latest" (resolved in run_directory). Restores model, optimizer, loss scale and
 // RNG states. An optimizer of another kind (8-bit vs fp32) is refused with both names.
-TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory,
-                              torch::nn::Module& model, Optimizer& optimizer, LossScaler& scaler,
-                              const std::string& model_signature, const torch::Device& device, Comm& comm,
-                              bool sharded_optimizer);
+TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,
+                              Optimizer& optimizer, LossScaler& scaler, const std::string& model_signature,
+                              const torch::Device& device, Comm& comm, bool sharded_optimizer);
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);
 

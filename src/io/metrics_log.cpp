@@ -46,7 +46,6 @@ void ProgressLine::update(const std::string& text, bool force_plain) {
   }
 }
 
-
 void ProgressLine::finish() {
   if (terminal_ && last_width_ > 0) std::fprintf(stderr, "\n");
   last_width_ = 0;

@@ -32,9 +32,8 @@ bool split_key(const std::string& key, std::string& kind, std::size_t& group, st
 }  // namespace
 
 torch::serialize::InputArchive reshard_optimizer_state(std::vector<torch::serialize::InputArchive>& old,
-                                                       const std::vector<Optimizer::Group>& groups, int rank,
-                                                       int world, const c10::Device& device,
-                                                       const std::string& source) {
+                                                       const std::vector<Optimizer::Group>& groups, int rank, int world,
+                                                       const c10::Device& device, const std::string& source) {
   torch::serialize::OutputArchive out;
   for (const auto& key : old.front().keys()) {
     std::string kind;
@@ -67,10 +66,10 @@ torch::serialize::InputArchive reshard_optimizer_state(std::vector<torch::serial
     const std::int64_t expected = per_block ? (n + kBlock - 1) / kBlock : n;
     if (whole.numel() != expected) {
       throw Error(source, "optimizer state '" + key + "' holds " + std::to_string(whole.numel()) +
-                                           " values over all shards, not " + std::to_string(expected));
+                              " values over all shards, not " + std::to_string(expected));
     }
-    const auto slice = per_block ? whole.narrow(0, start / kBlock, (length + kBlock - 1) / kBlock)
-                                 : whole.narrow(0, start, length);
+    const auto slice =
+        per_block ? whole.narrow(0, start / kBlock, (length + kBlock - 1) / kBlock) : whole.narrow(0, start, length);
     const auto& like = groups[g].params[i];  // unsharded moments keep the parameter's shape
     const bool whole_shape = world == 1 && !per_block && slice.numel() == like.numel() && kind.rfind("exp_avg", 0) == 0;
     out.write(key, (whole_shape ? slice.view(like.sizes()) : slice).clone().to(device), /*is_buffer=*/true);

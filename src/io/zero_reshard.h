@@ -18,8 +18,7 @@ namespace aios {
 // parameter's size). Returns the optimizer archive for `rank` of `world` (world 1: the whole
 // state), ready for Optimizer::load. `source` names the checkpoint in errors.
 torch::serialize::InputArchive reshard_optimizer_state(std::vector<torch::serialize::InputArchive>& old,
-                                                       const std::vector<Optimizer::Group>& groups, int rank,
-                                                       int world, const c10::Device& device,
-                                                       const std::string& source);
+                                                       const std::vector<Optimizer::Group>& groups, int rank, int world,
+                                                       const c10::Device& device, const std::string& source);
 
 }  // namespace aios

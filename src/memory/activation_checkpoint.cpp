@@ -97,8 +97,7 @@ variable_list recompute_to_output_projection(BlockImpl& block, const variable_li
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   // params is an at::TensorList so that autograd counts each parameter as an input (a
   // std::vector<Tensor> argument would be silently treated as a non-variable before torch 2.10).
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params,
-                               BlockImpl* block) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params, BlockImpl* block) {
     (void)params;
     ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
     ctx->save_for_backward({x});
@@ -140,7 +139,8 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
     ctx->saved_data["has_past"] = has_past;
     ctx->save_for_backward(has_past ? variable_list{x, past_keys, past_values} : variable_list{x});
     CheckpointedForward scope(ctx, x);
-    auto out = block->forward_chunk(x, start, has_past ? past_keys : at::Tensor(), has_past ? past_values : at::Tensor());
+    auto out =
+        block->forward_chunk(x, start, has_past ? past_keys : at::Tensor(), has_past ? past_values : at::Tensor());
     return {out.output, out.keys[0], out.values[0]};
   }
 

@@ -30,11 +30,16 @@ void set_switches(const Switches& s) {
 
 Switches switches_for(AttentionBackend requested) {
   switch (requested) {
-    case AttentionBackend::kAuto: return {true, true, false, true};
-    case AttentionBackend::kFlash: return {true, false, false, false};
-    case AttentionBackend::kEfficient: return {false, true, false, false};
-    case AttentionBackend::kCudnn: return {false, false, true, false};
-    case AttentionBackend::kMath: return {false, false, false, true};
+    case AttentionBackend::kAuto:
+      return {true, true, false, true};
+    case AttentionBackend::kFlash:
+      return {true, false, false, false};
+    case AttentionBackend::kEfficient:
+      return {false, true, false, false};
+    case AttentionBackend::kCudnn:
+      return {false, false, true, false};
+    case AttentionBackend::kMath:
+      return {false, false, false, true};
   }
   return {true, true, false, true};
 }
@@ -42,11 +47,16 @@ Switches switches_for(AttentionBackend requested) {
 std::string backend_name(std::int64_t choice) {
   // Compared by enumerator: the integer values differ between LibTorch builds.
   switch (static_cast<at::SDPBackend>(choice)) {
-    case at::SDPBackend::flash_attention: return "flash";
-    case at::SDPBackend::efficient_attention: return "efficient";
-    case at::SDPBackend::cudnn_attention: return "cudnn";
-    case at::SDPBackend::math: return "math";
-    default: return "other (" + std::to_string(choice) + ")";
+    case at::SDPBackend::flash_attention:
+      return "flash";
+    case at::SDPBackend::efficient_attention:
+      return "efficient";
+    case at::SDPBackend::cudnn_attention:
+      return "cudnn";
+    case at::SDPBackend::math:
+      return "math";
+    default:
+      return "other (" + std::to_string(choice) + ")";
   }
 }
 
@@ -87,7 +97,12 @@ std::string cuda_refusal(AttentionBackend backend, const AttentionQuery& q) {
   c10::WarningUtils::WarningHandlerGuard guard(&collector);
   at::AutoGradMode grad(true);
   const auto qkv = probe_qkv(q);
-  const sdp::sdp_params params{qkv[0], qkv[1], qkv[2], std::nullopt, q.dropout, /*is_causal=*/true,
+  const sdp::sdp_params params{qkv[0],
+                               qkv[1],
+                               qkv[2],
+                               std::nullopt,
+                               q.dropout,
+                               /*is_causal=*/true,
                                /*enable_gqa=*/false};
   bool fits = true;
   if (backend == AttentionBackend::kFlash) fits = sdp::can_use_flash_attention(params, /*debug=*/true);
@@ -140,10 +155,11 @@ AttentionChoice configure_attention(AttentionBackend requested, const AttentionQ
   if (chosen.backend.empty()) {
     const std::string reasons = cuda_refusal(requested, query);
     set_switches(switches_for(AttentionBackend::kAuto));
-    throw Error("--attention", "the '" + to_string(requested) + "' kernel cannot run this model's attention (" +
-                                   std::string(c10::toString(query.dtype)) + ", head dim " +
-                                   std::to_string(query.head_dim) + ", window " + std::to_string(query.window) +
-                                   " on " + query.device.str() + "): " + (reasons.empty() ? chosen.reasons : reasons),
+    throw Error("--attention",
+                "the '" + to_string(requested) + "' kernel cannot run this model's attention (" +
+                    std::string(c10::toString(query.dtype)) + ", head dim " + std::to_string(query.head_dim) +
+                    ", window " + std::to_string(query.window) + " on " + query.device.str() +
+                    "): " + (reasons.empty() ? chosen.reasons : reasons),
                 "--attention auto, or flash/cudnn with --amp (bf16 or fp16 inputs)");
   }
   choice.backend = chosen.backend;

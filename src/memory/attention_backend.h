@@ -40,8 +40,8 @@ struct AttentionQuery {  // the attention call the model will make in training
 
 struct AttentionChoice {
   AttentionBackend requested = AttentionBackend::kAuto;
-  std::string backend;    // what ATen will run: flash | efficient | cudnn | math
-  std::string note;       // with auto: why flash was not chosen; empty otherwise
+  std::string backend;  // what ATen will run: flash | efficient | cudnn | math
+  std::string note;     // with auto: why flash was not chosen; empty otherwise
 };
 
 // Sets ATen's switches for `requested` and probes the backend. Throws aios::Error naming

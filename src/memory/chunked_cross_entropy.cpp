@@ -114,11 +114,11 @@ void apply_chunked_loss(Gpt& model, std::int64_t chunk_tokens) {
     model->set_loss_head(nullptr);
     return;
   }
-  model->set_loss_head([chunk_tokens](const torch::Tensor& hidden, const torch::Tensor& weight,
-                                      const torch::Tensor& targets) {
-    return chunked_cross_entropy_sum(hidden.reshape({-1, hidden.size(-1)}), weight, targets.reshape({-1}),
-                                     chunk_tokens);
-  });
+  model->set_loss_head(
+      [chunk_tokens](const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& targets) {
+        return chunked_cross_entropy_sum(hidden.reshape({-1, hidden.size(-1)}), weight, targets.reshape({-1}),
+                                         chunk_tokens);
+      });
 }
 
 }  // namespace aios

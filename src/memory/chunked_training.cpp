@@ -24,9 +24,8 @@ void restore_rng(const RngStates& states, const at::Device& device) {
   if (device.is_cuda()) set_rng_state(device, states.device);
 }
 
-torch::Tensor truncated(Gpt& model, const torch::Tensor& tokens, const torch::Tensor& targets,
-                        const ChunkedTraining& o, const MixedPrecision& mp,
-                        const std::function<torch::Tensor(const torch::Tensor&)>& scaled,
+torch::Tensor truncated(Gpt& model, const torch::Tensor& tokens, const torch::Tensor& targets, const ChunkedTraining& o,
+                        const MixedPrecision& mp, const std::function<torch::Tensor(const torch::Tensor&)>& scaled,
                         const std::function<void()>& before_last_backward) {
   const std::int64_t window = tokens.size(1);
   const std::int64_t memory = o.memory > 0 ? o.memory : window;
@@ -84,8 +83,8 @@ torch::Tensor exact(Gpt& model, const torch::Tensor& tokens, const torch::Tensor
         past_values.push_back(values[l].narrow(2, 0, starts[j]));
       }
       AutocastRegion autocast(device.type(), mp.enabled, mp.dtype);
-      const auto out = model->hidden_states_chunk(tokens.narrow(1, starts[j], length_of(j)), starts[j], past_keys,
-                                                  past_values);
+      const auto out =
+          model->hidden_states_chunk(tokens.narrow(1, starts[j], length_of(j)), starts[j], past_keys, past_values);
       for (std::size_t l = 0; l < out.keys.size(); ++l) {
         if (keys.size() <= l) {
           auto shape = out.keys[l].sizes().vec();
@@ -157,7 +156,8 @@ torch::Tensor chunked_forward_backward(Gpt& model, const torch::Tensor& tokens, 
                                        const std::function<torch::Tensor(const torch::Tensor&)>& scaled,
                                        const std::function<void()>& before_last_backward) {
   if (options.chunk < 1) throw Error("--chunk-size", "must be positive with --chunked-training", "a token count");
-  if (options.mode == ChunkMode::kExact) return exact(model, tokens, targets, options, mp, scaled, before_last_backward);
+  if (options.mode == ChunkMode::kExact)
+    return exact(model, tokens, targets, options, mp, scaled, before_last_backward);
   return truncated(model, tokens, targets, options, mp, scaled, before_last_backward);
 }
 

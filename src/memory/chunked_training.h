@@ -33,8 +33,8 @@ constexpr std::array<EnumName<ChunkMode>, 2> enum_names(ChunkMode) {
 
 struct ChunkedTraining {
   ChunkMode mode = ChunkMode::kExact;
-  std::int64_t chunk = 0;        // tokens per chunk
-  std::int64_t memory = 0;       // truncated: earlier tokens each chunk attends to (0 = the whole window)
+  std::int64_t chunk = 0;   // tokens per chunk
+  std::int64_t memory = 0;  // truncated: earlier tokens each chunk attends to (0 = the whole window)
 };
 
 // Forward and backward of one micro-batch: tokens and targets [B, W]. `scaled` turns a chunk's

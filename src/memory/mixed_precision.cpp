@@ -27,8 +27,8 @@ MixedPrecision resolve_mixed_precision(bool amp, AmpDtype amp_dtype, const c10::
                                        at::ScalarType model_dtype) {
   if (!amp) return {};
   if (model_dtype != at::kFloat) {
-    throw Error("--amp", "mixed precision wraps a float32 model, not --model-dtype " +
-                             std::string(c10::toString(model_dtype)),
+    throw Error("--amp",
+                "mixed precision wraps a float32 model, not --model-dtype " + std::string(c10::toString(model_dtype)),
                 "--no-amp with --model-dtype float64, or --model-dtype float32");
   }
   MixedPrecision mp;

@@ -26,7 +26,7 @@ struct MixedPrecision {
   bool enabled = false;
   at::ScalarType dtype = at::kFloat;  // the autocast type when enabled
   bool needs_loss_scaling() const { return enabled && dtype == at::kHalf; }
-  std::string describe() const;       // "bf16 autocast", "fp16 autocast + loss scaling", "off"
+  std::string describe() const;  // "bf16 autocast", "fp16 autocast + loss scaling", "off"
 };
 
 // Throws aios::Error for a model type that AMP cannot wrap (float64 reference runs) and for bf16

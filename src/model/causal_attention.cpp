@@ -38,7 +38,8 @@ at::Tensor causal_attention_after_past(const at::Tensor& q, const at::Tensor& ke
   // with the window.
   const std::int64_t time = q.size(2), past = keys.size(2) - time;
   const auto positions = at::TensorOptions(q.device()).dtype(at::kLong);
-  const auto mask = at::arange(past + time, positions).unsqueeze(0) <= (at::arange(time, positions) + past).unsqueeze(1);
+  const auto mask =
+      at::arange(past + time, positions).unsqueeze(0) <= (at::arange(time, positions) + past).unsqueeze(1);
   return at::scaled_dot_product_attention(q, keys, values, mask, dropout, /*is_causal=*/false);
 }
 

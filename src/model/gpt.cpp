@@ -39,9 +39,10 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
   // [B, T, 3C] -> three [B, nh, T, hd]. unbind, not three selects: its backward stacks the three
   // gradients in one copy, where each select's backward would zero-fill and sum a full-size tensor.
-  const auto qkv = linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
-  auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{},
-                                            is_training() ? dropout_ : 0.0, /*is_causal=*/true);
+  const auto qkv =
+      linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
+                                            /*is_causal=*/true);
   return linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width}));
 }
 
@@ -117,8 +118,8 @@ GptImpl::GptImpl(const GptConfig& config) : config_(config) {
   // One rotary table for all layers: they share the positions of every forward.
   const auto rotary = config.rope() ? std::make_shared<RotaryTable>(config.rope_theta) : nullptr;
   for (std::int64_t i = 0; i < config.n_layer; ++i) h->push_back(Block(config, rotary));
-  ln_f = register_module("ln_f", torch::nn::LayerNorm(
-                                      torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps)));
+  ln_f = register_module("ln_f",
+                         torch::nn::LayerNorm(torch::nn::LayerNormOptions({config.n_embd}).eps(config.layer_norm_eps)));
   initialize_weights();
 }
 
@@ -144,8 +145,9 @@ torch::Tensor GptImpl::embed(const torch::Tensor& tokens, std::int64_t start) {
   const auto time = tokens.size(1);
   if (config_.rope()) return embedding_dropout(wte(tokens));
   if (start + time > config_.max_positions) {
-    throw Error("--window-size", "window of " + std::to_string(start + time) + " tokens exceeds the model's " +
-                                     std::to_string(config_.max_positions) + " positions",
+    throw Error("--window-size",
+                "window of " + std::to_string(start + time) + " tokens exceeds the model's " +
+                    std::to_string(config_.max_positions) + " positions",
                 "--window-size <= --seq-len, or --pos rope");
   }
   auto positions = torch::arange(start, start + time, tokens.options().dtype(torch::kLong));
@@ -180,9 +182,7 @@ torch::Tensor GptImpl::hidden_states(const torch::Tensor& tokens) {
   return ln_f(x);
 }
 
-torch::Tensor GptImpl::forward(const torch::Tensor& tokens) {
-  return at::linear(hidden_states(tokens), wte->weight);
-}
+torch::Tensor GptImpl::forward(const torch::Tensor& tokens) { return at::linear(hidden_states(tokens), wte->weight); }
 
 torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor& targets) {
   return loss_from_hidden(hidden_states(tokens), targets);
@@ -194,8 +194,8 @@ torch::Tensor GptImpl::loss_from_hidden(const torch::Tensor& hidden, const torch
   // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
   // loses the small probabilities that carry the gradient.
   const auto flat = logits.view({-1, logits.size(-1)});
-  return F::cross_entropy(flat.scalar_type() == torch::kDouble ? flat : flat.to(torch::kFloat),
-                          targets.reshape({-1}), F::CrossEntropyFuncOptions().reduction(torch::kSum));
+  return F::cross_entropy(flat.scalar_type() == torch::kDouble ? flat : flat.to(torch::kFloat), targets.reshape({-1}),
+                          F::CrossEntropyFuncOptions().reduction(torch::kSum));
 }
 
 }  // namespace aios

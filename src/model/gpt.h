@@ -111,9 +111,9 @@ class GptImpl : public torch::nn::Module {
   using BlockRunner = std::function<torch::Tensor(BlockImpl& block, std::int64_t index, const torch::Tensor& x)>;
   void set_block_runner(BlockRunner runner) { block_runner_ = std::move(runner); }
   // The same for hidden_states_chunk (blocks with earlier keys/values); null runs block.forward_chunk.
-  using ChunkBlockRunner = std::function<ChunkOutput(BlockImpl& block, std::int64_t index, const torch::Tensor& x,
-                                                     std::int64_t start, const torch::Tensor& past_keys,
-                                                     const torch::Tensor& past_values)>;
+  using ChunkBlockRunner =
+      std::function<ChunkOutput(BlockImpl& block, std::int64_t index, const torch::Tensor& x, std::int64_t start,
+                                const torch::Tensor& past_keys, const torch::Tensor& past_values)>;
   void set_chunk_block_runner(ChunkBlockRunner runner) { chunk_block_runner_ = std::move(runner); }
   // How loss_sum turns hidden states [B, T, C] into the summed token loss; null: full logits.
   using LossHead = std::function<torch::Tensor(const torch::Tensor& hidden, const torch::Tensor& head_weight,
@@ -123,7 +123,7 @@ class GptImpl : public torch::nn::Module {
   torch::nn::Embedding wte{nullptr};  // [vocab, C], also the LM head
   torch::nn::Embedding wpe{nullptr};  // [max_positions, C]; none with rotary positions
   torch::nn::Dropout embedding_dropout{nullptr};
-  torch::nn::ModuleList h{nullptr};   // n_layer Blocks
+  torch::nn::ModuleList h{nullptr};  // n_layer Blocks
   torch::nn::LayerNorm ln_f{nullptr};
 
  private:

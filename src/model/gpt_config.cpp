@@ -6,7 +6,7 @@ namespace aios {
 
 std::int64_t GptConfig::parameter_count() const {
   const std::int64_t c = n_embd;
-  const std::int64_t per_block = 2 * 2 * c       // two LayerNorms
+  const std::int64_t per_block = 2 * 2 * c            // two LayerNorms
                                  + c * 3 * c + 3 * c  // qkv
                                  + c * c + c          // attention output
                                  + c * 4 * c + 4 * c  // MLP up
@@ -49,8 +49,10 @@ void check_config(const GptConfig& c) {
   if (c.n_layer < 1) throw Error("--n-layer", "value " + std::to_string(c.n_layer) + " is not positive");
   if (c.n_head < 1) throw Error("--n-head", "value " + std::to_string(c.n_head) + " is not positive");
   if (c.n_embd < 1 || c.n_embd % c.n_head != 0) {
-    throw Error("--n-embd", "width " + std::to_string(c.n_embd) + " is not a positive multiple of --n-head " +
-                                std::to_string(c.n_head), "a multiple of the head count");
+    throw Error(
+        "--n-embd",
+        "width " + std::to_string(c.n_embd) + " is not a positive multiple of --n-head " + std::to_string(c.n_head),
+        "a multiple of the head count");
   }
   if (c.vocab_size < 2) throw Error("--vocab-size", "value " + std::to_string(c.vocab_size) + " is too small");
   if (c.max_positions < 1) throw Error("--seq-len", "value " + std::to_string(c.max_positions) + " is not positive");

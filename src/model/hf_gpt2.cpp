@@ -35,7 +35,8 @@ GptConfig read_hf_gpt2_config(const std::string& directory) {
     if (activation != "gelu_new" && activation != "gelu_pytorch_tanh") {
       throw Error(path, "activation_function '" + activation + "' is not supported", "gelu_new (GPT-2)");
     }
-    if (json.contains("n_inner") && !json["n_inner"].is_null() && json["n_inner"].get<std::int64_t>() != 4 * config.n_embd) {
+    if (json.contains("n_inner") && !json["n_inner"].is_null() &&
+        json["n_inner"].get<std::int64_t>() != 4 * config.n_embd) {
       throw Error(path, "n_inner " + json["n_inner"].dump() + " is not supported", "null or 4 x n_embd");
     }
     if (json.value("scale_attn_by_inverse_layer_idx", false)) {
@@ -80,11 +81,17 @@ void save_hf_gpt2(const std::string& directory, Gpt& model) {
                 "--pos learned (GPT-2's position table) to export");
   }
   make_directories(directory);
-  const nlohmann::json config = {{"model_type", "gpt2"}, {"architectures", {"GPT2LMHeadModel"}},
-                                 {"n_layer", c.n_layer}, {"n_head", c.n_head}, {"n_embd", c.n_embd},
-                                 {"vocab_size", c.vocab_size}, {"n_positions", c.max_positions},
-                                 {"n_ctx", c.max_positions}, {"layer_norm_epsilon", c.layer_norm_eps},
-                                 {"activation_function", "gelu_new"}, {"tie_word_embeddings", true}};
+  const nlohmann::json config = {{"model_type", "gpt2"},
+                                 {"architectures", {"GPT2LMHeadModel"}},
+                                 {"n_layer", c.n_layer},
+                                 {"n_head", c.n_head},
+                                 {"n_embd", c.n_embd},
+                                 {"vocab_size", c.vocab_size},
+                                 {"n_positions", c.max_positions},
+                                 {"n_ctx", c.max_positions},
+                                 {"layer_norm_epsilon", c.layer_norm_eps},
+                                 {"activation_function", "gelu_new"},
+                                 {"tie_word_embeddings", true}};
   write_file_atomically(join_path(directory, "config.json"), config.dump(2) + "\n");
   std::map<std::string, at::Tensor> tensors;
   for (const auto& item : model->named_parameters()) {

@@ -18,23 +18,30 @@ constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the reference parser'
 
 at::ScalarType dtype_from_name(const std::string& name, const std::string& where) {
   static const std::map<std::string, at::ScalarType> types = {
-      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
-      {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
-      {"U8", at::kByte},    {"BOOL", at::kBool}};
+      {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"I64", at::kLong},
+      {"I32", at::kInt},    {"I16", at::kShort}, {"I8", at::kChar},  {"U8", at::kByte},       {"BOOL", at::kBool}};
   const auto it = types.find(name);
-  if (it == types.end()) throw Error(where, "unsupported safetensors dtype '" + name + "'", "F64, F32, F16, BF16 or an integer type");
+  if (it == types.end())
+    throw Error(where, "unsupported safetensors dtype '" + name + "'", "F64, F32, F16, BF16 or an integer type");
   return it->second;
 }
 
 std::string name_of(at::ScalarType type) {
   switch (type) {
-    case at::kDouble: return "F64";
-    case at::kFloat: return "F32";
-    case at::kHalf: return "F16";
-    case at::kBFloat16: return "BF16";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    default: throw Error("safetensors", std::string("cannot write dtype ") + c10::toString(type));
+    case at::kDouble:
+      return "F64";
+    case at::kFloat:
+      return "F32";
+    case at::kHalf:
+      return "F16";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    default:
+      throw Error("safetensors", std::string("cannot write dtype ") + c10::toString(type));
   }
 }
 
@@ -68,7 +75,8 @@ std::map<std::string, at::Tensor> read_safetensors(const std::string& path) {
       const auto shape = entry.at("shape").get<std::vector<std::int64_t>>();
       const auto offsets = entry.at("data_offsets").get<std::vector<std::uint64_t>>();
       if (offsets.size() != 2 || offsets[0] > offsets[1] || offsets[1] > data_bytes) {
-        throw Error(where, "data_offsets lie outside the file's data", "0 <= begin <= end <= " + std::to_string(data_bytes));
+        throw Error(where, "data_offsets lie outside the file's data",
+                    "0 <= begin <= end <= " + std::to_string(data_bytes));
       }
       auto tensor = at::empty(shape, at::TensorOptions().dtype(type));
       if (static_cast<std::uint64_t>(tensor.nbytes()) != offsets[1] - offsets[0]) {
@@ -100,7 +108,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
   for (const auto& [name, tensor] : tensors) {
     auto contiguous = tensor.detach().cpu().contiguous();
     const auto bytes = static_cast<std::uint64_t>(contiguous.nbytes());
-    header[name] = {{"dtype", name_of(contiguous.scalar_type())}, {"shape", contiguous.sizes().vec()},
+    header[name] = {{"dtype", name_of(contiguous.scalar_type())},
+                    {"shape", contiguous.sizes().vec()},
                     {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
     data.push_back(std::move(contiguous));
@@ -113,7 +122,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(&length), 8);
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    for (const auto& t : data) out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    for (const auto& t : data)
+      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     if (!out) throw Error(temporary, "write failed");
   }
   rename_path(temporary, path);

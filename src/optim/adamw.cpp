@@ -2,7 +2,6 @@
 
 #include <ATen/ATen.h>
 
-
 namespace aios {
 
 void fused_adamw_update(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
@@ -12,8 +11,8 @@ void fused_adamw_update(const std::vector<at::Tensor>& params, const std::vector
   if (params.empty()) return;
   at::NoGradGuard no_grad;
   at::_foreach_add_(steps, 1.0);
-  at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
-                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+  at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
+                    eps, /*amsgrad=*/false, /*maximize=*/false);
 }
 
 AdamW::AdamW(std::vector<Group> groups, const AdamWSettings& s) : Optimizer(std::move(groups), s) {
@@ -70,7 +69,8 @@ std::int64_t AdamW::state_bytes() const {
   std::int64_t bytes = 0;
   for (const auto& state : state_) {
     for (std::size_t i = 0; i < state.exp_avg.size(); ++i) {
-      bytes += static_cast<std::int64_t>(state.exp_avg[i].nbytes() + state.exp_avg_sq[i].nbytes() + state.steps[i].nbytes());
+      bytes +=
+          static_cast<std::int64_t>(state.exp_avg[i].nbytes() + state.exp_avg_sq[i].nbytes() + state.steps[i].nbytes());
     }
   }
   return bytes;

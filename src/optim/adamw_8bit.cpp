@@ -45,11 +45,12 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
     state_.push_back(std::move(states));
   }
   const auto device = groups_.empty() || groups_.front().params.empty() ? at::Device(at::kCPU)
-                                                                       : groups_.front().params.front().device();
+                                                                        : groups_.front().params.front().device();
   map_signed_ = dynamic_quantization_map(true).to(device);
   map_unsigned_ = dynamic_quantization_map(false).to(device);
   const auto zero_signed = at::searchsorted(map_signed_, at::zeros({1}, map_signed_.options())).item<std::int64_t>();
-  const auto zero_unsigned = at::searchsorted(map_unsigned_, at::zeros({1}, map_unsigned_.options())).item<std::int64_t>();
+  const auto zero_unsigned =
+      at::searchsorted(map_unsigned_, at::zeros({1}, map_unsigned_.options())).item<std::int64_t>();
   for (auto& states : state_) {
     for (auto& state : states) {
       if (!state.quantized) continue;

@@ -21,8 +21,7 @@ class AdamW8bit : public Optimizer {
  public:
   static constexpr std::int64_t kDefaultMin8bitSize = 4096;
 
-  AdamW8bit(std::vector<Group> groups, const AdamWSettings& settings,
-            std::int64_t min_8bit_size = kDefaultMin8bitSize);
+  AdamW8bit(std::vector<Group> groups, const AdamWSettings& settings, std::int64_t min_8bit_size = kDefaultMin8bitSize);
 
   void step() override;
   std::string kind() const override { return "adamw-8bit"; }
@@ -45,8 +44,8 @@ class AdamW8bit : public Optimizer {
   void step_quantized(at::Tensor& param, const at::Tensor& grad, ParamState& state, double weight_decay);
 
   std::vector<std::vector<ParamState>> state_;  // [group][param]
-  std::int64_t quantized_steps_ = 0;  // steps taken by the 8-bit tensors (bias correction)
-  at::Tensor map_signed_, map_unsigned_;  // on the parameters' device
+  std::int64_t quantized_steps_ = 0;            // steps taken by the 8-bit tensors (bias correction)
+  at::Tensor map_signed_, map_unsigned_;        // on the parameters' device
   bool reference_only_ = false;
 };
 

@@ -1,5 +1,4 @@
 #include <cub/block/block_reduce.cuh>
-
 #include <stdexcept>
 #include <string>
 
@@ -20,18 +19,23 @@ __device__ __forceinline__ std::uint8_t nearest_code(const float* map, float x) 
   int lo = 0, hi = 256;
   while (lo < hi) {
     const int mid = (lo + hi) >> 1;
-    if (map[mid] < x) lo = mid + 1; else hi = mid;
+    if (map[mid] < x)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   const int upper = min(max(lo, 1), 255);
   const float up = map[upper], down = map[upper - 1];
   return static_cast<std::uint8_t>(__fsub_rn(up, x) <= __fsub_rn(x, down) ? upper : upper - 1);
 }
 
-__global__ void __launch_bounds__(kBlock) adamw_8bit_kernel(
-    float* __restrict__ param, const float* __restrict__ grad, std::uint8_t* __restrict__ codes_avg,
-    std::uint8_t* __restrict__ codes_avg_sq, float* __restrict__ absmax_avg, float* __restrict__ absmax_avg_sq,
-    const float* __restrict__ map_signed, const float* __restrict__ map_unsigned, std::int64_t n,
-    float beta1, float one_minus_beta1, float beta2, float one_minus_beta2, float eps, float decay_factor, float step_size, float sqrt_bias2) {
+__global__ void __launch_bounds__(kBlock)
+    adamw_8bit_kernel(float* __restrict__ param, const float* __restrict__ grad, std::uint8_t* __restrict__ codes_avg,
+                      std::uint8_t* __restrict__ codes_avg_sq, float* __restrict__ absmax_avg,
+                      float* __restrict__ absmax_avg_sq, const float* __restrict__ map_signed,
+                      const float* __restrict__ map_unsigned, std::int64_t n, float beta1, float one_minus_beta1,
+                      float beta2, float one_minus_beta2, float eps, float decay_factor, float step_size,
+                      float sqrt_bias2) {
   using Reduce = cub::BlockReduce<float, kBlock>;
   __shared__ float signed_map[256], unsigned_map[256];
   __shared__ typename Reduce::TempStorage reduce_storage;
@@ -88,9 +92,8 @@ void launch_adamw_8bit(float* param, const float* grad, std::uint8_t* codes_avg,
   adamw_8bit_kernel<<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
       param, grad, codes_avg, codes_avg_sq, absmax_avg, absmax_avg_sq, map_signed, map_unsigned, n,
       static_cast<float>(s.beta1), static_cast<float>(1.0 - s.beta1), static_cast<float>(s.beta2),
-      static_cast<float>(1.0 - s.beta2), static_cast<float>(s.eps),
-      static_cast<float>(1.0 - s.lr * s.weight_decay), static_cast<float>(s.lr / s.bias_correction1),
-      static_cast<float>(s.sqrt_bias_correction2));
+      static_cast<float>(1.0 - s.beta2), static_cast<float>(s.eps), static_cast<float>(1.0 - s.lr * s.weight_decay),
+      static_cast<float>(s.lr / s.bias_correction1), static_cast<float>(s.sqrt_bias_correction2));
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) {
     throw std::runtime_error(std::string("aios: 8-bit AdamW kernel launch failed: ") + cudaGetErrorString(status));

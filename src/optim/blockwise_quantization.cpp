@@ -45,8 +45,9 @@ void quantize_blockwise_into(const at::Tensor& values, const at::Tensor& map, at
 
 BlockwiseQuantized quantize_blockwise(const at::Tensor& values, const at::Tensor& map) {
   const std::int64_t n = values.numel();
-  BlockwiseQuantized q{at::empty({n}, values.options().dtype(at::kByte)),
-                       at::empty({(n + kQuantizationBlock - 1) / kQuantizationBlock}, values.options().dtype(at::kFloat))};
+  BlockwiseQuantized q{
+      at::empty({n}, values.options().dtype(at::kByte)),
+      at::empty({(n + kQuantizationBlock - 1) / kQuantizationBlock}, values.options().dtype(at::kFloat))};
   quantize_blockwise_into(values, map, q.codes, q.absmax);
   return q;
 }

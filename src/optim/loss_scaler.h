@@ -41,9 +41,9 @@ class LossScaler {
  private:
   bool enabled_;
   LossScalerSettings settings_;
-  at::Tensor scale_;            // float32 [1] on the device
-  at::Tensor growth_tracker_;   // int32 [1]: clean steps since the last change
-  at::Tensor found_inf_;        // float32 [1]: 1 when the last unscale saw inf/NaN
+  at::Tensor scale_;           // float32 [1] on the device
+  at::Tensor growth_tracker_;  // int32 [1]: clean steps since the last change
+  at::Tensor found_inf_;       // float32 [1]: 1 when the last unscale saw inf/NaN
 };
 
 }  // namespace aios

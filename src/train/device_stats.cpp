@@ -12,8 +12,9 @@ namespace aios {
 
 std::string device_name(const c10::Device& device) {
 #if AIOS_WITH_CUDA
-  if (device.is_cuda()) return std::string("cuda:") + std::to_string(device.index()) + " " +
-                               at::cuda::getDeviceProperties(device.index())->name;
+  if (device.is_cuda())
+    return std::string("cuda:") + std::to_string(device.index()) + " " +
+           at::cuda::getDeviceProperties(device.index())->name;
 #endif
   return device.str();
 }

@@ -48,7 +48,8 @@ FaultInjector FaultInjector::from_environment(int rank) {
     char* end = nullptr;
     const double value = std::strtod(gib, &end);
     if (end == gib || *end != '\0' || !(value > 0)) {
-      throw Error("AIOS_FAULT_MEMORY_GIB", std::string("value '") + gib + "' is not a size in GiB", "a positive number");
+      throw Error("AIOS_FAULT_MEMORY_GIB", std::string("value '") + gib + "' is not a size in GiB",
+                  "a positive number");
     }
     faults.memory_limit_gib_ = value;
   }

@@ -31,7 +31,7 @@ class FaultInjector {
   static FaultInjector from_environment(int rank);
 
   // Hook points of a training step (1-based `step`, 0-based micro-batch `micro`):
-  void at_step_start(std::int64_t step);                       // exit, hang
+  void at_step_start(std::int64_t step);                        // exit, hang
   void before_backward(std::int64_t step, std::int64_t micro);  // out of memory in the forward
   void after_backward(std::int64_t step, std::int64_t micro);   // out of memory after the backward
   // After the gradients are summed: the loss (a device scalar) and the optimizer's gradients.

@@ -56,14 +56,16 @@ GptConfig model_config(const TrainOptions& o, const Manifest& data) {
   config.position = m.position;
   check_config(config);
   if (data.tokenizer.vocab_size > config.vocab_size) {
-    throw Error("--vocab-size", "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
-                                    " ids exceeds the model's " + std::to_string(config.vocab_size),
+    throw Error("--vocab-size",
+                "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
+                    " ids exceeds the model's " + std::to_string(config.vocab_size),
                 "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
   }
   const std::int64_t window = o.data.window_size;
   if (!config.rope() && window > config.max_positions) {
-    throw Error("--window-size", "value " + std::to_string(window) + " exceeds the model's " +
-                                     std::to_string(config.max_positions) + " positions",
+    throw Error("--window-size",
+                "value " + std::to_string(window) + " exceeds the model's " + std::to_string(config.max_positions) +
+                    " positions",
                 "--window-size <= " + std::to_string(config.max_positions) + ", a larger --seq-len, or --pos rope");
   }
   return config;
@@ -110,9 +112,9 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
     // may run on another kernel than the whole-window attention above.
     const auto like = at::TensorOptions(device).dtype(compute_dtype);
     const std::int64_t chunk = std::min(o.memory.chunk_size, o.data.window_size);
-    chunk_attention = causal_attention_after_past_kernel(at::empty({1, config.n_head, chunk, config.head_dim()}, like),
-                                                         at::empty({1, config.n_head, 2 * chunk, config.head_dim()}, like),
-                                                         o.model.dropout);
+    chunk_attention = causal_attention_after_past_kernel(
+        at::empty({1, config.n_head, chunk, config.head_dim()}, like),
+        at::empty({1, config.n_head, 2 * chunk, config.head_dim()}, like), o.model.dropout);
   }
 
   // The model, with the memory techniques applied from outside; every rank starts from rank 0's weights.
@@ -120,7 +122,7 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   model = Gpt(config);
   if (!o.model.init_from.empty()) load_hf_gpt2_weights(o.model.init_from, model);
   if (o.memory.gradient_checkpointing) apply_activation_checkpointing(model, o.memory.checkpoint_every);
-  apply_chunked_loss(model, !o.memory.chunked_loss            ? 0
+  apply_chunked_loss(model, !o.memory.chunked_loss           ? 0
                             : o.memory.loss_chunk_tokens > 0 ? o.memory.loss_chunk_tokens
                                                              : default_loss_chunk_tokens(config.vocab_size));
   model->to(device, parameter_dtype);
@@ -143,7 +145,7 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   const std::string& out_dir = o.run.out_dir;
   const std::string resume = o.run.resume != "auto"                          ? o.run.resume
                              : is_regular_file(join_path(out_dir, "latest")) ? "latest"
-                                                                              : "";
+                                                                             : "";
   if (!resume.empty()) {
     progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, config.describe(), device, *comm,
                                gradient_sync->shards_optimizer_state());
@@ -154,7 +156,8 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   faults = FaultInjector::from_environment(comm->rank());
   if (const auto gib = faults.memory_limit_gib()) {
     if (limit_device_memory(device, *gib * 1024.0 * 1024.0 * 1024.0)) {
-      std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(), *gib);
+      std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),
+                   *gib);
     } else {
       std::fprintf(stderr, "aios train: rank %d: note: AIOS_FAULT_MEMORY_GIB has no effect on %s (CUDA only)\n",
                    comm->rank(), device.str().c_str());

@@ -1,6 +1,6 @@
 // Records chosen training steps with PyTorch's profiler (Kineto: operators on the CPU, kernels and
 // copies on the GPU) and writes them as a Chrome trace, the same format torch.profiler writes, so
-// aios and a PyTorch script can be compared kernel by kernel (bench/trace_summary.py).
+// aios and a PyTorch script can be compared kernel by kernel (bench/speed/trace_summary.py).
 #pragma once
 
 #include <c10/core/Device.h>

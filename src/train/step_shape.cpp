@@ -25,8 +25,8 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
   add(m.gradient_checkpointing && m.checkpoint_every > 1, "--checkpoint-every 1");
   enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " +
             std::to_string(o.data.window_size) + ")";
-  throw Error("step " + std::to_string(step), "out of memory at micro-batch 1 (" + what +
-                                                  "); the step was not applied and the last checkpoint is kept",
+  throw Error("step " + std::to_string(step),
+              "out of memory at micro-batch 1 (" + what + "); the step was not applied and the last checkpoint is kept",
               "less memory per sample: " + enable + ", or a smaller --model");
 }
 

@@ -15,16 +15,19 @@ void validate(const TrainOptions& o) {
     throw Error("--dataset-file", "is required", "a shard set directory written by `aios prepare`");
   }
   if (o.optimizer.min_lr > o.optimizer.lr) {
-    throw Error("--min-lr", "value " + std::to_string(o.optimizer.min_lr) + " is above --lr " +
-                                std::to_string(o.optimizer.lr), "--min-lr <= --lr");
+    throw Error("--min-lr",
+                "value " + std::to_string(o.optimizer.min_lr) + " is above --lr " + std::to_string(o.optimizer.lr),
+                "--min-lr <= --lr");
   }
   if (o.optimizer.warmup_steps > run.steps) {
-    throw Error("--warmup-steps", "value " + std::to_string(o.optimizer.warmup_steps) + " exceeds --steps " +
-                                      std::to_string(run.steps), "--warmup-steps <= --steps");
+    throw Error("--warmup-steps",
+                "value " + std::to_string(o.optimizer.warmup_steps) + " exceeds --steps " + std::to_string(run.steps),
+                "--warmup-steps <= --steps");
   }
   if (model.n_embd > 0 && model.n_head > 0 && model.n_embd % model.n_head != 0) {
-    throw Error("--n-embd", std::to_string(model.n_embd) + " is not divisible by --n-head " +
-                                std::to_string(model.n_head), "--n-embd a multiple of --n-head");
+    throw Error("--n-embd",
+                std::to_string(model.n_embd) + " is not divisible by --n-head " + std::to_string(model.n_head),
+                "--n-embd a multiple of --n-head");
   }
   if (memory.chunked_training && memory.chunk_size < 1) {
     throw Error("--chunk-size", "is required with --chunked-training", "--chunk-size N (tokens per chunk)");
@@ -45,9 +48,10 @@ void validate(const TrainOptions& o) {
                 "--pos learned with --init-from");
   }
   if (!run.profile_file.empty() && run.profile_from + run.profile_steps - 1 > run.steps) {
-    throw Error("--profile-from", "steps " + std::to_string(run.profile_from) + " to " +
-                                      std::to_string(run.profile_from + run.profile_steps - 1) + " end past --steps " +
-                                      std::to_string(run.steps),
+    throw Error("--profile-from",
+                "steps " + std::to_string(run.profile_from) + " to " +
+                    std::to_string(run.profile_from + run.profile_steps - 1) + " end past --steps " +
+                    std::to_string(run.steps),
                 "--profile-from + --profile-steps - 1 <= --steps");
   }
   if (run.device != "auto" && run.device != "cpu" && run.device.rfind("cuda", 0) != 0) {
@@ -62,29 +66,63 @@ nlohmann::json to_json(const TrainOptions& o) {
   const MemoryOptions& mem = o.memory;
   const ParallelOptions& p = o.parallel;
   const RunOptions& r = o.run;
-  return {
-      {"data", {{"dataset-file", d.dataset_file}, {"window-size", d.window_size}, {"batch-size", d.batch_size},
-                {"gradient-accumulation-steps", d.gradient_accumulation_steps}, {"verify-shards", d.verify_shards}}},
-      {"model", {{"model", m.preset}, {"init-from", m.init_from}, {"n-layer", m.n_layer}, {"n-head", m.n_head},
-                 {"n-embd", m.n_embd}, {"vocab-size", m.vocab_size}, {"seq-len", m.max_positions},
-                 {"pos", to_string(m.position)}, {"model-dtype", to_string(m.dtype)}, {"dropout", m.dropout}}},
-      {"optimizer", {{"lr", opt.lr}, {"min-lr", opt.min_lr}, {"warmup-steps", opt.warmup_steps},
-                     {"weight-decay", opt.weight_decay}, {"decay-embeddings", opt.decay_embeddings},
-                     {"beta1", opt.beta1}, {"beta2", opt.beta2}, {"eps", opt.eps}, {"grad-clip", opt.grad_clip},
-                     {"use-8bit-optimizer", opt.use_8bit_optimizer}}},
-      {"memory", {{"gradient-checkpointing", mem.gradient_checkpointing}, {"checkpoint-every", mem.checkpoint_every},
-                  {"amp", mem.amp}, {"amp-dtype", to_string(mem.amp_dtype)},
-                  {"attention", to_string(mem.attention)}, {"chunked-loss", mem.chunked_loss},
-                  {"loss-chunk-tokens", mem.loss_chunk_tokens}, {"chunked-training", mem.chunked_training},
-                  {"chunk-size", mem.chunk_size}, {"chunk-mode", to_string(mem.chunk_mode)},
-                  {"chunk-memory", mem.chunk_memory}}},
-      {"parallel", {{"shard-optimizer", p.shard_optimizer}, {"bucket-mb", p.bucket_mb},
-                    {"hang-timeout", p.hang_timeout}}},
-      {"run", {{"steps", r.steps}, {"seed", r.seed}, {"device", r.device}, {"eval-interval", r.eval_interval},
-               {"eval-batches", r.eval_batches}, {"out-dir", r.out_dir},
-               {"checkpoint-interval", r.checkpoint_interval}, {"resume", r.resume}, {"log-file", r.log_file},
-               {"export-hf", r.export_hf}, {"peak-tflops", r.peak_tflops}, {"profile-file", r.profile_file},
-               {"profile-from", r.profile_from}, {"profile-steps", r.profile_steps}}}};
+  return {{"data",
+           {{"dataset-file", d.dataset_file},
+            {"window-size", d.window_size},
+            {"batch-size", d.batch_size},
+            {"gradient-accumulation-steps", d.gradient_accumulation_steps},
+            {"verify-shards", d.verify_shards}}},
+          {"model",
+           {{"model", m.preset},
+            {"init-from", m.init_from},
+            {"n-layer", m.n_layer},
+            {"n-head", m.n_head},
+            {"n-embd", m.n_embd},
+            {"vocab-size", m.vocab_size},
+            {"seq-len", m.max_positions},
+            {"pos", to_string(m.position)},
+            {"model-dtype", to_string(m.dtype)},
+            {"dropout", m.dropout}}},
+          {"optimizer",
+           {{"lr", opt.lr},
+            {"min-lr", opt.min_lr},
+            {"warmup-steps", opt.warmup_steps},
+            {"weight-decay", opt.weight_decay},
+            {"decay-embeddings", opt.decay_embeddings},
+            {"beta1", opt.beta1},
+            {"beta2", opt.beta2},
+            {"eps", opt.eps},
+            {"grad-clip", opt.grad_clip},
+            {"use-8bit-optimizer", opt.use_8bit_optimizer}}},
+          {"memory",
+           {{"gradient-checkpointing", mem.gradient_checkpointing},
+            {"checkpoint-every", mem.checkpoint_every},
+            {"amp", mem.amp},
+            {"amp-dtype", to_string(mem.amp_dtype)},
+            {"attention", to_string(mem.attention)},
+            {"chunked-loss", mem.chunked_loss},
+            {"loss-chunk-tokens", mem.loss_chunk_tokens},
+            {"chunked-training", mem.chunked_training},
+            {"chunk-size", mem.chunk_size},
+            {"chunk-mode", to_string(mem.chunk_mode)},
+            {"chunk-memory", mem.chunk_memory}}},
+          {"parallel",
+           {{"shard-optimizer", p.shard_optimizer}, {"bucket-mb", p.bucket_mb}, {"hang-timeout", p.hang_timeout}}},
+          {"run",
+           {{"steps", r.steps},
+            {"seed", r.seed},
+            {"device", r.device},
+            {"eval-interval", r.eval_interval},
+            {"eval-batches", r.eval_batches},
+            {"out-dir", r.out_dir},
+            {"checkpoint-interval", r.checkpoint_interval},
+            {"resume", r.resume},
+            {"log-file", r.log_file},
+            {"export-hf", r.export_hf},
+            {"peak-tflops", r.peak_tflops},
+            {"profile-file", r.profile_file},
+            {"profile-from", r.profile_from},
+            {"profile-steps", r.profile_steps}}}};
 }
 
 }  // namespace aios

@@ -6,9 +6,8 @@
 
 #include <array>
 #include <cstdint>
-#include <string>
-
 #include <nlohmann/json_fwd.hpp>
+#include <string>
 
 #include "base/enum_names.h"
 #include "memory/attention_backend.h"
@@ -33,13 +32,13 @@ struct DataOptions {
 };
 
 struct ModelOptions {
-  std::string preset = "tiny";        // --model: tiny | gpt2 | gpt2-medium | gpt2-large | gpt2-xl
-  std::string init_from;              // --init-from: a Hugging Face GPT-2 directory
-  std::int64_t n_layer = 0;           // 0 = the preset's value
+  std::string preset = "tiny";  // --model: tiny | gpt2 | gpt2-medium | gpt2-large | gpt2-xl
+  std::string init_from;        // --init-from: a Hugging Face GPT-2 directory
+  std::int64_t n_layer = 0;     // 0 = the preset's value
   std::int64_t n_head = 0;
   std::int64_t n_embd = 0;
-  std::int64_t vocab_size = 0;        // 0 = the dataset's vocabulary
-  std::int64_t max_positions = 0;     // --seq-len: rows of the learned position table; 0 = the preset's
+  std::int64_t vocab_size = 0;     // 0 = the dataset's vocabulary
+  std::int64_t max_positions = 0;  // --seq-len: rows of the learned position table; 0 = the preset's
   PositionEncoding position = PositionEncoding::kLearned;  // --pos
   ModelDtype dtype = ModelDtype::kFloat32;                 // --model-dtype
   double dropout = 0.0;
@@ -50,12 +49,12 @@ struct OptimizerOptions {
   double min_lr = 6e-5;
   std::int64_t warmup_steps = 10;
   double weight_decay = 0.1;
-  bool decay_embeddings = false;      // weight decay on wte/wpe too
+  bool decay_embeddings = false;  // weight decay on wte/wpe too
   double beta1 = 0.9;
   double beta2 = 0.95;
   double eps = 1e-8;
-  double grad_clip = 1.0;             // global-norm clipping; 0 disables
-  bool use_8bit_optimizer = false;    // blockwise 8-bit AdamW moments
+  double grad_clip = 1.0;           // global-norm clipping; 0 disables
+  bool use_8bit_optimizer = false;  // blockwise 8-bit AdamW moments
 };
 
 struct MemoryOptions {
@@ -64,36 +63,36 @@ struct MemoryOptions {
   bool amp = true;
   AmpDtype amp_dtype = AmpDtype::kAuto;
   AttentionBackend attention = AttentionBackend::kAuto;
-  bool chunked_loss = true;           // LM head + loss over chunks of tokens
-  std::int64_t loss_chunk_tokens = 0; // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
+  bool chunked_loss = true;            // LM head + loss over chunks of tokens
+  std::int64_t loss_chunk_tokens = 0;  // 0 = sized to the vocabulary (~256 MiB of fp32 logits)
   // Long windows in chunks (docs/long-context.md)
   bool chunked_training = false;
-  std::int64_t chunk_size = 0;        // tokens per chunk (required with --chunked-training)
+  std::int64_t chunk_size = 0;  // tokens per chunk (required with --chunked-training)
   ChunkMode chunk_mode = ChunkMode::kExact;
-  std::int64_t chunk_memory = 0;      // truncated: earlier tokens each chunk sees; 0 = the whole window
+  std::int64_t chunk_memory = 0;  // truncated: earlier tokens each chunk sees; 0 = the whole window
 };
 
-struct ParallelOptions {  // ranks launched by mpirun; ignored by one process
-  bool shard_optimizer = true;        // ZeRO-1: optimizer state sharded across ranks
-  double bucket_mb = 100.0;           // gradient communication bucket size (docs/distributed.md)
-  double hang_timeout = 1800;         // seconds without progress before a rank ends the job; 0 = never
+struct ParallelOptions {        // ranks launched by mpirun; ignored by one process
+  bool shard_optimizer = true;  // ZeRO-1: optimizer state sharded across ranks
+  double bucket_mb = 100.0;     // gradient communication bucket size (docs/distributed.md)
+  double hang_timeout = 1800;   // seconds without progress before a rank ends the job; 0 = never
 };
 
 struct RunOptions {
-  std::int64_t steps = 100;           // optimizer steps
-  std::uint64_t seed = 1337;          // initialization and data order
-  std::string device = "auto";        // auto | cpu | cuda | cuda:N
-  std::int64_t eval_interval = 50;    // steps between validation passes; 0 = only at the end
+  std::int64_t steps = 100;         // optimizer steps
+  std::uint64_t seed = 1337;        // initialization and data order
+  std::string device = "auto";      // auto | cpu | cuda | cuda:N
+  std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end
   std::int64_t eval_batches = 8;
   std::string out_dir = "runs/default";  // checkpoints go here
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
-  std::string resume;                 // a checkpoint path, "latest" or "auto"
-  std::string log_file;               // JSONL metrics; empty = none
-  std::string export_hf;              // write the final model here in Hugging Face GPT-2 format
-  double peak_tflops = 0;             // device peak for MFU; 0 = the built-in table
+  std::string resume;                    // a checkpoint path, "latest" or "auto"
+  std::string log_file;                  // JSONL metrics; empty = none
+  std::string export_hf;                 // write the final model here in Hugging Face GPT-2 format
+  double peak_tflops = 0;                // device peak for MFU; 0 = the built-in table
   // Profiling: a Chrome trace of chosen steps; rank N of several writes <stem>.rankN<ext>
-  std::string profile_file;           // empty = no profiling
-  std::int64_t profile_from = 5;      // first profiled step (1-based), past warm-up and allocator growth
+  std::string profile_file;       // empty = no profiling
+  std::int64_t profile_from = 5;  // first profiled step (1-based), past warm-up and allocator growth
   std::int64_t profile_steps = 3;
 };
 

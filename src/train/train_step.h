@@ -22,10 +22,10 @@ struct BatchShrink {
 };
 
 struct StepStats {
-  double loss = 0;          // mean token loss over every rank's tokens
-  double grad_norm = 0;     // global, before clipping; inf/NaN on a skipped fp16 step
-  double loss_scale = 1;    // the fp16 loss scale this step ran with (1 without fp16)
-  bool skipped = false;     // fp16: inf/NaN gradients, so the update was not applied
+  double loss = 0;        // mean token loss over every rank's tokens
+  double grad_norm = 0;   // global, before clipping; inf/NaN on a skipped fp16 step
+  double loss_scale = 1;  // the fp16 loss scale this step ran with (1 without fp16)
+  bool skipped = false;   // fp16: inf/NaN gradients, so the update was not applied
   std::vector<BatchShrink> shrinks;
 };
 

@@ -47,38 +47,50 @@ double evaluate(TrainingSetup& run, std::int64_t batch_size) {
   }
   run.model->train();
   const double mean = total.item<double>() / static_cast<double>(batches * count * t);  // sync
-  return run.comm->sum_over_ranks(mean) / run.comm->world();                             // collective (host)
+  return run.comm->sum_over_ranks(mean) / run.comm->world();                            // collective (host)
 }
 
 // The first JSONL line: what this run is, enough to compare runs without their command lines.
 json header_record(const TrainingSetup& run) {
   const GptConfig& config = run.config;
   const TrainOptions& o = run.options;
-  json header = {
-      {"type", "config"},
-      {"aios_version", AIOS_VERSION},
-      {"libtorch_version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
-                               std::to_string(TORCH_VERSION_PATCH)},
-      {"device", device_name(run.device)},
-      {"attention", {{"requested", to_string(run.attention.requested)}, {"backend", run.attention.backend},
-                     {"note", run.attention.note}}},
-      {"model", {{"preset", o.model.init_from.empty() ? o.model.preset : "hf:" + o.model.init_from},
-                 {"n_layer", config.n_layer}, {"n_head", config.n_head}, {"n_embd", config.n_embd},
-                 {"vocab_size", config.vocab_size}, {"max_positions", config.max_positions},
-                 {"position", to_string(config.position)}, {"parameters", config.parameter_count()},
-                 {"dtype", to_string(o.model.dtype)}}},
-      {"data", {{"dataset_file", o.data.dataset_file}, {"tokenizer", run.shards->manifest().tokenizer.kind},
-                {"train_tokens", run.shards->manifest().tokens("train")},
-                {"val_tokens", run.shards->manifest().tokens("val")}}},
-      {"options", to_json(o)},
-      {"memory_techniques", {{"amp", run.precision.describe()}, {"optimizer", run.optimizer->kind()},
-                             {"optimizer_state_bytes", run.optimizer->state_bytes()}}},
-      {"distributed", {{"comm", run.comm->describe()}, {"world", run.comm->world()},
-                       {"gradient_sync", run.gradient_sync->describe()},
-                       {"sharded_optimizer", run.gradient_sync->shards_optimizer_state()},
-                       // collective (host): every rank's optimizer state
-                       {"optimizer_state_bytes_per_rank", run.comm->gather_values(run.optimizer->state_bytes())}}},
-      {"resumed_from_step", run.progress.step}};
+  json header = {{"type", "config"},
+                 {"aios_version", AIOS_VERSION},
+                 {"libtorch_version", std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) +
+                                          "." + std::to_string(TORCH_VERSION_PATCH)},
+                 {"device", device_name(run.device)},
+                 {"attention",
+                  {{"requested", to_string(run.attention.requested)},
+                   {"backend", run.attention.backend},
+                   {"note", run.attention.note}}},
+                 {"model",
+                  {{"preset", o.model.init_from.empty() ? o.model.preset : "hf:" + o.model.init_from},
+                   {"n_layer", config.n_layer},
+                   {"n_head", config.n_head},
+                   {"n_embd", config.n_embd},
+                   {"vocab_size", config.vocab_size},
+                   {"max_positions", config.max_positions},
+                   {"position", to_string(config.position)},
+                   {"parameters", config.parameter_count()},
+                   {"dtype", to_string(o.model.dtype)}}},
+                 {"data",
+                  {{"dataset_file", o.data.dataset_file},
+                   {"tokenizer", run.shards->manifest().tokenizer.kind},
+                   {"train_tokens", run.shards->manifest().tokens("train")},
+                   {"val_tokens", run.shards->manifest().tokens("val")}}},
+                 {"options", to_json(o)},
+                 {"memory_techniques",
+                  {{"amp", run.precision.describe()},
+                   {"optimizer", run.optimizer->kind()},
+                   {"optimizer_state_bytes", run.optimizer->state_bytes()}}},
+                 {"distributed",
+                  {{"comm", run.comm->describe()},
+                   {"world", run.comm->world()},
+                   {"gradient_sync", run.gradient_sync->describe()},
+                   {"sharded_optimizer", run.gradient_sync->shards_optimizer_state()},
+                   // collective (host): every rank's optimizer state
+                   {"optimizer_state_bytes_per_rank", run.comm->gather_values(run.optimizer->state_bytes())}}},
+                 {"resumed_from_step", run.progress.step}};
   if (!run.chunk_attention.empty()) header["attention"]["chunks_after_the_first"] = run.chunk_attention;
   return header;
 }
@@ -115,10 +127,16 @@ void print_run(const TrainingSetup& run, std::int64_t tokens_per_step) {
 
 void report_shrink(const TrainingSetup& run, MetricsLog& log, ProgressLine& progress_line, std::int64_t step,
                    const BatchShrink& shrink) {
-  log.write({{"type", "event"}, {"event", "batch_shrink"}, {"step", step}, {"reason", shrink.reason},
-             {"ranks", shrink.failed}, {"micro_batch_before", shrink.before.micro_batch},
-             {"micro_batch", shrink.after.micro_batch}, {"accumulation", shrink.after.accumulation},
-             {"chunk_before", shrink.before.chunk_size}, {"chunk", shrink.after.chunk_size}});
+  log.write({{"type", "event"},
+             {"event", "batch_shrink"},
+             {"step", step},
+             {"reason", shrink.reason},
+             {"ranks", shrink.failed},
+             {"micro_batch_before", shrink.before.micro_batch},
+             {"micro_batch", shrink.after.micro_batch},
+             {"accumulation", shrink.after.accumulation},
+             {"chunk_before", shrink.before.chunk_size},
+             {"chunk", shrink.after.chunk_size}});
   std::string ranks;
   for (std::size_t r = 0; r < shrink.failed.size(); ++r) {
     if (shrink.failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
@@ -132,14 +150,16 @@ void report_shrink(const TrainingSetup& run, MetricsLog& log, ProgressLine& prog
                static_cast<long long>(shrink.before.micro_batch), static_cast<long long>(shrink.after.micro_batch),
                static_cast<long long>(shrink.after.accumulation),
                chunk_halved ? (" (micro-batch already 1: chunk " + std::to_string(shrink.before.chunk_size) + " -> " +
-                               std::to_string(shrink.after.chunk_size) + " tokens)").c_str()
+                               std::to_string(shrink.after.chunk_size) + " tokens)")
+                                  .c_str()
                             : "");
 }
 
 std::string profile_path_of(const TrainingSetup& run) {
   const std::string& path = run.options.run.profile_file;
   if (path.empty() || run.comm->world() == 1) return path;
-  return join_path(parent_path(path), file_stem(path) + ".rank" + std::to_string(run.comm->rank()) + file_extension(path));
+  return join_path(parent_path(path),
+                   file_stem(path) + ".rank" + std::to_string(run.comm->rank()) + file_extension(path));
 }
 
 }  // namespace
@@ -203,10 +223,15 @@ TrainSummary train(const TrainOptions& options) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
     const double eta = elapsed / static_cast<double>(step - first_step + 1) * static_cast<double>(o.steps - step);
 
-    json record = {{"type", "step"}, {"step", step}, {"loss", stats.loss}, {"lr", lr},
+    json record = {{"type", "step"},
+                   {"step", step},
+                   {"loss", stats.loss},
+                   {"lr", lr},
                    {"grad_norm", std::isfinite(stats.grad_norm) ? json(stats.grad_norm) : json(nullptr)},
-                   {"tokens", progress.tokens_seen}, {"tokens_per_s", tokens_per_second},
-                   {"step_time_ms", step_seconds * 1e3}, {"micro_batch", shape.micro_batch},
+                   {"tokens", progress.tokens_seen},
+                   {"tokens_per_s", tokens_per_second},
+                   {"step_time_ms", step_seconds * 1e3},
+                   {"micro_batch", shape.micro_batch},
                    {"accumulation", shape.accumulation},
                    {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
     if (run.scaler->enabled()) {
@@ -218,7 +243,8 @@ TrainSummary train(const TrainOptions& options) {
       record["peak_allocated_bytes"] = memory.peak_allocated;
       record["peak_reserved_bytes"] = memory.peak_reserved;
       record["current_allocated_bytes"] = memory.current_allocated;
-      if (world > 1) record["peak_allocated_bytes_per_rank"] = run.comm->gather_values(memory.peak_allocated);  // collective
+      if (world > 1)
+        record["peak_allocated_bytes_per_rank"] = run.comm->gather_values(memory.peak_allocated);  // collective
     }
 
     const bool last = step == o.steps;
@@ -232,11 +258,11 @@ TrainSummary train(const TrainOptions& options) {
     char val_text[32] = "";
     if (record.contains("val_loss")) std::snprintf(val_text, sizeof(val_text), " val %.4f", summary.last_val_loss);
     char line[320];
-    std::snprintf(line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s%s | ETA %s",
-                  static_cast<long long>(step), static_cast<long long>(o.steps), stats.loss, val_text, lr,
-                  tokens_per_second,
-                  memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
-                  stats.skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "", format_duration(eta).c_str());
+    std::snprintf(
+        line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s%s | ETA %s",
+        static_cast<long long>(step), static_cast<long long>(o.steps), stats.loss, val_text, lr, tokens_per_second,
+        memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
+        stats.skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "", format_duration(eta).c_str());
     progress_line.update(line, record.contains("val_loss") || stats.skipped);
 
     if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last) {
@@ -254,7 +280,8 @@ TrainSummary train(const TrainOptions& options) {
     save_hf_gpt2(o.export_hf, run.model);
     std::fprintf(stderr, "aios train: exported %s (Hugging Face GPT-2 format)\n", o.export_hf.c_str());
   }
-  if (!summary.last_checkpoint.empty() && run.lead) std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
+  if (!summary.last_checkpoint.empty() && run.lead)
+    std::fprintf(stderr, "aios train: saved %s\n", summary.last_checkpoint.c_str());
   return summary;
 }
 

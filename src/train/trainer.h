@@ -14,12 +14,12 @@ struct TrainSummary {
   std::int64_t steps_done = 0;
   double first_loss = 0;
   double last_loss = 0;
-  double last_val_loss = -1;        // -1 when there was no validation
-  std::int64_t skipped_steps = 0;   // fp16 steps skipped for inf/NaN gradients
-  std::int64_t batch_shrinks = 0;   // out-of-memory recoveries
-  std::int64_t micro_batch = 0;     // the micro-batch at the end (after any shrink)
+  double last_val_loss = -1;       // -1 when there was no validation
+  std::int64_t skipped_steps = 0;  // fp16 steps skipped for inf/NaN gradients
+  std::int64_t batch_shrinks = 0;  // out-of-memory recoveries
+  std::int64_t micro_batch = 0;    // the micro-batch at the end (after any shrink)
   std::int64_t accumulation = 0;
-  std::string attention_backend;    // what SDPA ran: flash | efficient | cudnn | math
+  std::string attention_backend;  // what SDPA ran: flash | efficient | cudnn | math
   std::string last_checkpoint;
 };
 
