@@ -146,6 +146,41 @@ TEST(Prepare, ExistingOutputNeedsOverwrite) {
   EXPECT_NO_THROW(prepare_shards(options));
 }
 
+// --overwrite replaces a previous shard set only: a user's folder, a shard set holding a file of
+// the user's, and the input itself are refused by name and left as they were.
+TEST(Prepare, OverwriteReplacesOnlyAShardSetAndNeverAnInput) {
+  testing::ScratchDir dir;
+  const std::string text = testing::sample_text(3000, 4);
+  testing::write_file(dir / "corpus.txt", text);
+  PrepareOptions options;
+  options.inputs = {(dir / "corpus.txt")};
+  options.overwrite = true;
+
+  make_directories(dir / "project/src");
+  testing::write_file(dir / "project/notes.txt", "mine");
+  options.output = (dir / "project");
+  const auto project = error_of([&] { prepare_shards(options); });
+  EXPECT_NE(project.find("not a shard set"), std::string::npos) << project;
+  EXPECT_EQ(testing::read_file(dir / "project/notes.txt"), "mine");
+  EXPECT_TRUE(is_directory(dir / "project/src"));
+
+  options.output = (dir / "set");
+  prepare_shards(options);
+  testing::write_file(dir / "set/notes.txt", "mine too");
+  const auto extra = error_of([&] { prepare_shards(options); });
+  EXPECT_NE(extra.find("notes.txt"), std::string::npos) << extra;
+  EXPECT_EQ(testing::read_file(dir / "set/notes.txt"), "mine too");
+  ::remove((dir / "set/notes.txt").c_str());
+  EXPECT_NO_THROW(prepare_shards(options));  // a shard set alone is replaced
+
+  for (const std::string& output : {dir / "corpus.txt", dir.path()}) {
+    options.output = output;
+    const auto input = error_of([&] { prepare_shards(options); });
+    EXPECT_NE(input.find("--output"), std::string::npos) << input;
+  }
+  EXPECT_EQ(testing::read_file(dir / "corpus.txt"), text);
+}
+
 TEST(Prepare, BadInputsAreNamed) {
   testing::ScratchDir dir;
   PrepareOptions options;
@@ -158,7 +193,7 @@ TEST(Prepare, BadInputsAreNamed) {
   // uint16 cannot hold a 70000-id vocabulary.
   write_llmc_file((dir / "t.bin"), testing::random_tokens(100, 1000, 2), TokenDtype::kUint16);
   options.inputs = {(dir / "t.bin")};
-  options.model.vocab_size = 70'000;
+  options.vocab_size = 70'000;
   options.dtype = "uint16";
   EXPECT_NE(error_of([&] { prepare_shards(options); }).find("--dtype"), std::string::npos);
   // Mixing text and token files.

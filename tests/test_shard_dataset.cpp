@@ -26,7 +26,7 @@ class ShardDatasetTest : public ::testing::Test {
     options.output = (dir_ / "set");
     options.shard_tokens = 7'000;
     options.val_fraction = 0;
-    options.model.vocab_size = 50'257;
+    options.vocab_size = 50'257;
     prepare_shards(options);
     set_ = std::make_unique<ShardSet>(ShardSet::open(options.output));
   }
@@ -36,7 +36,7 @@ class ShardDatasetTest : public ::testing::Test {
     options.window = kSeqLen;
     options.rank = rank;
     options.world = world;
-    options.run.seed = seed;
+    options.seed = seed;
     return ShardDataset(*set_, options);
   }
 

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "base/error.h"
 #include "cli/app.h"
 #include "cli/train_command.h"
@@ -51,6 +53,61 @@ TEST(TrainOptions, ConfigFileGivesTheSameOptionsAndTheCommandLineWins) {
   EXPECT_EQ(overridden.data.batch_size, 7);
   EXPECT_TRUE(overridden.memory.amp);
   EXPECT_EQ(overridden.data.window_size, 128);
+}
+
+// to_json is the one serialisation of the options (the run header carries it): written out as a
+// config file, every option that differs from its default parses back to the same value.
+TEST(TrainOptions, OptionsWrittenAsAConfigFileParseBackToTheSameOptions) {
+  const auto o = parse({"--dataset-file",
+                        "shards/x",
+                        "--batch-size",
+                        "3",
+                        "--gradient-accumulation-steps",
+                        "5",
+                        "--pos",
+                        "rope",
+                        "--seq-len",
+                        "128",
+                        "--model-dtype",
+                        "float64",
+                        "--no-amp",
+                        "--amp-dtype",
+                        "fp16",
+                        "--attention",
+                        "math",
+                        "--chunked-training",
+                        "--chunk-size",
+                        "64",
+                        "--chunk-mode",
+                        "truncated",
+                        "--chunk-memory",
+                        "32",
+                        "--lr",
+                        "0.002",
+                        "--decay-embeddings",
+                        "--bucket-mb",
+                        "12.5",
+                        "--no-shard-optimizer",
+                        "--out-dir",
+                        "runs/a",
+                        "--resume",
+                        "latest",
+                        "--seed",
+                        "7"});
+  const auto written = to_json(o), defaults = to_json(TrainOptions{});
+  std::string toml;
+  for (const auto& [group, fields] : written.items()) {
+    for (const auto& [key, value] : fields.items()) {
+      if (value != defaults[group][key]) toml += key + " = " + value.dump() + "\n";
+    }
+  }
+  EXPECT_NE(toml.find("chunk-mode = \"truncated\""), std::string::npos) << toml;
+  testing::ScratchDir dir;
+  testing::write_file(dir / "written.toml", toml);
+  EXPECT_EQ(to_json(parse({"--config", (dir / "written.toml")})), written) << toml;
+  EXPECT_EQ(o.model.position, PositionEncoding::kRope);
+  EXPECT_EQ(o.memory.chunk_mode, ChunkMode::kTruncated);
+  EXPECT_EQ(o.memory.attention, AttentionBackend::kMath);
 }
 
 TEST(TrainOptions, ShippedConfigsParse) {

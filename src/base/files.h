@@ -28,6 +28,10 @@ void copy_file(const std::string& from, const std::string& to);
 // Regular files under `directory`, recursively, sorted; entries whose name starts with '.'
 // (and everything below such a directory) are skipped.
 std::vector<std::string> list_files_recursive(const std::string& directory);
+// Every entry of `directory`, hidden ones too, by name, sorted.
+std::vector<std::string> list_directory(const std::string& directory);
+// The absolute path with symbolic links resolved, for an existing path; `path` itself otherwise.
+std::string canonical_path(const std::string& path);
 
 std::string join_path(const std::string& directory, const std::string& name);
 std::string file_name(const std::string& path);       // "a/b.txt" -> "b.txt"

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "base/error.h"
 #include "base/files.h"
 #include "data/llmc_import.h"
+#include "data/manifest.h"
 #include "data/shard_writer.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
@@ -39,6 +41,34 @@ void check_options(const PrepareOptions& o) {
   }
   if (o.train_tokenizer_vocab > 0 && o.tokenizer != "byte") {
     throw Error("--train-tokenizer", "cannot be combined with --tokenizer " + o.tokenizer, "one of them");
+  }
+}
+
+// --overwrite replaces a shard set that `aios prepare` wrote, and nothing else: an output that is
+// (or holds) an input, that has no manifest, or that holds any file its manifest does not list is
+// refused by name, before anything is read or written.
+void check_output_path(const PrepareOptions& o, const std::vector<InputFile>& inputs) {
+  const std::string output = canonical_path(o.output);
+  for (const auto& input : inputs) {
+    const std::string path = canonical_path(input.path);
+    if (path == output || path.rfind(output + "/", 0) == 0) {
+      throw Error("--output", o.output + " is, or holds, the input " + input.path + "; writing there would destroy it",
+                  "an --output path apart from the inputs");
+    }
+  }
+  if (!o.overwrite || !path_exists(o.output)) return;  // without --overwrite an existing output is refused later
+  const std::string manifest_path = join_path(o.output, "manifest.json");
+  if (!is_directory(o.output) || !is_regular_file(manifest_path)) {
+    throw Error(o.output, "exists and is not a shard set (no manifest.json); --overwrite replaces only a shard set",
+                "another --output path (aios deletes only what it wrote)");
+  }
+  std::set<std::string> listed = {"manifest.json"};
+  for (const auto& shard : read_manifest(manifest_path).shards) listed.insert(shard.file);
+  for (const auto& name : list_directory(o.output)) {
+    if (listed.count(name) == 0) {
+      throw Error(join_path(o.output, name), "is not part of the shard set that --overwrite would replace",
+                  "another --output path, or move it out of " + o.output + " first");
+    }
   }
 }
 
@@ -154,6 +184,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     }
     input_bytes += input.bytes;
   }
+  check_output_path(options, inputs);
 
   StagedDirectory staging(options.output, options.overwrite);
   Manifest manifest;

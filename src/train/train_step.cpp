@@ -22,6 +22,8 @@ torch::Tensor forward_backward(TrainingSetup& run, const torch::Tensor& windows,
   const std::int64_t window = windows.size(1) - 1;
   const double step_tokens = static_cast<double>(windows.size(0) * window * run.comm->world());
   const auto scaled = [&](const torch::Tensor& loss_sum) { return run.scaler->scale(loss_sum / step_tokens); };
+  // Collectives: once started, each bucket's all-reduce or reduce-scatter goes out from the
+  // backward as soon as its gradients are final (on GPUs on NCCL's stream, beside the backward).
   const auto start_gradient_sync = [&] { run.gradient_sync->start(); };
   auto loss = torch::zeros({}, torch::TensorOptions(run.device).dtype(torch::kDouble));
   for (std::int64_t micro = 0; micro < shape.accumulation; ++micro) {
@@ -83,14 +85,14 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
 
     clear_gradients(run.parameters);
     loss = torch::Tensor();
-    release_cached_memory(run.device);
+    release_cached_memory(run.device);  // sync: the cache is returned once the device is idle
     std::string ranks;
     for (std::size_t r = 0; r < failed.size(); ++r) {
       if (failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
     }
     const std::string reason = out_of_memory.empty() ? "out of memory on rank " + ranks : out_of_memory;
     const StepShape smaller = shrink_after_oom(shape, run.options, step, reason);  // throws at the floor
-    stats.shrinks.push_back({reason, failed, shape, smaller});
+    stats.shrinks.push_back({reason, failed, ranks, shape, smaller});
     shape = smaller;
   }
   run.faults.after_gradient_sync(step, loss, run.optimizer->gradients());

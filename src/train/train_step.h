@@ -18,6 +18,7 @@ namespace aios {
 struct BatchShrink {
   std::string reason;                // the first failing rank's error, or which ranks failed
   std::vector<std::int64_t> failed;  // per rank: 1 where it ran out of memory
+  std::string failed_ranks;          // "1, 3"
   StepShape before, after;
 };
 

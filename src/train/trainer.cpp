@@ -137,16 +137,12 @@ void report_shrink(const TrainingSetup& run, MetricsLog& log, ProgressLine& prog
              {"accumulation", shrink.after.accumulation},
              {"chunk_before", shrink.before.chunk_size},
              {"chunk", shrink.after.chunk_size}});
-  std::string ranks;
-  for (std::size_t r = 0; r < shrink.failed.size(); ++r) {
-    if (shrink.failed[r] != 0) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
-  }
   const bool chunk_halved = shrink.after.chunk_size != shrink.before.chunk_size;
   progress_line.finish();
   std::fprintf(stderr,
                "aios train: rank %d: step %lld: out of memory on rank(s) %s at micro-batch %lld; "
                "retrying the same windows as %lld x %lld accumulation%s\n",
-               run.comm->rank(), static_cast<long long>(step), ranks.c_str(),
+               run.comm->rank(), static_cast<long long>(step), shrink.failed_ranks.c_str(),
                static_cast<long long>(shrink.before.micro_batch), static_cast<long long>(shrink.after.micro_batch),
                static_cast<long long>(shrink.after.accumulation),
                chunk_halved ? (" (micro-batch already 1: chunk " + std::to_string(shrink.before.chunk_size) + " -> " +
