@@ -103,7 +103,7 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   }
 
   // Attention kernels: chosen once for the whole run, and reported.
-  const auto compute_dtype = precision.enabled ? precision.dtype : parameter_dtype;
+  const auto compute_dtype = this->compute_dtype();
   attention = configure_attention(o.memory.attention, {device, compute_dtype, config.n_head, config.head_dim(),
                                                        o.data.window_size, o.model.dropout});
   if (o.memory.chunked_training) {

@@ -44,6 +44,8 @@ struct TrainingSetup {
   bool lead = true;                             // rank 0: logs, prints and writes the shared checkpoint file
   at::ScalarType parameter_dtype = at::kFloat;  // parameters, gradients and optimizer state
   MixedPrecision precision;                     // what autocast runs matmuls and attention in
+  // The type matmuls and attention compute in: the autocast type, or the parameters' without AMP.
+  at::ScalarType compute_dtype() const { return precision.enabled ? precision.dtype : parameter_dtype; }
 
   // Data
   std::optional<ShardSet> shards;

@@ -61,7 +61,8 @@ void clear_gradients(std::vector<torch::Tensor>& parameters) {
 
 StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows) {
   StepStats stats;
-  run.optimizer->set_learning_rate(run.schedule.at(step - 1));
+  stats.lr = run.schedule.at(step - 1);
+  run.optimizer->set_learning_rate(stats.lr);
 
   // Forward and backward on every rank, gradient buckets going out during the last backward. A
   // rank that runs out of memory still issues every bucket's collective (finish), so no peer waits

@@ -23,6 +23,7 @@ struct BatchShrink {
 };
 
 struct StepStats {
+  double lr = 0;          // the learning rate this step applied
   double loss = 0;        // mean token loss over every rank's tokens
   double grad_norm = 0;   // global, before clipping; inf/NaN on a skipped fp16 step
   double loss_scale = 1;  // the fp16 loss scale this step ran with (1 without fp16)

@@ -170,8 +170,8 @@ TrainSummary train(const TrainOptions& options) {
   const std::int64_t windows_per_step = shape.micro_batch * shape.accumulation;  // per rank, never changes
   const std::int64_t tokens_per_step = windows_per_step * window * world;
   const double flops_per_step = run.config.training_flops_per_token(window) * static_cast<double>(tokens_per_step);
-  const auto compute_dtype = run.precision.enabled ? run.precision.dtype : run.parameter_dtype;
-  const double peak_flops = (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(run.device, compute_dtype)) * 1e12;
+  const double peak_flops =
+      (o.peak_tflops > 0 ? o.peak_tflops : default_peak_tflops(run.device, run.compute_dtype())) * 1e12;
 
   MetricsLog log(run.lead ? o.log_file : "", /*append=*/run.resumed);
   log.write(header_record(run));
@@ -193,7 +193,6 @@ TrainSummary train(const TrainOptions& options) {
     profiler.before_step(step);
     const auto step_start = Clock::now();
     reset_peak_memory(run.device);
-    const double lr = run.schedule.at(step - 1);
     const torch::Tensor windows = read_windows(*run.train_data, windows_per_step, run.device);
 
     const StepStats stats = train_step(run, shape, step, windows);
@@ -222,7 +221,7 @@ TrainSummary train(const TrainOptions& options) {
     json record = {{"type", "step"},
                    {"step", step},
                    {"loss", stats.loss},
-                   {"lr", lr},
+                   {"lr", stats.lr},
                    {"grad_norm", std::isfinite(stats.grad_norm) ? json(stats.grad_norm) : json(nullptr)},
                    {"tokens", progress.tokens_seen},
                    {"tokens_per_s", tokens_per_second},
@@ -256,7 +255,8 @@ TrainSummary train(const TrainOptions& options) {
     char line[320];
     std::snprintf(
         line, sizeof(line), "step %lld/%lld | loss %.4f%s | lr %.2e | %.0f tok/s%s%s | ETA %s",
-        static_cast<long long>(step), static_cast<long long>(o.steps), stats.loss, val_text, lr, tokens_per_second,
+        static_cast<long long>(step), static_cast<long long>(o.steps), stats.loss, val_text, stats.lr,
+        tokens_per_second,
         memory.available ? (" | peak " + format_bytes(static_cast<double>(memory.peak_allocated))).c_str() : "",
         stats.skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "", format_duration(eta).c_str());
     progress_line.update(line, record.contains("val_loss") || stats.skipped);
