@@ -19,7 +19,7 @@ python3 - "$headers" "$cuda" <<'PY'
 import json, shlex, subprocess, sys
 headers, cuda = sys.argv[1], sys.argv[2]
 sources = ["src/distributed/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
-           "src/train/device_stats.cpp", "src/memory/attention_backend.cpp"]
+           "src/train/device_stats.cpp", "src/memory/attention_backend.cpp", "src/kernels/fused_classifier.cpp"]
 entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/distributed/comm.cpp"))
 flags, words, i = [], shlex.split(entry["command"]), 0
 while i < len(words):
@@ -34,9 +34,11 @@ for source in sources:
                        capture_output=True, text=True)
     print(source, "ok" if r.returncode == 0 else "FAILED")
     if r.returncode: print(r.stderr[:4000]); failed += 1
-nvcc = subprocess.run([f"{cuda}/bin/nvcc", "-std=c++20", "-arch=sm_90", "-Isrc", "-c", "src/optim/adamw_8bit_cuda.cu",
-                       "-o", "/dev/null"], capture_output=True, text=True)
-print("src/optim/adamw_8bit_cuda.cu", "ok" if nvcc.returncode == 0 else "FAILED")
-if nvcc.returncode: print(nvcc.stderr[:4000]); failed += 1
+arches = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ("80", "86", "89", "90")]
+for kernel in ("src/optim/adamw_8bit_cuda.cu", "src/kernels/cross_entropy_cuda.cu"):
+    nvcc = subprocess.run([f"{cuda}/bin/nvcc", "-std=c++20", *arches, "-Isrc", "-c", kernel, "-o", "/dev/null"],
+                          capture_output=True, text=True)
+    print(kernel, "ok" if nvcc.returncode == 0 else "FAILED")
+    if nvcc.returncode: print(nvcc.stderr[:4000]); failed += 1
 sys.exit(1 if failed else 0)
 PY

@@ -87,7 +87,7 @@ TEST(ChunkedCrossEntropy, CudaBf16GradientsAreAsCloseToFloat64AsTheFullLogits) {
   };
   const auto full = run(0);
   EXPECT_LT(full.second, 1e-2);
-  for (std::int64_t chunk : {1, 64, 500}) {
+  for (const std::int64_t chunk : {std::int64_t{1}, std::int64_t{64}, std::int64_t{500}, tokens}) {  // tokens: one chunk, as the plain head on CUDA
     const auto chunked = run(chunk);
     EXPECT_LE(chunked.first, 1.5 * full.first + 1e-6) << "hidden gradient, chunk " << chunk;
     EXPECT_LE(chunked.second, 1.5 * full.second + 1e-6) << "weight gradient, chunk " << chunk;
@@ -95,8 +95,9 @@ TEST(ChunkedCrossEntropy, CudaBf16GradientsAreAsCloseToFloat64AsTheFullLogits) {
 }
 
 TEST(ChunkedCrossEntropy, DefaultChunkIsSizedToTheVocabulary) {
-  EXPECT_EQ(default_loss_chunk_tokens(50257), (256LL << 20) / (4 * 50257));
-  EXPECT_EQ(default_loss_chunk_tokens(10'000'000), 128);
+  EXPECT_EQ(default_loss_chunk_tokens(50257, 4), (256LL << 20) / (4 * 50257));
+  EXPECT_EQ(default_loss_chunk_tokens(50257, 2), (256LL << 20) / (2 * 50257));  // bf16 logits: twice the tokens
+  EXPECT_EQ(default_loss_chunk_tokens(10'000'000, 4), 128);
 }
 
 }  // namespace

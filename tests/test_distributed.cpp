@@ -41,7 +41,8 @@ class DistributedTest : public TrainerTest {
     if (world > 1)
       command += "mpirun -np " + std::to_string(world) +
                  " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
-                 "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP ";
+                 "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP "
+                 "-x AIOS_FAULT_SIGNAL_AT_STEP -x AIOS_FAULT_SIGNAL ";
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) +
                " --seq-len 64 --window-size 16 --batch-size " + std::to_string(o.data.batch_size) + " --steps " +
@@ -209,6 +210,59 @@ void expect_ends_promptly(const std::function<int()>& launch_job) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(status, 0);
   EXPECT_LT(seconds, 60.0);
+}
+
+// A stop signal (here SIGUSR1, Slurm's usual warning, or SIGTERM) reaching one rank only: every
+// rank finishes the same step, the checkpoint of that step is written (ZeRO shards included), the
+// job exits 128 + the signal, and resuming gives the parameters of an uninterrupted run.
+TEST_F(DistributedTest, AStopSignalOnOneRankStopsEveryRankAtOneStepWithACheckpointThatResumes) {
+  for (const int world : {1, 2, 3}) {
+    const auto whole = run_options("whole" + std::to_string(world), world, 6);
+    ASSERT_EQ(launch(whole, world, "--use-8bit-optimizer"), 0) << log_of(whole);
+    auto stopped = run_options("stopped" + std::to_string(world), world, 6);
+    const std::string rank = world > 1 ? " AIOS_FAULT_RANK=1" : "";
+    const std::string signal = world == 2 ? "USR1" : "TERM";
+    const int status = launch(stopped, world, "--use-8bit-optimizer",
+                              "AIOS_FAULT_SIGNAL_AT_STEP=2 AIOS_FAULT_SIGNAL=" + signal + rank);
+    EXPECT_EQ(status, signal == "USR1" ? 128 + 10 : 128 + 15) << log_of(stopped);
+    EXPECT_NE(log_of(stopped).find("stopped by SIG" + signal + " after step 2 of 4"), std::string::npos)
+        << log_of(stopped);
+    EXPECT_EQ(testing::read_file(stopped.run.out_dir + "/latest"), "ckpt-00000002.pt\n");
+    const auto events = records_of(stopped.run.log_file, "event");
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back()["event"], "stopped");
+    EXPECT_EQ(records_of(stopped.run.log_file, "step").size(), 2u) << "no step after the one the signal came in";
+    ASSERT_EQ(launch(stopped, world, "--use-8bit-optimizer --resume latest"), 0) << log_of(stopped);
+    EXPECT_EQ(max_relative_difference(final_parameters(stopped), final_parameters(whole)), 0.0) << world << " ranks";
+  }
+}
+
+// Signals from outside, as a user sends them: Ctrl-C once stops after the step with a checkpoint
+// (exit 130); Ctrl-C twice in a row ends the process at once, writing nothing.
+TEST_F(DistributedTest, CtrlCStopsWithACheckpointAndCtrlCTwiceQuitsAtOnce) {
+  auto o = run_options("ctrl-c", 1, 4);
+  o.run.steps = 1000000;  // never ends on its own
+  o.optimizer.warmup_steps = 1;
+  // Starts the run in the background, waits for its first step record, then runs `kills`.
+  auto run_until_signalled = [&](const std::string& kills) {
+    const std::string script = o.run.out_dir + ".sh";
+    // set -m: a background job of a script would otherwise start with SIGINT ignored.
+    testing::write_file(script, "set -m\n" + std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file +
+                                    " --model tiny --n-layer 2 --n-head 2 --n-embd 32 --seq-len 64 --window-size 16" +
+                                    " --steps 1000000 --eval-batches 0 --no-amp --no-gradient-checkpointing" +
+                                    " --device cpu --out-dir " + o.run.out_dir + " --log-file " + o.run.log_file +
+                                    " > " + o.run.out_dir + ".log 2>&1 &\npid=$!\n" +
+                                    "for i in $(seq 600); do grep -q '\"step\"' " + o.run.log_file +
+                                    " 2>/dev/null && break; sleep 0.1; done\n" + kills + "\nwait $pid\n");
+    const int status = std::system(("bash " + script).c_str());
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  };
+  EXPECT_EQ(run_until_signalled("kill -INT $pid"), 130) << log_of(o);
+  EXPECT_TRUE(is_regular_file(o.run.out_dir + "/latest")) << log_of(o);
+  EXPECT_NE(log_of(o).find("stopped by SIGINT"), std::string::npos) << log_of(o);
+  remove_tree(o.run.out_dir);
+  EXPECT_EQ(run_until_signalled("kill -INT $pid; kill -INT $pid"), 130) << log_of(o);
+  EXPECT_FALSE(is_regular_file(o.run.out_dir + "/latest")) << "a second Ctrl-C writes no checkpoint: " << log_of(o);
 }
 
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {

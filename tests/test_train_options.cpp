@@ -184,5 +184,47 @@ TEST(TrainOptions, CrossOptionChecksNameTheOptions) {
   EXPECT_NE(message_of(profile).find("--profile-from"), std::string::npos) << message_of(profile);
 }
 
+// A NaN passes every range check (comparisons with it are false); every real-valued option is
+// refused by name when it is not finite, from the command line or a config file.
+TEST(TrainOptions, NonFiniteNumbersAreRefusedByName) {
+  for (const char* option : {"--lr", "--min-lr", "--weight-decay", "--beta1", "--beta2", "--eps", "--grad-clip",
+                             "--dropout", "--bucket-mb", "--hang-timeout", "--peak-tflops"}) {
+    for (const char* value : {"nan", "inf"}) {
+      std::string message;
+      try {
+        validate(parse({"--dataset-file", "shards/x", option, value}));
+      } catch (const CLI::ParseError& e) {  // inf: the option's range check
+        message = e.what();
+      } catch (const Error& e) {  // nan: validate
+        message = e.what();
+      }
+      EXPECT_NE(message.find(option), std::string::npos) << option << " " << value << ": " << message;
+    }
+  }
+  testing::ScratchDir dir;
+  testing::write_file(dir / "nan.toml", "lr = nan\n");
+  const std::string message = testing::error_of([&] { validate(parse({"--dataset-file", "x", "--config", dir / "nan.toml"})); });
+  EXPECT_NE(message.find("--lr"), std::string::npos) << message;
+}
+
+// An option that matters only with another is refused without it, naming both.
+TEST(TrainOptions, OptionsThatWouldBeIgnoredAreRefused) {
+  auto message_of = [](std::vector<std::string> args) {
+    args.insert(args.begin(), {"--dataset-file", "x"});
+    return testing::error_of([&] { validate(parse(args)); });
+  };
+  EXPECT_NE(message_of({"--no-chunked-loss", "--loss-chunk-tokens", "512"}).find("--loss-chunk-tokens"),
+            std::string::npos);
+  EXPECT_NE(message_of({"--no-gradient-checkpointing", "--checkpoint-every", "2"}).find("--checkpoint-every"),
+            std::string::npos);
+  const std::string amp = message_of({"--no-amp", "--amp-dtype", "fp16"});
+  EXPECT_NE(amp.find("--amp-dtype"), std::string::npos) << amp;
+  EXPECT_NE(amp.find("--no-amp"), std::string::npos) << amp;
+  EXPECT_EQ(message_of({"--chunked-loss", "--loss-chunk-tokens", "512"}), "");
+  EXPECT_EQ(message_of({"--gradient-checkpointing", "--checkpoint-every", "2"}), "");
+  EXPECT_EQ(message_of({"--amp", "--amp-dtype", "fp16"}), "");
+  EXPECT_EQ(message_of({"--no-amp"}), "");
+}
+
 }  // namespace
 }  // namespace aios

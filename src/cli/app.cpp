@@ -67,7 +67,7 @@ int run(int argc, char** argv) {
     app.parse(argc, argv);
     CLI::App* command = app.get_subcommands().front();
     apply_config_file(*command);
-    actions.at(command->get_name())();
+    return actions.at(command->get_name())();
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::string message = e.what();

@@ -12,7 +12,7 @@ namespace aios::cli {
 int run(int argc, char** argv);
 
 // What a subcommand does once the whole command line (and any --config file) parsed cleanly.
-using CommandAction = std::function<void()>;
+using CommandAction = std::function<int()>;  // returns the process's exit status
 
 // Each subcommand binds its options (one flag per option struct field) and returns its action.
 CommandAction add_prepare_command(CLI::App& app);

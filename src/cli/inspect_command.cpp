@@ -105,7 +105,10 @@ CommandAction add_inspect_command(CLI::App& app) {
   cmd->add_option("--preview-tokens", options->preview_tokens, "Tokens decoded from the start of a shard file")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
-  return [options] { run_inspect(*options); };
+  return [options] {
+    run_inspect(*options);
+    return 0;
+  };
 }
 
 }  // namespace aios::cli

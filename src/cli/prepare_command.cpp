@@ -73,7 +73,10 @@ CommandAction add_prepare_command(CLI::App& app) {
       ->check(CLI::Range(std::int64_t{0}, (std::int64_t{1} << 32) - 1));
   cmd->add_flag("--overwrite", options->overwrite,
                 "Replace an existing output directory (only once the new one is complete)");
-  return [options] { run_prepare(*options); };
+  return [options] {
+    run_prepare(*options);
+    return 0;
+  };
 }
 
 }  // namespace aios::cli

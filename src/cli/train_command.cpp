@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "cli/app.h"
+#include "train/stop_signals.h"
 #include "train/trainer.h"
 
 namespace aios::cli {
@@ -192,6 +193,11 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(non_negative)
       ->group("Evaluation and output");
+  cmd.add_option("--checkpoint-minutes", o.run.checkpoint_minutes,
+                 "Also write a checkpoint once this many minutes have passed since the last one (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6))
+      ->group("Evaluation and output");
   cmd.add_option(
          "--resume", o.run.resume,
          "Checkpoint file to resume from, 'latest' (in --out-dir), or 'auto' (latest if there is one, else start)")
@@ -228,7 +234,11 @@ CommandAction add_train_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("train", "Train a model on a shard set");
   enable_config_file(*cmd);
   bind_train_options(*cmd, *options);
-  return [options] { train(*options); };
+  // A run stopped by a signal exits 128 + its number once its checkpoint is written.
+  return [options] {
+    const TrainSummary summary = train(*options);
+    return summary.stop_signal != 0 ? StopSignals::exit_status(summary.stop_signal) : 0;
+  };
 }
 
 }  // namespace aios::cli

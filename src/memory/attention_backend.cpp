@@ -10,6 +10,7 @@
 #include "base/error.h"
 
 #if AIOS_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/native/transformers/cuda/sdp_utils.h>
 #endif
 
@@ -28,10 +29,38 @@ void set_switches(const Switches& s) {
   context.setSDPUseMath(s.math);
 }
 
-Switches switches_for(AttentionBackend requested) {
+// auto's rule, measured on an H200 (docs/benchmarks.md): cuDNN's attention forward and backward
+// took 4.3 ms per GPT-2 124M step (micro-batch 16, window 1024, bf16) against flash's 6.0, so on
+// Hopper with 16-bit inputs cuDNN goes first and flash stays enabled behind it (for what cuDNN
+// refuses). Elsewhere flash first, cuDNN off: on Ampere and Ada cuDNN measured slower than flash
+// in PyTorch's own benchmarks, and no other generation was measured here.
+bool cudnn_first(const AttentionQuery& q) {
+#if AIOS_WITH_CUDA
+  if (!q.device.is_cuda() || (q.dtype != c10::kBFloat16 && q.dtype != c10::kHalf)) return false;
+  const auto index = q.device.has_index() ? q.device.index() : at::cuda::current_device();
+  return at::cuda::getDeviceProperties(index)->major == 9;
+#else
+  (void)q;
+  return false;
+#endif
+}
+
+void set_priority(bool cudnn_before_flash) {
+  using B = at::SDPBackend;
+  const std::vector<B> order = cudnn_before_flash
+                                   ? std::vector<B>{B::cudnn_attention, B::flash_attention, B::efficient_attention,
+                                                    B::math, B::overrideable}
+                                   : std::vector<B>{B::flash_attention, B::efficient_attention, B::math,
+                                                    B::cudnn_attention, B::overrideable};
+  std::vector<std::int64_t> codes;
+  for (const B backend : order) codes.push_back(static_cast<std::int64_t>(backend));
+  at::globalContext().setSDPPriorityOrder(codes);
+}
+
+Switches switches_for(AttentionBackend requested, bool cudnn_preferred = false) {
   switch (requested) {
     case AttentionBackend::kAuto:
-      return {true, true, false, true};
+      return {true, true, cudnn_preferred, true};
     case AttentionBackend::kFlash:
       return {true, false, false, false};
     case AttentionBackend::kEfficient:
@@ -141,7 +170,9 @@ AttentionChoice configure_attention(AttentionBackend requested, const AttentionQ
                 "auto, flash or math on the CPU");
   }
   AttentionChoice choice{requested, "", ""};
-  if (requested == AttentionBackend::kAuto) {
+  const bool prefer_cudnn = requested == AttentionBackend::kAuto && cudnn_first(query);
+  set_priority(prefer_cudnn);
+  if (requested == AttentionBackend::kAuto && !prefer_cudnn) {
     // Ask why flash alone would be refused, so the report can say it.
     set_switches(switches_for(AttentionBackend::kFlash));
     const Probe flash = probe(query);
@@ -150,8 +181,12 @@ AttentionChoice configure_attention(AttentionBackend requested, const AttentionQ
       choice.note = "flash refused: " + (reasons.empty() ? flash.reasons : reasons);
     }
   }
-  set_switches(wanted);
+  set_switches(prefer_cudnn ? switches_for(requested, true) : wanted);
   const Probe chosen = probe(query);
+  if (prefer_cudnn && chosen.backend != "cudnn") {
+    const std::string reasons = cuda_refusal(AttentionBackend::kCudnn, query);
+    choice.note = "cuDNN (first on Hopper) refused: " + (reasons.empty() ? chosen.reasons : reasons);
+  }
   if (chosen.backend.empty()) {
     const std::string reasons = cuda_refusal(requested, query);
     set_switches(switches_for(AttentionBackend::kAuto));

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "kernels/fused_classifier.h"
 #include "model/causal_attention.h"
 
 namespace aios {
@@ -190,6 +191,13 @@ torch::Tensor GptImpl::loss_sum(const torch::Tensor& tokens, const torch::Tensor
 
 torch::Tensor GptImpl::loss_from_hidden(const torch::Tensor& hidden, const torch::Tensor& targets) {
   if (loss_head_) return loss_head_(hidden, wte->weight, targets);
+  if (hidden.is_cuda()) {
+    // The fused classifier with every token in one chunk: the same logits, kept in the matmul
+    // type, and the loss and its gradient in one kernel instead of a float32 copy, log-softmax and
+    // its backward. The ATen path below stays the reference (and the CPU path).
+    const auto flat = hidden.reshape({-1, hidden.size(-1)});
+    return fused_classifier_loss_sum(flat, wte->weight, targets.reshape({-1}), flat.size(0));
+  }
   auto logits = at::linear(hidden, wte->weight);
   // Cross-entropy in fp32 whatever the activations' type: a bf16 log-softmax over 50k classes
   // loses the small probabilities that carry the gradient.

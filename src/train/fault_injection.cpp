@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
@@ -44,6 +45,12 @@ FaultInjector FaultInjector::from_environment(int rank) {
   faults.oom_in_forward_ = where == "forward";
   faults.exit_step_ = read_step("AIOS_FAULT_EXIT_AT_STEP");
   faults.hang_step_ = read_step("AIOS_FAULT_HANG_AT_STEP");
+  faults.signal_step_ = read_step("AIOS_FAULT_SIGNAL_AT_STEP");
+  const std::string signal = std::getenv("AIOS_FAULT_SIGNAL") ? std::getenv("AIOS_FAULT_SIGNAL") : "TERM";
+  faults.signal_ = signal == "INT" ? SIGINT : signal == "TERM" ? SIGTERM : signal == "HUP" ? SIGHUP : signal == "USR1" ? SIGUSR1 : 0;
+  if (faults.signal_ == 0) {
+    throw Error("AIOS_FAULT_SIGNAL", "value '" + signal + "' is not a signal aios stops on", "INT, TERM, HUP or USR1");
+  }
   if (const char* gib = std::getenv("AIOS_FAULT_MEMORY_GIB"); gib != nullptr && *gib != '\0') {
     char* end = nullptr;
     const double value = std::strtod(gib, &end);
@@ -62,6 +69,12 @@ void FaultInjector::at_step_start(std::int64_t step) {
     std::fprintf(stderr, "aios train: rank %d: injected hang in step %lld (AIOS_FAULT_HANG_AT_STEP)\n", rank_,
                  static_cast<long long>(step));
     for (;;) std::this_thread::sleep_for(std::chrono::hours(1));
+  }
+  if (signal_step_ == step && !signal_sent_) {
+    signal_sent_ = true;
+    std::fprintf(stderr, "aios train: rank %d: injected signal %d at step %lld (AIOS_FAULT_SIGNAL_AT_STEP)\n", rank_,
+                 signal_, static_cast<long long>(step));
+    std::raise(signal_);
   }
   if (exit_step_ == step) {
     std::fprintf(stderr, "aios train: rank %d: injected exit in step %lld (AIOS_FAULT_EXIT_AT_STEP)\n", rank_,

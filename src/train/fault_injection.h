@@ -6,9 +6,11 @@
 //                                   (AIOS_FAULT_OOM_IN=forward: before it, so peers are already
 //                                   inside their overlapped gradient collectives),
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
-//   AIOS_FAULT_RANK=R               the OOM, exit and hang faults fire on rank R only (default: all)
+//   AIOS_FAULT_RANK=R               the OOM, exit, hang and signal faults fire on rank R only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
 //   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
+//   AIOS_FAULT_SIGNAL_AT_STEP=N     the process sends itself AIOS_FAULT_SIGNAL (INT, TERM, HUP or
+//                                   USR1; default TERM) at the start of step N, as a user or Slurm would
 //   AIOS_FAULT_MEMORY_GIB=G         the GPU's caching allocator may hold at most G GiB (a real
 //                                   out-of-memory on one rank, as on a GPU shared with another job)
 // The training step calls one hook per place where a fault can strike; a hook with nothing armed
@@ -31,7 +33,7 @@ class FaultInjector {
   static FaultInjector from_environment(int rank);
 
   // Hook points of a training step (1-based `step`, 0-based micro-batch `micro`):
-  void at_step_start(std::int64_t step);                        // exit, hang
+  void at_step_start(std::int64_t step);                        // exit, hang, signal
   void before_backward(std::int64_t step, std::int64_t micro);  // out of memory in the forward
   void after_backward(std::int64_t step, std::int64_t micro);   // out of memory after the backward
   // After the gradients are summed: the loss (a device scalar) and the optimizer's gradients.
@@ -42,7 +44,9 @@ class FaultInjector {
  private:
   void out_of_memory(std::int64_t step, std::int64_t micro, bool in_forward);
 
-  std::optional<std::int64_t> nan_loss_step_, inf_grad_step_, oom_step_, exit_step_, hang_step_;
+  std::optional<std::int64_t> nan_loss_step_, inf_grad_step_, oom_step_, exit_step_, hang_step_, signal_step_;
+  int signal_ = 0;
+  bool signal_sent_ = false;  // once: an out-of-memory retry starts the step again
   std::int64_t oom_times_ = 1, oom_fired_ = 0;
   bool oom_in_forward_ = false;
   bool on_this_rank_ = true;  // AIOS_FAULT_RANK names this rank, or is unset

@@ -124,7 +124,8 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   if (o.memory.gradient_checkpointing) apply_activation_checkpointing(model, o.memory.checkpoint_every);
   apply_chunked_loss(model, !o.memory.chunked_loss           ? 0
                             : o.memory.loss_chunk_tokens > 0 ? o.memory.loss_chunk_tokens
-                                                             : default_loss_chunk_tokens(config.vocab_size));
+                                                             : default_loss_chunk_tokens(config.vocab_size,
+                                                                                         c10::elementSize(compute_dtype)));
   model->to(device, parameter_dtype);
   parameters = model->parameters();
   if (comm->world() > 1) {

@@ -1,16 +1,69 @@
 #include "train/train_options.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "base/error.h"
 
 namespace aios {
+namespace {
+
+// A NaN passes every range check (each comparison is false), so finiteness is checked on its own,
+// for every real-valued option, whether it came from the command line, a config file or code.
+void require_finite(const TrainOptions& o) {
+  const std::pair<const char*, double> reals[] = {
+      {"--lr", o.optimizer.lr},
+      {"--min-lr", o.optimizer.min_lr},
+      {"--weight-decay", o.optimizer.weight_decay},
+      {"--beta1", o.optimizer.beta1},
+      {"--beta2", o.optimizer.beta2},
+      {"--eps", o.optimizer.eps},
+      {"--grad-clip", o.optimizer.grad_clip},
+      {"--dropout", o.model.dropout},
+      {"--bucket-mb", o.parallel.bucket_mb},
+      {"--hang-timeout", o.parallel.hang_timeout},
+      {"--peak-tflops", o.run.peak_tflops},
+      {"--checkpoint-minutes", o.run.checkpoint_minutes}};
+  for (const auto& [name, value] : reals) {
+    if (!std::isfinite(value)) throw Error(name, "value " + std::to_string(value) + " is not a finite number", "a finite number");
+  }
+}
+
+// An option that only matters with another one, given without it, is an error rather than
+// silently ignored: the user meant something by it.
+void require_needed_companions(const TrainOptions& o) {
+  const MemoryOptions& m = o.memory;
+  if (m.loss_chunk_tokens > 0 && !m.chunked_loss) {
+    throw Error("--loss-chunk-tokens", "has no effect with --no-chunked-loss", "--chunked-loss with it, or leave it out");
+  }
+  if (m.checkpoint_every != 1 && !m.gradient_checkpointing) {
+    throw Error("--checkpoint-every", "has no effect with --no-gradient-checkpointing",
+                "--gradient-checkpointing with it, or leave it out");
+  }
+  if (m.amp_dtype != AmpDtype::kAuto && !m.amp) {
+    throw Error("--amp-dtype", "'" + to_string(m.amp_dtype) + "' has no effect with --no-amp",
+                "--amp with it, or leave it out");
+  }
+  if (!m.chunked_training && (m.chunk_size > 0 || m.chunk_memory > 0)) {
+    throw Error(m.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
+                "--chunked-training with it, or leave it out");
+  }
+  if (m.chunked_training && m.chunk_memory > 0 && m.chunk_mode != ChunkMode::kTruncated) {
+    throw Error("--chunk-memory", "applies to --chunk-mode truncated only (exact mode attends to the whole window)",
+                "--chunk-mode truncated, or no --chunk-memory");
+  }
+}
+
+}  // namespace
 
 void validate(const TrainOptions& o) {
   const DataOptions& data = o.data;
   const ModelOptions& model = o.model;
   const MemoryOptions& memory = o.memory;
   const RunOptions& run = o.run;
+  require_finite(o);
+  require_needed_companions(o);
   if (data.dataset_file.empty()) {
     throw Error("--dataset-file", "is required", "a shard set directory written by `aios prepare`");
   }
@@ -31,14 +84,6 @@ void validate(const TrainOptions& o) {
   }
   if (memory.chunked_training && memory.chunk_size < 1) {
     throw Error("--chunk-size", "is required with --chunked-training", "--chunk-size N (tokens per chunk)");
-  }
-  if (!memory.chunked_training && (memory.chunk_size > 0 || memory.chunk_memory > 0)) {
-    throw Error(memory.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
-                "--chunked-training with it, or leave it out");
-  }
-  if (memory.chunked_training && memory.chunk_memory > 0 && memory.chunk_mode != ChunkMode::kTruncated) {
-    throw Error("--chunk-memory", "applies to --chunk-mode truncated only (exact mode attends to the whole window)",
-                "--chunk-mode truncated, or no --chunk-memory");
   }
   if (model.position == PositionEncoding::kRope && !run.export_hf.empty()) {
     throw Error("--export-hf", "a model with rotary positions has no Hugging Face GPT-2 equivalent", "--pos learned");
@@ -116,6 +161,7 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"eval-batches", r.eval_batches},
             {"out-dir", r.out_dir},
             {"checkpoint-interval", r.checkpoint_interval},
+            {"checkpoint-minutes", r.checkpoint_minutes},
             {"resume", r.resume},
             {"log-file", r.log_file},
             {"export-hf", r.export_hf},

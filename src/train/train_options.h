@@ -86,6 +86,7 @@ struct RunOptions {
   std::int64_t eval_batches = 8;
   std::string out_dir = "runs/default";  // checkpoints go here
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
+  double checkpoint_minutes = 30;        // and at least this often (minutes); 0 = no timed checkpoints
   std::string resume;                    // a checkpoint path, "latest" or "auto"
   std::string log_file;                  // JSONL metrics; empty = none
   std::string export_hf;                 // write the final model here in Hugging Face GPT-2 format

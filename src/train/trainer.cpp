@@ -14,6 +14,7 @@
 #include "train/device_stats.h"
 #include "train/setup.h"
 #include "train/step_profiler.h"
+#include "train/stop_signals.h"
 #include "train/train_step.h"
 
 namespace aios {
@@ -161,6 +162,7 @@ std::string profile_path_of(const TrainingSetup& run) {
 }  // namespace
 
 TrainSummary train(const TrainOptions& options) {
+  const StopSignals stop_signals;  // from here a signal stops the run at a step boundary, with a checkpoint
   TrainingSetup run(options);
   const RunOptions& o = run.options.run;
   const std::int64_t world = run.comm->world();
@@ -189,6 +191,7 @@ TrainSummary train(const TrainOptions& options) {
   TrainProgress& progress = run.progress;
   const std::int64_t first_step = progress.step + 1;
   const auto run_start = Clock::now();
+  auto last_checkpoint_time = run_start;
   for (std::int64_t step = first_step; step <= o.steps; ++step) {
     profiler.before_step(step);
     const auto step_start = Clock::now();
@@ -261,17 +264,44 @@ TrainSummary train(const TrainOptions& options) {
         stats.skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "", format_duration(eta).c_str());
     progress_line.update(line, record.contains("val_loss") || stats.skipped);
 
-    if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last) {
+    // Whether any rank was asked to stop, or is due a timed checkpoint: one small host collective,
+    // so that every rank stops, or writes its part of a checkpoint, at the same step.
+    const double minutes = std::chrono::duration<double>(Clock::now() - last_checkpoint_time).count() / 60.0;
+    const bool due_by_time = o.checkpoint_minutes > 0 && minutes >= o.checkpoint_minutes;
+    const std::int64_t agreed = run.comm->agree_max(2 * std::int64_t{stop_signals.received()} + (due_by_time ? 1 : 0));
+    const int stop_signal = last ? 0 : static_cast<int>(agreed / 2);  // collective (host), above
+    if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last || agreed != 0) {
       run.watchdog->beat(step, "writing a checkpoint");
       summary.last_checkpoint = save_checkpoint(o.out_dir, *run.model, *run.optimizer, *run.scaler, progress,
                                                 run.config.describe(), *run.comm,
                                                 run.gradient_sync->shards_optimizer_state());  // collective
+      last_checkpoint_time = Clock::now();
+    }
+    if (stop_signal != 0) {
+      summary.stop_signal = stop_signal;
+      log.write({{"type", "event"}, {"event", "stopped"}, {"step", step}, {"signal", StopSignals::name(stop_signal)}});
+      if (run.lead) {
+        progress_line.finish();
+        std::fprintf(stderr,
+                     "aios train: stopped by %s after step %lld of %lld; checkpoint %s written; continue with "
+                     "--resume latest (or --resume auto) and the same --out-dir\n",
+                     StopSignals::name(stop_signal), static_cast<long long>(step), static_cast<long long>(o.steps),
+                     summary.last_checkpoint.c_str());
+      }
+      break;
     }
   }
   progress_line.finish();
   summary.steps_done = progress.step;
   summary.micro_batch = shape.micro_batch;
   summary.accumulation = shape.accumulation;
+  if (summary.stop_signal != 0) {
+    if (!o.export_hf.empty() && run.lead) {
+      std::fprintf(stderr, "aios train: no export to %s: the run stopped before its last step\n",
+                   o.export_hf.c_str());
+    }
+    return summary;
+  }
   if (!o.export_hf.empty() && run.lead) {
     save_hf_gpt2(o.export_hf, run.model);
     std::fprintf(stderr, "aios train: exported %s (Hugging Face GPT-2 format)\n", o.export_hf.c_str());

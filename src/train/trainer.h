@@ -21,6 +21,7 @@ struct TrainSummary {
   std::int64_t accumulation = 0;
   std::string attention_backend;  // what SDPA ran: flash | efficient | cudnn | math
   std::string last_checkpoint;
+  int stop_signal = 0;  // the signal that stopped the run early (train/stop_signals.h); 0 when it ran to the end
 };
 
 // Trains on one device, or on this rank's device under mpirun (every rank calls it).

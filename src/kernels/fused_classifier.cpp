@@ -1,0 +1,155 @@
+#include "kernels/fused_classifier.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/version.h>
+
+#include <algorithm>
+
+#if AIOS_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+
+#include "kernels/cross_entropy_cuda.h"
+#endif
+
+namespace aios {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+#if AIOS_WITH_CUDA
+bool kernel_runs(const at::Tensor& logits) {
+  const auto type = logits.scalar_type();
+  return logits.is_cuda() && logits.dim() == 2 && logits.stride(1) == 1 &&
+         (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf);
+}
+
+LogitType logit_type(at::ScalarType type) {
+  return type == at::kBFloat16 ? LogitType::kBFloat16 : type == at::kHalf ? LogitType::kFloat16 : LogitType::kFloat32;
+}
+#endif
+
+// The reference: float32 math (float64 stays float64), in place where the logits are float32.
+at::Tensor cross_entropy_rows_aten(at::Tensor& logits, const at::Tensor& targets, bool write_gradient) {
+  auto log_probs = logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);  // float32: no copy
+  if (!write_gradient && log_probs.is_same(logits)) log_probs = log_probs.clone();           // logits stay as given
+  const auto target = targets.unsqueeze(1);
+  log_probs.sub_(at::logsumexp(log_probs, -1, /*keepdim=*/true));
+  auto losses = -log_probs.gather(1, target).squeeze(1);
+  if (write_gradient) {
+    auto softmax = log_probs.exp_();
+    softmax.scatter_add_(1, target, at::full({softmax.size(0), 1}, -1.0, softmax.options()));
+    if (!softmax.is_same(logits)) logits.copy_(softmax);
+  }
+  return losses;
+}
+
+// The matmuls run in the autocast type when the forward runs under autocast and the inputs are
+// float32 (the backward runs outside the autocast region, so the type is stated explicitly).
+at::ScalarType matmul_type(const at::Tensor& hidden) {
+  const auto device = hidden.device().type();
+  return at::autocast::is_autocast_enabled(device) && hidden.scalar_type() == at::kFloat
+             ? at::autocast::get_autocast_dtype(device)
+             : hidden.scalar_type();
+}
+
+// One chunk's share of the weight gradient, gᵀ·h, summed over chunks in float32. With 16-bit
+// operands on CUDA cuBLAS writes the product in float32 (ATen's mm with out_dtype, PyTorch 2.8+),
+// so no chunk's partial sum is rounded to 16 bits before the chunks are added. ATen has no such
+// kernel on the CPU, where the product is rounded.
+at::Tensor weight_gradient_part(const at::Tensor& g, const at::Tensor& h) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  if (g.is_cuda() && (g.scalar_type() == at::kBFloat16 || g.scalar_type() == at::kHalf)) {
+    return at::mm(g.t(), h, at::kFloat);
+  }
+#endif
+  return at::mm(g.t(), h);
+}
+
+// Forward computes each chunk's loss and, when gradients are wanted, the chunk's gradient while
+// its logits are at hand: d(Σ CE)/d logits = softmax − onehot(target), pushed through the head
+// (grad_hidden = g·W, grad_weight += gᵀ·h). Backward then only multiplies by the incoming scale.
+// Same FLOPs as autograd through the logits (none recomputed), as in Liger's fused linear
+// cross-entropy. The gradients are of the *sum* (O(1) per token), so forming them before fp16 loss
+// scaling is applied loses nothing to underflow.
+struct FusedClassifier : public torch::autograd::Function<FusedClassifier> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
+                               const at::Tensor& targets, std::int64_t chunk, bool with_gradients) {
+    const at::ScalarType compute = matmul_type(hidden);
+    // Under autocast the matmul would cast anyway; casting once here serves every chunk.
+    const at::Tensor h_all = hidden.to(compute), w = weight.to(compute);
+    const std::int64_t n = hidden.size(0);
+    auto total = at::zeros({}, hidden.options().dtype(hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
+    at::Tensor grad_hidden, grad_weight;
+    if (with_gradients && chunk < n) grad_hidden = at::empty_like(hidden);
+    for (std::int64_t start = 0; start < n; start += chunk) {
+      const std::int64_t length = std::min(chunk, n - start);
+      const auto h = h_all.narrow(0, start, length);
+      auto logits = at::matmul(h, w.t());  // in the matmul type; becomes the gradient g below
+      total += cross_entropy_rows_(logits, targets.narrow(0, start, length), with_gradients).sum();
+      if (!with_gradients) continue;
+      const auto& g = logits;
+      if (length == n) {
+        grad_hidden = at::matmul(g, w).to(hidden.scalar_type());
+      } else {
+        grad_hidden.narrow(0, start, length).copy_(at::matmul(g, w));
+      }
+      if (compute != weight.scalar_type()) {  // 16-bit operands, float32 sum
+        const auto part = weight_gradient_part(g, h);
+        grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part.to(weight.scalar_type());
+      } else if (grad_weight.defined()) {
+        grad_weight.addmm_(g.t(), h);
+      } else {
+        grad_weight = at::mm(g.t(), h);
+      }
+    }
+    ctx->saved_data["with_gradients"] = with_gradients;
+    if (with_gradients) ctx->save_for_backward({grad_hidden, grad_weight});
+    return {total};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    TORCH_CHECK(ctx->saved_data["with_gradients"].toBool(),
+                "fused classifier: backward of a loss computed without gradients (grad mode was off)");
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& scale = grad_outputs[0];
+    return {saved[0] * scale.to(saved[0].scalar_type()), saved[1] * scale.to(saved[1].scalar_type()), at::Tensor(),
+            at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor cross_entropy_rows_(at::Tensor& logits, const at::Tensor& targets, bool write_gradient) {
+#if AIOS_WITH_CUDA
+  if (kernel_runs(logits)) {
+    const auto target = targets.to(at::kLong).contiguous();
+    auto losses = at::empty({logits.size(0)}, logits.options().dtype(at::kFloat));
+    launch_cross_entropy_rows(logits.data_ptr(), logit_type(logits.scalar_type()), logits.size(0), logits.size(1),
+                              logits.stride(0), target.data_ptr<std::int64_t>(), losses.data_ptr<float>(),
+                              write_gradient, at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
+    return losses;
+  }
+#endif
+  return cross_entropy_rows_aten(logits, targets, write_gradient);
+}
+
+std::string cross_entropy_path(const at::Tensor& logits) {
+#if AIOS_WITH_CUDA
+  if (kernel_runs(logits)) return "fused CUDA kernel";
+#else
+  (void)logits;
+#endif
+  return "ATen ops";
+}
+
+at::Tensor fused_classifier_loss_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                                     std::int64_t chunk_tokens) {
+  // Gradients are formed in the forward only when a backward can follow (not in evaluation).
+  const bool with_gradients = at::GradMode::is_enabled() && (hidden.requires_grad() || weight.requires_grad());
+  return FusedClassifier::apply(hidden, weight, targets, std::max<std::int64_t>(1, chunk_tokens), with_gradients)[0];
+}
+
+}  // namespace aios
