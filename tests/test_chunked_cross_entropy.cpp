@@ -87,7 +87,8 @@ TEST(ChunkedCrossEntropy, CudaBf16GradientsAreAsCloseToFloat64AsTheFullLogits) {
   };
   const auto full = run(0);
   EXPECT_LT(full.second, 1e-2);
-  for (const std::int64_t chunk : {std::int64_t{1}, std::int64_t{64}, std::int64_t{500}, tokens}) {  // tokens: one chunk, as the plain head on CUDA
+  for (const std::int64_t chunk : {std::int64_t{1}, std::int64_t{64}, std::int64_t{500},
+                                   tokens}) {  // tokens: one chunk, as the plain head on CUDA
     const auto chunked = run(chunk);
     EXPECT_LE(chunked.first, 1.5 * full.first + 1e-6) << "hidden gradient, chunk " << chunk;
     EXPECT_LE(chunked.second, 1.5 * full.second + 1e-6) << "weight gradient, chunk " << chunk;

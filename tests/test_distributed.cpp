@@ -42,7 +42,7 @@ class DistributedTest : public TrainerTest {
       command += "mpirun -np " + std::to_string(world) +
                  " --oversubscribe -x AIOS_FAULT_OOM_AT_STEP "
                  "-x AIOS_FAULT_RANK -x AIOS_FAULT_EXIT_AT_STEP -x AIOS_FAULT_OOM_IN -x AIOS_FAULT_HANG_AT_STEP "
-                 "-x AIOS_FAULT_SIGNAL_AT_STEP -x AIOS_FAULT_SIGNAL ";
+                 "-x AIOS_FAULT_SIGNAL_AT_STEP -x AIOS_FAULT_SIGNAL -x AIOS_FAULT_INF_GRAD_AT_STEP ";
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) +
                " --seq-len 64 --window-size 16 --batch-size " + std::to_string(o.data.batch_size) + " --steps " +
@@ -263,6 +263,30 @@ TEST_F(DistributedTest, CtrlCStopsWithACheckpointAndCtrlCTwiceQuitsAtOnce) {
   remove_tree(o.run.out_dir);
   EXPECT_EQ(run_until_signalled("kill -INT $pid; kill -INT $pid"), 130) << log_of(o);
   EXPECT_FALSE(is_regular_file(o.run.out_dir + "/latest")) << "a second Ctrl-C writes no checkpoint: " << log_of(o);
+}
+
+// fp16 with an inf gradient on one rank only (under ZeRO-1 each rank unscales only its own shard,
+// so only that rank sees it): every rank skips the same step and halves its loss scale, and the
+// scales stay equal on every rank at every step.
+TEST_F(DistributedTest, Fp16InfOnOneRankSkipsTheStepEverywhereAndKeepsTheScalesEqual) {
+  for (const int world : {2, 3}) {
+    for (const std::string sharding : {"--shard-optimizer", "--no-shard-optimizer"}) {
+      auto o = run_options("fp16-" + std::to_string(world) + sharding, world, 6);
+      o.model.dtype = ModelDtype::kFloat32;
+      ASSERT_EQ(
+          launch(o, world, sharding + " --amp --amp-dtype fp16", "AIOS_FAULT_INF_GRAD_AT_STEP=2 AIOS_FAULT_RANK=1"), 0)
+          << log_of(o);
+      const auto steps = records_of(o.run.log_file, "step");
+      ASSERT_EQ(steps.size(), 4u) << log_of(o);
+      for (const auto& record : steps) {
+        const std::string what = std::to_string(world) + " ranks " + sharding + ": " + record.dump();
+        EXPECT_EQ(record["skipped"], record["step"] == 2) << what;
+        const auto scales = record["loss_scale_per_rank"].get<std::vector<double>>();
+        ASSERT_EQ(scales.size(), static_cast<std::size_t>(world)) << what;
+        for (const double scale : scales) EXPECT_EQ(scale, record["step"] <= 2 ? 65536.0 : 32768.0) << what;
+      }
+    }
+  }
 }
 
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {

@@ -71,7 +71,8 @@ TEST(FusedClassifier, CudaKernelEqualsFloat64CrossEntropyForEachTypeAndLayout) {
         EXPECT_LE(max_difference(losses, losses_ref), 1e-4) << what;
         EXPECT_LE(max_difference(logits, grad_ref), gradient_tolerance) << what;
         if (view) {
-          EXPECT_TRUE(torch::equal(wide.narrow(1, vocab, 24).cpu(), beside.cpu())) << what << ": columns beside the rows";
+          EXPECT_TRUE(torch::equal(wide.narrow(1, vocab, 24).cpu(), beside.cpu()))
+              << what << ": columns beside the rows";
         }
       }
     }

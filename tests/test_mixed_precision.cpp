@@ -23,13 +23,13 @@ TEST(LossScaler, SkipsOnInfHalvesAndGrowsAfterTheInterval) {
   b[1] = std::numeric_limits<float>::infinity();
   scaler.unscale({a, b});
   EXPECT_TRUE(scaler.found_non_finite());
-  scaler.update();
+  scaler.update(scaler.found_non_finite());
   EXPECT_DOUBLE_EQ(scaler.current_scale(), 512.0);  // backoff
 
   for (int clean = 0; clean < 2; ++clean) {
     scaler.unscale({at::ones({2})});
     EXPECT_FALSE(scaler.found_non_finite());
-    scaler.update();
+    scaler.update(scaler.found_non_finite());
   }
   EXPECT_DOUBLE_EQ(scaler.current_scale(), 1024.0);  // growth after 2 clean steps
 
@@ -118,7 +118,7 @@ TEST_F(TrainerTest, Bf16LossStaysWithinOnePercentOfFp32Over50Steps) {
   for (bool amp : {false, true}) {
     auto o = options(amp ? "bf16" : "fp32");
     o.memory.amp = amp;
-    o.memory.amp_dtype = AmpDtype::kBf16;
+    o.memory.amp_dtype = amp ? AmpDtype::kBf16 : AmpDtype::kAuto;
     o.run.steps = 50;
     o.optimizer.warmup_steps = 5;
     o.run.log_file = dir_ / (amp ? "bf16.jsonl" : "fp32.jsonl");

@@ -203,7 +203,9 @@ TEST(TrainOptions, NonFiniteNumbersAreRefusedByName) {
   }
   testing::ScratchDir dir;
   testing::write_file(dir / "nan.toml", "lr = nan\n");
-  const std::string message = testing::error_of([&] { validate(parse({"--dataset-file", "x", "--config", dir / "nan.toml"})); });
+  const std::string message = testing::error_of([&] {
+    validate(parse({"--dataset-file", "x", "--config", dir / "nan.toml"}));
+  });
   EXPECT_NE(message.find("--lr"), std::string::npos) << message;
 }
 

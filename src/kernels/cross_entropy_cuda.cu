@@ -6,31 +6,13 @@
 #include <string>
 
 #include "kernels/cross_entropy_cuda.h"
+#include "kernels/cuda_math.cuh"
 
 namespace aios {
 namespace {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
-
-__device__ __forceinline__ float to_float(float x) { return x; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-
-template <typename T>
-__device__ __forceinline__ T from_float(float x);
-template <>
-__device__ __forceinline__ float from_float<float>(float x) {
-  return x;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
-  return __float2bfloat16_rn(x);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float x) {
-  return __float2half_rn(x);
-}
 
 // kVec logits moved by one load or store (16 bytes when kVec · sizeof(T) == 16).
 template <typename T, int kVec>
@@ -80,7 +62,8 @@ __global__ void __launch_bounds__(kThreads)
   T* x = logits + row * row_stride;
   const std::int64_t target = targets[row];
   float target_logit = 0.f;
-  if (threadIdx.x == 0) target_logit = (target >= 0 && target < vocab) ? to_float(x[target]) : __int_as_float(0x7fc00000);
+  if (threadIdx.x == 0)
+    target_logit = (target >= 0 && target < vocab) ? to_float(x[target]) : __int_as_float(0x7fc00000);
 
   MaxSum local{-FLT_MAX, 0.f};
   for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kVec; i < vocab; i += kThreads * kVec) {
@@ -121,33 +104,34 @@ template <typename T>
 void launch_typed(T* logits, std::int64_t rows, std::int64_t vocab, std::int64_t row_stride,
                   const std::int64_t* targets, float* losses, bool write_gradient, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
-  const bool aligned = reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 && vocab % kWide == 0 &&
-                       row_stride % kWide == 0;
+  const bool aligned =
+      reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 && vocab % kWide == 0 && row_stride % kWide == 0;
   const dim3 grid(static_cast<unsigned>(rows));
   if (aligned) {
-    cross_entropy_rows_kernel<T, kWide><<<grid, kThreads, 0, stream>>>(logits, vocab, row_stride, targets, losses,
-                                                                         write_gradient);
+    cross_entropy_rows_kernel<T, kWide>
+        <<<grid, kThreads, 0, stream>>>(logits, vocab, row_stride, targets, losses, write_gradient);
   } else {
-    cross_entropy_rows_kernel<T, 1><<<grid, kThreads, 0, stream>>>(logits, vocab, row_stride, targets, losses,
-                                                                         write_gradient);
+    cross_entropy_rows_kernel<T, 1>
+        <<<grid, kThreads, 0, stream>>>(logits, vocab, row_stride, targets, losses, write_gradient);
   }
 }
 
 }  // namespace
 
-void launch_cross_entropy_rows(void* logits, LogitType type, std::int64_t rows, std::int64_t vocab,
-                               std::int64_t row_stride, const std::int64_t* targets, float* losses,
-                               bool write_gradient, cudaStream_t stream) {
+void launch_cross_entropy_rows(void* logits, ElementType type, std::int64_t rows, std::int64_t vocab,
+                               std::int64_t row_stride, const std::int64_t* targets, float* losses, bool write_gradient,
+                               cudaStream_t stream) {
   if (rows == 0) return;
   if (rows > 0x7fffffff) throw std::runtime_error("aios: cross-entropy kernel: more than 2^31 rows in one call");
   switch (type) {
-    case LogitType::kFloat32:
+    case ElementType::kFloat32:
       launch_typed(static_cast<float*>(logits), rows, vocab, row_stride, targets, losses, write_gradient, stream);
       break;
-    case LogitType::kBFloat16:
-      launch_typed(static_cast<__nv_bfloat16*>(logits), rows, vocab, row_stride, targets, losses, write_gradient, stream);
+    case ElementType::kBFloat16:
+      launch_typed(static_cast<__nv_bfloat16*>(logits), rows, vocab, row_stride, targets, losses, write_gradient,
+                   stream);
       break;
-    case LogitType::kFloat16:
+    case ElementType::kFloat16:
       launch_typed(static_cast<__half*>(logits), rows, vocab, row_stride, targets, losses, write_gradient, stream);
       break;
   }

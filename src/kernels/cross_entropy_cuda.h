@@ -7,16 +7,16 @@
 
 #include <cstdint>
 
-namespace aios {
+#include "kernels/element_type.h"
 
-enum class LogitType { kFloat32, kBFloat16, kFloat16 };
+namespace aios {
 
 // logits: rows × vocab elements of `type`, row r at logits + r·row_stride (elements); read, then,
 // with write_gradient, overwritten with the gradient of the row's loss. targets: rows int64 ids in [0, vocab).
 // losses: rows float32, log Σ exp(logits) − logits[target], computed in float32.
 // One thread block per row; two reads and one write of each logit (one read without the gradient).
-void launch_cross_entropy_rows(void* logits, LogitType type, std::int64_t rows, std::int64_t vocab,
-                               std::int64_t row_stride, const std::int64_t* targets, float* losses,
-                               bool write_gradient, cudaStream_t stream);
+void launch_cross_entropy_rows(void* logits, ElementType type, std::int64_t rows, std::int64_t vocab,
+                               std::int64_t row_stride, const std::int64_t* targets, float* losses, bool write_gradient,
+                               cudaStream_t stream);
 
 }  // namespace aios

@@ -26,15 +26,17 @@ bool kernel_runs(const at::Tensor& logits) {
          (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf);
 }
 
-LogitType logit_type(at::ScalarType type) {
-  return type == at::kBFloat16 ? LogitType::kBFloat16 : type == at::kHalf ? LogitType::kFloat16 : LogitType::kFloat32;
+ElementType element_type(at::ScalarType type) {
+  return type == at::kBFloat16 ? ElementType::kBFloat16
+         : type == at::kHalf   ? ElementType::kFloat16
+                               : ElementType::kFloat32;
 }
 #endif
 
 // The reference: float32 math (float64 stays float64), in place where the logits are float32.
 at::Tensor cross_entropy_rows_aten(at::Tensor& logits, const at::Tensor& targets, bool write_gradient) {
   auto log_probs = logits.scalar_type() == at::kDouble ? logits : logits.to(at::kFloat);  // float32: no copy
-  if (!write_gradient && log_probs.is_same(logits)) log_probs = log_probs.clone();           // logits stay as given
+  if (!write_gradient && log_probs.is_same(logits)) log_probs = log_probs.clone();        // logits stay as given
   const auto target = targets.unsqueeze(1);
   log_probs.sub_(at::logsumexp(log_probs, -1, /*keepdim=*/true));
   auto losses = -log_probs.gather(1, target).squeeze(1);
@@ -127,7 +129,7 @@ at::Tensor cross_entropy_rows_(at::Tensor& logits, const at::Tensor& targets, bo
   if (kernel_runs(logits)) {
     const auto target = targets.to(at::kLong).contiguous();
     auto losses = at::empty({logits.size(0)}, logits.options().dtype(at::kFloat));
-    launch_cross_entropy_rows(logits.data_ptr(), logit_type(logits.scalar_type()), logits.size(0), logits.size(1),
+    launch_cross_entropy_rows(logits.data_ptr(), element_type(logits.scalar_type()), logits.size(0), logits.size(1),
                               logits.stride(0), target.data_ptr<std::int64_t>(), losses.data_ptr<float>(),
                               write_gradient, at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
     return losses;

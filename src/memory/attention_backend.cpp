@@ -47,11 +47,10 @@ bool cudnn_first(const AttentionQuery& q) {
 
 void set_priority(bool cudnn_before_flash) {
   using B = at::SDPBackend;
-  const std::vector<B> order = cudnn_before_flash
-                                   ? std::vector<B>{B::cudnn_attention, B::flash_attention, B::efficient_attention,
-                                                    B::math, B::overrideable}
-                                   : std::vector<B>{B::flash_attention, B::efficient_attention, B::math,
-                                                    B::cudnn_attention, B::overrideable};
+  const std::vector<B> order =
+      cudnn_before_flash
+          ? std::vector<B>{B::cudnn_attention, B::flash_attention, B::efficient_attention, B::math, B::overrideable}
+          : std::vector<B>{B::flash_attention, B::efficient_attention, B::math, B::cudnn_attention, B::overrideable};
   std::vector<std::int64_t> codes;
   for (const B backend : order) codes.push_back(static_cast<std::int64_t>(backend));
   at::globalContext().setSDPPriorityOrder(codes);

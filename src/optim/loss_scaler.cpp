@@ -29,8 +29,9 @@ void LossScaler::unscale(const std::vector<at::Tensor>& gradients) {
 
 bool LossScaler::found_non_finite() const { return enabled_ && found_inf_.item<float>() != 0.0f; }
 
-void LossScaler::update() {
+void LossScaler::update(bool non_finite_on_any_rank) {
   if (!enabled_) return;
+  found_inf_.fill_(non_finite_on_any_rank ? 1.0 : 0.0);
   at::_amp_update_scale_(scale_, growth_tracker_, found_inf_, settings_.growth_factor, settings_.backoff_factor,
                          settings_.growth_interval);
 }

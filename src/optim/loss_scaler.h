@@ -31,9 +31,12 @@ class LossScaler {
   // Divides the gradients by the scale in place and records whether any is inf/NaN. All
   // gradients must share one device and type (fp32 master gradients).
   void unscale(const std::vector<at::Tensor>& gradients);
-  bool found_non_finite() const;  // since the last unscale (sync); false when disabled
-  void update();                  // backoff or growth from the last unscale's finding
-  double current_scale() const;   // sync; 1 when disabled
+  bool found_non_finite() const;  // in this process's gradients since the last unscale (sync); false when disabled
+  // Backoff or growth. `non_finite_on_any_rank` is the finding every rank agreed on: each rank
+  // unscales only its own gradients (a ZeRO-1 shard), so its own finding can differ from its
+  // peers', and every rank must change its scale alike.
+  void update(bool non_finite_on_any_rank);
+  double current_scale() const;  // sync; 1 when disabled
 
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);

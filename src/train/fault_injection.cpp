@@ -47,7 +47,11 @@ FaultInjector FaultInjector::from_environment(int rank) {
   faults.hang_step_ = read_step("AIOS_FAULT_HANG_AT_STEP");
   faults.signal_step_ = read_step("AIOS_FAULT_SIGNAL_AT_STEP");
   const std::string signal = std::getenv("AIOS_FAULT_SIGNAL") ? std::getenv("AIOS_FAULT_SIGNAL") : "TERM";
-  faults.signal_ = signal == "INT" ? SIGINT : signal == "TERM" ? SIGTERM : signal == "HUP" ? SIGHUP : signal == "USR1" ? SIGUSR1 : 0;
+  faults.signal_ = signal == "INT"    ? SIGINT
+                   : signal == "TERM" ? SIGTERM
+                   : signal == "HUP"  ? SIGHUP
+                   : signal == "USR1" ? SIGUSR1
+                                      : 0;
   if (faults.signal_ == 0) {
     throw Error("AIOS_FAULT_SIGNAL", "value '" + signal + "' is not a signal aios stops on", "INT, TERM, HUP or USR1");
   }
@@ -96,7 +100,7 @@ void FaultInjector::out_of_memory(std::int64_t step, std::int64_t micro, bool in
 
 void FaultInjector::after_gradient_sync(std::int64_t step, at::Tensor& loss, const std::vector<at::Tensor>& gradients) {
   if (nan_loss_step_ == step) loss.fill_(std::nan(""));
-  if (inf_grad_step_ == step && !gradients.empty()) {
+  if (inf_grad_step_ == step && on_this_rank_ && !gradients.empty()) {
     gradients.front().view({-1})[0].fill_(std::numeric_limits<double>::infinity());
   }
 }

@@ -6,7 +6,8 @@
 //                                   (AIOS_FAULT_OOM_IN=forward: before it, so peers are already
 //                                   inside their overlapped gradient collectives),
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
-//   AIOS_FAULT_RANK=R               the OOM, exit, hang and signal faults fire on rank R only (default: all)
+//   AIOS_FAULT_RANK=R               the OOM, exit, hang, signal and inf-gradient faults fire on rank R
+//                                   only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
 //   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
 //   AIOS_FAULT_SIGNAL_AT_STEP=N     the process sends itself AIOS_FAULT_SIGNAL (INT, TERM, HUP or

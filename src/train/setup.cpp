@@ -122,10 +122,10 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   model = Gpt(config);
   if (!o.model.init_from.empty()) load_hf_gpt2_weights(o.model.init_from, model);
   if (o.memory.gradient_checkpointing) apply_activation_checkpointing(model, o.memory.checkpoint_every);
-  apply_chunked_loss(model, !o.memory.chunked_loss           ? 0
-                            : o.memory.loss_chunk_tokens > 0 ? o.memory.loss_chunk_tokens
-                                                             : default_loss_chunk_tokens(config.vocab_size,
-                                                                                         c10::elementSize(compute_dtype)));
+  apply_chunked_loss(model, !o.memory.chunked_loss ? 0
+                            : o.memory.loss_chunk_tokens > 0
+                                ? o.memory.loss_chunk_tokens
+                                : default_loss_chunk_tokens(config.vocab_size, c10::elementSize(compute_dtype)));
   model->to(device, parameter_dtype);
   parameters = model->parameters();
   if (comm->world() > 1) {

@@ -44,7 +44,8 @@ StopSignals::StopSignals() {
 }
 
 StopSignals::~StopSignals() {
-  for (std::size_t i = 0; i < sizeof(kSignals) / sizeof(kSignals[0]); ++i) sigaction(kSignals[i], &g_previous[i], nullptr);
+  for (std::size_t i = 0; i < sizeof(kSignals) / sizeof(kSignals[0]); ++i)
+    sigaction(kSignals[i], &g_previous[i], nullptr);
 }
 
 int StopSignals::received() const { return g_received; }

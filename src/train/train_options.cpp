@@ -12,21 +12,21 @@ namespace {
 // A NaN passes every range check (each comparison is false), so finiteness is checked on its own,
 // for every real-valued option, whether it came from the command line, a config file or code.
 void require_finite(const TrainOptions& o) {
-  const std::pair<const char*, double> reals[] = {
-      {"--lr", o.optimizer.lr},
-      {"--min-lr", o.optimizer.min_lr},
-      {"--weight-decay", o.optimizer.weight_decay},
-      {"--beta1", o.optimizer.beta1},
-      {"--beta2", o.optimizer.beta2},
-      {"--eps", o.optimizer.eps},
-      {"--grad-clip", o.optimizer.grad_clip},
-      {"--dropout", o.model.dropout},
-      {"--bucket-mb", o.parallel.bucket_mb},
-      {"--hang-timeout", o.parallel.hang_timeout},
-      {"--peak-tflops", o.run.peak_tflops},
-      {"--checkpoint-minutes", o.run.checkpoint_minutes}};
+  const std::pair<const char*, double> reals[] = {{"--lr", o.optimizer.lr},
+                                                  {"--min-lr", o.optimizer.min_lr},
+                                                  {"--weight-decay", o.optimizer.weight_decay},
+                                                  {"--beta1", o.optimizer.beta1},
+                                                  {"--beta2", o.optimizer.beta2},
+                                                  {"--eps", o.optimizer.eps},
+                                                  {"--grad-clip", o.optimizer.grad_clip},
+                                                  {"--dropout", o.model.dropout},
+                                                  {"--bucket-mb", o.parallel.bucket_mb},
+                                                  {"--hang-timeout", o.parallel.hang_timeout},
+                                                  {"--peak-tflops", o.run.peak_tflops},
+                                                  {"--checkpoint-minutes", o.run.checkpoint_minutes}};
   for (const auto& [name, value] : reals) {
-    if (!std::isfinite(value)) throw Error(name, "value " + std::to_string(value) + " is not a finite number", "a finite number");
+    if (!std::isfinite(value))
+      throw Error(name, "value " + std::to_string(value) + " is not a finite number", "a finite number");
   }
 }
 
@@ -35,7 +35,8 @@ void require_finite(const TrainOptions& o) {
 void require_needed_companions(const TrainOptions& o) {
   const MemoryOptions& m = o.memory;
   if (m.loss_chunk_tokens > 0 && !m.chunked_loss) {
-    throw Error("--loss-chunk-tokens", "has no effect with --no-chunked-loss", "--chunked-loss with it, or leave it out");
+    throw Error("--loss-chunk-tokens", "has no effect with --no-chunked-loss",
+                "--chunked-loss with it, or leave it out");
   }
   if (m.checkpoint_every != 1 && !m.gradient_checkpointing) {
     throw Error("--checkpoint-every", "has no effect with --no-gradient-checkpointing",

@@ -120,7 +120,7 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
     run.gradient_sync->after_update();  // collective under ZeRO-1: the updated shards to every rank
   }
   stats.loss_scale = run.scaler->enabled() ? run.scaler->current_scale() : 1.0;  // sync
-  run.scaler->update();
+  run.scaler->update(overflow);  // the agreed finding: every rank's scale changes alike
   return stats;
 }
 

@@ -2,6 +2,7 @@
 
 #include <torch/version.h>
 
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -234,6 +235,14 @@ TrainSummary train(const TrainOptions& options) {
                    {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
     if (run.scaler->enabled()) {
       record["loss_scale"] = stats.loss_scale;
+      // Every rank's scale must stay equal (each changes it from the agreed inf/NaN finding); the
+      // record shows them all so that a drift would be visible. Exact: doubles sent as their bits.
+      if (world > 1) {
+        std::vector<double> scales;
+        for (const std::int64_t bits : run.comm->gather_values(std::bit_cast<std::int64_t>(stats.loss_scale)))
+          scales.push_back(std::bit_cast<double>(bits));  // collective (host), above
+        record["loss_scale_per_rank"] = scales;
+      }
       record["skipped"] = stats.skipped;
     }
     const MemoryStats memory = memory_stats(run.device);
@@ -297,8 +306,7 @@ TrainSummary train(const TrainOptions& options) {
   summary.accumulation = shape.accumulation;
   if (summary.stop_signal != 0) {
     if (!o.export_hf.empty() && run.lead) {
-      std::fprintf(stderr, "aios train: no export to %s: the run stopped before its last step\n",
-                   o.export_hf.c_str());
+      std::fprintf(stderr, "aios train: no export to %s: the run stopped before its last step\n", o.export_hf.c_str());
     }
     return summary;
   }
