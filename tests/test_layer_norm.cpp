@@ -27,8 +27,8 @@ TEST(LayerNorm, OnTheCpuItIsTorchsLayerNormBitForBit) {
 
 // The CUDA kernels against float64 autograd through torch::layer_norm, for the widths they are
 // built for, with float32 output and under bf16 autocast (bf16 output, bf16 incoming gradient).
-// Tolerances: float32 output 2e-5 absolute (values of order 5); bf16 output half a bf16 ulp
-// (2^-9 relative) plus that; input gradient 1e-4 relative to its largest element, parameter
+// Tolerances: float32 output 2e-5 absolute (values of order 5); bf16 output one rounding to bf16
+// (relative error at most 2^-8, bf16 having 8 significant bits) plus that; input gradient 1e-4 relative to its largest element, parameter
 // gradients (sums over 333 rows) 1e-4 relative: float32 arithmetic on exactly the reference's inputs.
 TEST(LayerNorm, CudaKernelsEqualFloat64LayerNormForEachWidthWithAndWithoutAutocast) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
@@ -54,7 +54,7 @@ TEST(LayerNorm, CudaKernelsEqualFloat64LayerNormForEachWidthWithAndWithoutAutoca
         y = layer_norm(x, w, b, 1e-5);
       }
       EXPECT_EQ(y.scalar_type(), autocast ? torch::kBFloat16 : torch::kFloat) << what;
-      const double out_tolerance = autocast ? y64.abs().max().item<double>() / 512 + 2e-5 : 2e-5;
+      const double out_tolerance = autocast ? y64.abs().max().item<double>() / 256 + 2e-5 : 2e-5;
       EXPECT_LE(max_difference(y, y64), out_tolerance) << what;
       y.backward(dy0.to(cuda));
       EXPECT_LE(max_difference(x.grad(), x64.grad()), 1e-4 * x64.grad().abs().max().item<double>()) << what;
