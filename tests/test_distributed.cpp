@@ -48,8 +48,8 @@ class DistributedTest : public TrainerTest {
                " --seq-len 64 --window-size 16 --batch-size " + std::to_string(o.data.batch_size) + " --steps " +
                std::to_string(o.run.steps) + " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " +
                device_ + " --no-amp" + " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) +
-               " --out-dir " + o.run.out_dir + " --log-file " + o.run.log_file + " " + extra + " > " + o.run.out_dir +
-               ".log 2>&1";
+               " --out-dir " + o.run.out_dir + " --log-file " + o.run.log_file + " --fault-injection " + extra + " > " +
+               o.run.out_dir + ".log 2>&1";
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   }

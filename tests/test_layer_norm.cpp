@@ -28,8 +28,9 @@ TEST(LayerNorm, OnTheCpuItIsTorchsLayerNormBitForBit) {
 // The CUDA kernels against float64 autograd through torch::layer_norm, for the widths they are
 // built for, with float32 output and under bf16 autocast (bf16 output, bf16 incoming gradient).
 // Tolerances: float32 output 2e-5 absolute (values of order 5); bf16 output one rounding to bf16
-// (relative error at most 2^-8, bf16 having 8 significant bits) plus that; input gradient 1e-4 relative to its largest element, parameter
-// gradients (sums over 333 rows) 1e-4 relative: float32 arithmetic on exactly the reference's inputs.
+// (relative error at most 2^-8, bf16 having 8 significant bits) plus that; input gradient 1e-4 relative to its largest
+// element, parameter gradients (sums over 333 rows) 1e-4 relative: float32 arithmetic on exactly the reference's
+// inputs.
 TEST(LayerNorm, CudaKernelsEqualFloat64LayerNormForEachWidthWithAndWithoutAutocast) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
   torch::manual_seed(42);

@@ -11,11 +11,11 @@ namespace {
 
 TEST(FaultInjector, MemoryLimitIsAPositiveSizeInGib) {
   ::setenv("AIOS_FAULT_MEMORY_GIB", "12.5", 1);
-  EXPECT_EQ(FaultInjector::from_environment(0).memory_limit_gib(), 12.5);
+  EXPECT_EQ(FaultInjector::from_environment(0, true).memory_limit_gib(), 12.5);
   for (const char* bad : {"12GiB", "0", "-1", "lots"}) {
     ::setenv("AIOS_FAULT_MEMORY_GIB", bad, 1);
     try {
-      FaultInjector::from_environment(0);
+      FaultInjector::from_environment(0, true);
       ADD_FAILURE() << bad << " was accepted";
     } catch (const Error& e) {
       EXPECT_NE(std::string(e.what()).find("AIOS_FAULT_MEMORY_GIB"), std::string::npos) << e.what();
@@ -23,7 +23,7 @@ TEST(FaultInjector, MemoryLimitIsAPositiveSizeInGib) {
     }
   }
   ::unsetenv("AIOS_FAULT_MEMORY_GIB");
-  EXPECT_FALSE(FaultInjector::from_environment(0).memory_limit_gib());
+  EXPECT_FALSE(FaultInjector::from_environment(0, true).memory_limit_gib());
 }
 
 TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {

@@ -2,6 +2,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "train/fault_injection.h"
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -119,6 +120,49 @@ TEST_F(TrainerTest, ResumeAutoStartsFreshThenContinues) {
   train(o);
   EXPECT_EQ(records_of(o.run.log_file, "config").at(0)["resumed_from_step"], 2);
   EXPECT_EQ(records_of(o.run.log_file, "step").size(), 2u);
+  // A finished run resumed again trains nothing (and says so); --steps below the checkpoint's
+  // step is an error naming both.
+  EXPECT_EQ(train(o).steps_done, 4);
+  EXPECT_EQ(records_of(o.run.log_file, "step").size(), 2u);
+  o.run.steps = 3;
+  o.optimizer.warmup_steps = 1;
+  const std::string message = testing::error_of([&] { train(o); });
+  EXPECT_EQ(message.rfind("--steps: 3 is below the step of the checkpoint resumed (4)", 0), 0u) << message;
+}
+
+// Where a run writes is checked before its first step: an out-dir that is a file or cannot be
+// made, a profile or export path that cannot be written, each one line naming the option.
+TEST_F(TrainerTest, UnwritableOutputsAreFoundBeforeTheFirstStep) {
+  testing::write_file(dir_ / "a-file", "not a directory");
+  const std::vector<std::pair<std::string, std::function<void(TrainOptions&)>>> cases = {
+      {"--out-dir", [&](TrainOptions& o) { o.run.out_dir = dir_ / "a-file"; }},
+      {"--out-dir", [&](TrainOptions& o) { o.run.out_dir = "/proc/aios-cannot-exist/run"; }},
+      {"--profile-file", [&](TrainOptions& o) { o.run.profile_file = "/proc/aios-cannot-exist/trace.json"; }},
+      {"--export-hf", [&](TrainOptions& o) { o.run.export_hf = dir_ / "a-file"; }},
+  };
+  for (const auto& [option, change] : cases) {
+    auto o = options("outputs");
+    o.run.log_file = dir_ / "outputs.jsonl";
+    o.run.steps = 6;
+    o.run.profile_from = 1;
+    change(o);
+    const std::string message = testing::error_of([&] { train(o); });
+    EXPECT_EQ(message.rfind(option, 0), 0u) << option << ": " << message;
+    EXPECT_FALSE(path_exists(o.run.log_file)) << option << ": the run started before the error";
+  }
+  EXPECT_EQ(testing::read_file(dir_ / "a-file"), "not a directory");
+}
+
+// Fault variables act only in a run that asks for them: a stray one in a real run's environment
+// changes nothing (here it would make step 2's loss NaN and stop the run).
+TEST_F(TrainerTest, FaultVariablesAreIgnoredWithoutFaultInjection) {
+  auto o = options("no-faults");
+  o.run.fault_injection = false;
+  testing::ScopedEnv inject("AIOS_FAULT_NAN_LOSS_AT_STEP", "2");
+  const auto summary = train(o);
+  EXPECT_EQ(summary.steps_done, 4);
+  EXPECT_TRUE(std::isfinite(summary.last_loss));
+  EXPECT_EQ(FaultInjector::variables_set(), std::vector<std::string>{"AIOS_FAULT_NAN_LOSS_AT_STEP"});
 }
 
 TEST_F(TrainerTest, NonFiniteLossStopsAndKeepsTheLastCheckpoint) {

@@ -42,6 +42,7 @@ class TrainerTest : public ::testing::Test {
     o.run.device = "cpu";
     o.memory.amp = false, o.memory.gradient_checkpointing = false;
     o.run.out_dir = dir_ / run;
+    o.run.fault_injection = true;  // the tests inject faults through AIOS_FAULT_* variables
     return o;
   }
 

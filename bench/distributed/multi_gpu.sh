@@ -39,7 +39,7 @@ dist_train() {
   "${launch[@]}" train --model "$model" --vocab-size 50257 --dataset-file "$shards" --window-size "${WINDOW:-1024}" \
     --batch-size "$batch" --gradient-accumulation-steps "$accum" --steps "$steps" --warmup-steps 5 --lr 6e-4 \
     --min-lr 6e-5 --eval-batches 0 --device cuda --checkpoint-interval "${CKPT_INTERVAL:-0}" \
-    --hang-timeout "${HANG_TIMEOUT:-300}" "$@" \
+    --hang-timeout "${HANG_TIMEOUT:-300}" --fault-injection "$@" \
     --out-dir "$work/dist-$name" --log-file "$out/dist-$name.jsonl" > "$out/dist-$name.log" 2>&1
   local rc=$?
   grep -E "ranks|precision|out of memory|error|shrink|injected|no progress|resum" "$out/dist-$name.log" | head -8

@@ -29,10 +29,10 @@ status=0
 for name in "${!runs[@]}"; do
   for which in old new repeat; do
     bin=$old; [ $which = new ] && bin=$new
-    env=(); [ "$name" = oom-at-3 ] && env=(AIOS_FAULT_OOM_AT_STEP=3)
+    env=(); faults=(); [ "$name" = oom-at-3 ] && env=(AIOS_FAULT_OOM_AT_STEP=3) faults=(--fault-injection)
     rm -rf "$work/same-$which-$name"
     # shellcheck disable=SC2086
-    env "${env[@]}" "$bin" train "${common[@]}" ${runs[$name]} --out-dir "$work/same-$which-$name" \
+    env "${env[@]}" "$bin" train "${common[@]}" ${runs[$name]} "${faults[@]}" --out-dir "$work/same-$which-$name" \
       --log-file "$out/same-$which-$name.jsonl" > "$out/same-$which-$name.log" 2>&1 || echo "$name ($which) failed"
   done
   python3 - "$out/same-old-$name.jsonl" "$out/same-new-$name.jsonl" "$out/same-repeat-$name.jsonl" "$name" <<'PY' || status=1

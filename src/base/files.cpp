@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -163,6 +164,24 @@ std::string file_extension(const std::string& path) {
   const std::string name = file_name(path);
   const auto dot = name.rfind('.');
   return dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+}
+
+std::string why_not_writable(const std::string& directory) {
+  const std::string where = directory.empty() ? "." : directory;
+  if (!path_exists(where)) return "'" + where + "' does not exist";
+  if (!is_directory(where)) return "'" + where + "' is a file, not a directory";
+  const std::string probe = join_path(where, ".aios-write-check-" + std::to_string(::getpid()));
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) return "cannot create files in '" + where + "': " + std::strerror(errno);
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return "";
+}
+
+std::int64_t free_bytes(const std::string& path) {
+  struct statvfs fs {};
+  if (::statvfs(path.empty() ? "." : path.c_str(), &fs) != 0) return -1;
+  return static_cast<std::int64_t>(fs.f_bavail) * static_cast<std::int64_t>(fs.f_frsize);
 }
 
 std::string temp_directory() {

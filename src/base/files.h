@@ -40,6 +40,12 @@ std::string file_stem(const std::string& path);       // "a/b.txt" -> "b"
 std::string file_extension(const std::string& path);  // "a/b.txt" -> ".txt"
 std::string temp_directory();                         // $TMPDIR or /tmp
 
+// Why files cannot be created in `directory` (it is missing, not a directory, or refuses a probe
+// file this process creates and removes), or "" when they can.
+std::string why_not_writable(const std::string& directory);
+// Bytes an unprivileged process may still write on the file system holding `path`; -1 if unknown.
+std::int64_t free_bytes(const std::string& path);
+
 // A directory being built at `<final>.tmp-<pid>`. commit() renames it to `final` (replacing an
 // existing one only when `replace` is set); if commit() never runs the temporary is removed.
 class StagedDirectory {

@@ -227,6 +227,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000}))
       ->group("Profiling");
+  // Hidden (no group): tests and GPU drills turn on the AIOS_FAULT_* variables with it.
+  cmd.add_flag("--fault-injection", o.run.fault_injection, "Act on AIOS_FAULT_* variables (testing aid)")->group("");
 }
 
 CommandAction add_train_command(CLI::App& app) {

@@ -23,7 +23,9 @@ bool kernel_runs(const at::Tensor& x, const at::Tensor& weight) {
 }
 
 ElementType element_type(at::ScalarType type) {
-  return type == at::kBFloat16 ? ElementType::kBFloat16 : type == at::kHalf ? ElementType::kFloat16 : ElementType::kFloat32;
+  return type == at::kBFloat16 ? ElementType::kBFloat16
+         : type == at::kHalf   ? ElementType::kFloat16
+                               : ElementType::kFloat32;
 }
 
 cudaStream_t stream_of(const at::Tensor& t) { return at::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
@@ -54,8 +56,8 @@ struct FusedLayerNorm : public torch::autograd::Function<FusedLayerNorm> {
     auto scratch = at::empty({layer_norm_backward_scratch(width, grad_type)}, x.options());
     launch_layer_norm_backward(grad_out.data_ptr(), grad_type, x.data_ptr<float>(), w.data_ptr<float>(),
                                mean.data_ptr<float>(), rstd.data_ptr<float>(), grad_x.data_ptr<float>(),
-                               grad_w.data_ptr<float>(), grad_b.data_ptr<float>(), scratch.data_ptr<float>(),
-                               x.size(0), width, stream_of(x));
+                               grad_w.data_ptr<float>(), grad_b.data_ptr<float>(), scratch.data_ptr<float>(), x.size(0),
+                               width, stream_of(x));
     return {grad_x.view(ctx->saved_data["shape"].toIntVector()), grad_w, grad_b, at::Tensor(), at::Tensor()};
   }
 };

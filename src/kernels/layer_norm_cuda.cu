@@ -55,8 +55,8 @@ template <int K, typename Grad>
 __global__ void __launch_bounds__(kThreads)
     layer_norm_backward_kernel(const Grad* __restrict__ grad_out, const float* __restrict__ x,
                                const float* __restrict__ weight, const float* __restrict__ mean,
-                               const float* __restrict__ rstd, float* __restrict__ grad_x,
-                               float* __restrict__ scratch, std::int64_t rows) {
+                               const float* __restrict__ rstd, float* __restrict__ grad_x, float* __restrict__ scratch,
+                               std::int64_t rows) {
   constexpr int kWidth = 32 * K;
   const int lane = threadIdx.x % 32;
   const int warp = blockIdx.x * kWarps + threadIdx.x / 32;
@@ -149,13 +149,26 @@ void check_launch(const char* what) {
 template <typename F>
 bool with_k(std::int64_t width, F&& f) {
   switch (width) {
-    case 256: f(std::integral_constant<int, 8>{}); return true;
-    case 512: f(std::integral_constant<int, 16>{}); return true;
-    case 768: f(std::integral_constant<int, 24>{}); return true;
-    case 1024: f(std::integral_constant<int, 32>{}); return true;
-    case 1280: f(std::integral_constant<int, 40>{}); return true;
-    case 1600: f(std::integral_constant<int, 50>{}); return true;
-    default: return false;
+    case 256:
+      f(std::integral_constant<int, 8>{});
+      return true;
+    case 512:
+      f(std::integral_constant<int, 16>{});
+      return true;
+    case 768:
+      f(std::integral_constant<int, 24>{});
+      return true;
+    case 1024:
+      f(std::integral_constant<int, 32>{});
+      return true;
+    case 1280:
+      f(std::integral_constant<int, 40>{});
+      return true;
+    case 1600:
+      f(std::integral_constant<int, 50>{});
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -165,9 +178,9 @@ bool layer_norm_width_supported(std::int64_t width) {
   return with_k(width, [](auto) {});
 }
 
-void launch_layer_norm_forward(const float* x, const float* weight, const float* bias, void* out,
-                               ElementType out_type, float* mean, float* rstd, std::int64_t rows,
-                               std::int64_t width, float eps, cudaStream_t stream) {
+void launch_layer_norm_forward(const float* x, const float* weight, const float* bias, void* out, ElementType out_type,
+                               float* mean, float* rstd, std::int64_t rows, std::int64_t width, float eps,
+                               cudaStream_t stream) {
   if (rows == 0) return;
   const dim3 grid(static_cast<unsigned>((rows + kWarps - 1) / kWarps));
   const bool known = with_k(width, [&](auto k) {
@@ -178,8 +191,8 @@ void launch_layer_norm_forward(const float* x, const float* weight, const float*
             <<<grid, kThreads, 0, stream>>>(x, weight, bias, static_cast<float*>(out), mean, rstd, rows, eps);
         break;
       case ElementType::kBFloat16:
-        layer_norm_forward_kernel<K, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(
-            x, weight, bias, static_cast<__nv_bfloat16*>(out), mean, rstd, rows, eps);
+        layer_norm_forward_kernel<K, __nv_bfloat16>
+            <<<grid, kThreads, 0, stream>>>(x, weight, bias, static_cast<__nv_bfloat16*>(out), mean, rstd, rows, eps);
         break;
       case ElementType::kFloat16:
         layer_norm_forward_kernel<K, __half>
@@ -208,16 +221,16 @@ void launch_layer_norm_backward(const void* grad_out, ElementType grad_type, con
     const dim3 grid(static_cast<unsigned>(warps / kWarps));
     switch (grad_type) {
       case ElementType::kFloat32:
-        layer_norm_backward_kernel<K, float><<<grid, kThreads, 0, stream>>>(
-            static_cast<const float*>(grad_out), x, weight, mean, rstd, grad_x, scratch, rows);
+        layer_norm_backward_kernel<K, float><<<grid, kThreads, 0, stream>>>(static_cast<const float*>(grad_out), x,
+                                                                            weight, mean, rstd, grad_x, scratch, rows);
         break;
       case ElementType::kBFloat16:
         layer_norm_backward_kernel<K, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(
             static_cast<const __nv_bfloat16*>(grad_out), x, weight, mean, rstd, grad_x, scratch, rows);
         break;
       case ElementType::kFloat16:
-        layer_norm_backward_kernel<K, __half><<<grid, kThreads, 0, stream>>>(
-            static_cast<const __half*>(grad_out), x, weight, mean, rstd, grad_x, scratch, rows);
+        layer_norm_backward_kernel<K, __half><<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(grad_out), x,
+                                                                             weight, mean, rstd, grad_x, scratch, rows);
         break;
     }
   });

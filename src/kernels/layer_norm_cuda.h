@@ -18,9 +18,9 @@ bool layer_norm_width_supported(std::int64_t width);
 
 // x: [rows, width] float32; weight, bias: [width] float32; out: [rows, width] of out_type;
 // mean, rstd: [rows] float32.
-void launch_layer_norm_forward(const float* x, const float* weight, const float* bias, void* out,
-                               ElementType out_type, float* mean, float* rstd, std::int64_t rows,
-                               std::int64_t width, float eps, cudaStream_t stream);
+void launch_layer_norm_forward(const float* x, const float* weight, const float* bias, void* out, ElementType out_type,
+                               float* mean, float* rstd, std::int64_t rows, std::int64_t width, float eps,
+                               cudaStream_t stream);
 
 // Float32 elements of scratch space the backward needs on the current device.
 std::int64_t layer_norm_backward_scratch(std::int64_t width, ElementType grad_type);

@@ -29,9 +29,19 @@ std::optional<std::int64_t> read_step(const char* name) {
 
 }  // namespace
 
-FaultInjector FaultInjector::from_environment(int rank) {
+std::vector<std::string> FaultInjector::variables_set() {
+  std::vector<std::string> names;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    const std::string variable = *entry;
+    if (variable.rfind("AIOS_FAULT_", 0) == 0) names.push_back(variable.substr(0, variable.find('=')));
+  }
+  return names;
+}
+
+FaultInjector FaultInjector::from_environment(int rank, bool enabled) {
   FaultInjector faults;
   faults.rank_ = rank;
+  if (!enabled) return faults;
   faults.nan_loss_step_ = read_step("AIOS_FAULT_NAN_LOSS_AT_STEP");
   faults.inf_grad_step_ = read_step("AIOS_FAULT_INF_GRAD_AT_STEP");
   faults.oom_step_ = read_step("AIOS_FAULT_OOM_AT_STEP");

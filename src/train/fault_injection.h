@@ -1,4 +1,5 @@
-// Fault injection for tests and GPU drills, read once from the environment. Each fault makes a
+// Fault injection for tests and GPU drills, read once from the environment, and only when the run
+// asks for it (`--fault-injection`, hidden): otherwise the variables are ignored, with a note. Each fault makes a
 // chosen optimizer step (1-based) fail the way a real run can, so the recovery paths run on the CPU:
 //   AIOS_FAULT_NAN_LOSS_AT_STEP=N   the step's loss becomes NaN (the run stops, checkpoint kept)
 //   AIOS_FAULT_INF_GRAD_AT_STEP=N   one gradient element becomes inf (fp16 scaler skips the step)
@@ -22,6 +23,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 namespace aios {
@@ -30,8 +32,11 @@ class FaultInjector {
  public:
   static constexpr int kExitStatus = 3;
 
-  // The faults this process (`rank`) is to suffer.
-  static FaultInjector from_environment(int rank);
+  // The faults this process (`rank`) is to suffer: none unless `enabled`.
+  static FaultInjector from_environment(int rank, bool enabled);
+
+  // The AIOS_FAULT_* variables set in this process's environment, by name.
+  static std::vector<std::string> variables_set();
 
   // Hook points of a training step (1-based `step`, 0-based micro-batch `micro`):
   void at_step_start(std::int64_t step);                        // exit, hang, signal

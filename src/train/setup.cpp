@@ -6,6 +6,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "io/metrics_log.h"
 #include "memory/activation_checkpoint.h"
 #include "memory/chunked_cross_entropy.h"
 #include "model/causal_attention.h"
@@ -13,6 +14,63 @@
 #include "train/device_stats.h"
 
 namespace aios {
+namespace {
+
+std::int64_t parameter_bytes(const std::vector<torch::Tensor>& parameters) {
+  std::int64_t bytes = 0;
+  for (const auto& p : parameters) bytes += p.numel() * static_cast<std::int64_t>(p.element_size());
+  return bytes;
+}
+
+// Where the run will write, checked before its first step rather than after its last: the
+// out-dir (created here) takes files and has room for this rank's part of one checkpoint
+// (`checkpoint_bytes`), and the directories of the profile and the export exist or can be made.
+void check_outputs(const TrainOptions& o, std::int64_t checkpoint_bytes) {
+  const std::string& out_dir = o.run.out_dir;
+  if (path_exists(out_dir) && !is_directory(out_dir)) {
+    throw Error("--out-dir", "'" + out_dir + "' is a file, not a directory", "a directory (made if missing)");
+  }
+  try {
+    make_directories(out_dir);
+  } catch (const Error& e) {
+    throw Error("--out-dir", "cannot make '" + out_dir + "': " + e.what(), "a path where directories can be made");
+  }
+  if (const std::string why = why_not_writable(out_dir); !why.empty()) {
+    throw Error("--out-dir", why, "a writable directory");
+  }
+  const std::int64_t free = free_bytes(out_dir);
+  if (free >= 0 && free < checkpoint_bytes) {
+    throw Error("--out-dir",
+                "a checkpoint of this run needs about " + format_bytes(static_cast<double>(checkpoint_bytes)) +
+                    " here and its file system has " + format_bytes(static_cast<double>(free)) + " free",
+                "an --out-dir on a file system with room for at least one checkpoint");
+  }
+  const auto check_parent = [](const char* option, const std::string& path) {
+    if (path.empty()) return;
+    const std::string parent = parent_path(path);
+    if (path_exists(path) && is_directory(path) && std::string(option) == "--profile-file") {
+      throw Error(option, "'" + path + "' is a directory", "a file path for the trace");
+    }
+    if (!parent.empty() && !path_exists(parent)) {
+      try {
+        make_directories(parent);
+      } catch (const Error& e) {
+        throw Error(option, "cannot make '" + parent + "': " + e.what(), "a path in a writable directory");
+      }
+    }
+    if (const std::string why = why_not_writable(parent); !why.empty()) {
+      throw Error(option, why, "a path in a writable directory");
+    }
+  };
+  check_parent("--profile-file", o.run.profile_file);
+  check_parent("--export-hf", o.run.export_hf);
+  if (!o.run.export_hf.empty() && path_exists(o.run.export_hf) && !is_directory(o.run.export_hf)) {
+    throw Error("--export-hf", "'" + o.run.export_hf + "' is a file, not a directory", "a directory (made if missing)");
+  }
+}
+
+}  // namespace
+
 namespace {
 
 // Under mpirun each rank drives the GPU of its local rank.
@@ -142,6 +200,8 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   scaler.emplace(precision.needs_loss_scaling(), device);
   schedule = LrSchedule{opt.lr, opt.min_lr, opt.warmup_steps, o.run.steps};
 
+  check_outputs(o, (lead ? parameter_bytes(parameters) : 0) + optimizer->state_bytes());
+
   // auto: continue a run directory that has a checkpoint, else start (a requeued batch job).
   const std::string& out_dir = o.run.out_dir;
   const std::string resume = o.run.resume != "auto"                          ? o.run.resume
@@ -154,7 +214,15 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
     resumed = true;
   }
 
-  faults = FaultInjector::from_environment(comm->rank());
+  faults = FaultInjector::from_environment(comm->rank(), o.run.fault_injection);
+  if (!o.run.fault_injection && lead) {
+    for (const auto& name : FaultInjector::variables_set()) {
+      std::fprintf(
+          stderr,
+          "aios train: note: %s is set and ignored: fault injection is a testing aid, on only with --fault-injection\n",
+          name.c_str());
+    }
+  }
   if (const auto gib = faults.memory_limit_gib()) {
     if (limit_device_memory(device, *gib * 1024.0 * 1024.0 * 1024.0)) {
       std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),

@@ -169,7 +169,8 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"peak-tflops", r.peak_tflops},
             {"profile-file", r.profile_file},
             {"profile-from", r.profile_from},
-            {"profile-steps", r.profile_steps}}}};
+            {"profile-steps", r.profile_steps},
+            {"fault-injection", r.fault_injection}}}};
 }
 
 }  // namespace aios

@@ -95,6 +95,9 @@ struct RunOptions {
   std::string profile_file;       // empty = no profiling
   std::int64_t profile_from = 5;  // first profiled step (1-based), past warm-up and allocator growth
   std::int64_t profile_steps = 3;
+  // --fault-injection (hidden): read the AIOS_FAULT_* variables (train/fault_injection.h). A test
+  // and drill aid; without it a stray variable cannot hang, kill or cap a real run.
+  bool fault_injection = false;
 };
 
 struct TrainOptions {

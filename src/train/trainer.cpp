@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "base/error.h"
 #include "base/files.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
@@ -185,6 +186,17 @@ TrainSummary train(const TrainOptions& options) {
   if (!o.profile_file.empty() && run.progress.step >= o.profile_from && run.lead) {
     std::fprintf(stderr, "aios train: note: no profile: the run resumes at step %lld, past --profile-from %lld\n",
                  static_cast<long long>(run.progress.step), static_cast<long long>(o.profile_from));
+  }
+
+  if (run.progress.step > o.steps) {
+    throw Error("--steps",
+                std::to_string(o.steps) + " is below the step of the checkpoint resumed (" +
+                    std::to_string(run.progress.step) + ")",
+                "--steps above " + std::to_string(run.progress.step) + " to train further");
+  }
+  if (run.progress.step == o.steps && run.lead) {
+    std::fprintf(stderr, "aios train: nothing to train: the checkpoint resumed is already at step %lld (--steps)\n",
+                 static_cast<long long>(o.steps));
   }
 
   TrainSummary summary;
