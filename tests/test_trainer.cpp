@@ -153,6 +153,30 @@ TEST_F(TrainerTest, UnwritableOutputsAreFoundBeforeTheFirstStep) {
   EXPECT_EQ(testing::read_file(dir_ / "a-file"), "not a directory");
 }
 
+// A fresh run into an out-dir with checkpoints is refused unless told (--overwrite), leaving them as
+// they were; a second run into an out-dir in use is refused while the first holds its lock.
+TEST_F(TrainerTest, AnOutDirIsNeitherOverwrittenUnaskedNorSharedByTwoRuns) {
+  auto o = options("used");
+  o.run.steps = 2;
+  o.optimizer.warmup_steps = 1;
+  train(o);
+  const std::string checkpoint = testing::read_file(dir_ / "used/ckpt-00000002.pt");
+  const std::string refused = testing::error_of([&] { train(o); });
+  EXPECT_EQ(refused.rfind("--out-dir", 0), 0u) << refused;
+  EXPECT_NE(refused.find("holds checkpoints of an earlier run (latest: ckpt-00000002.pt)"), std::string::npos)
+      << refused;
+  EXPECT_NE(refused.find("--overwrite"), std::string::npos) << refused;
+  EXPECT_EQ(testing::read_file(dir_ / "used/ckpt-00000002.pt"), checkpoint);
+  o.run.overwrite = true;
+  EXPECT_EQ(train(o).steps_done, 2);
+
+  const FileLock held(dir_ / "used/.lock", "test");  // as another run would hold it
+  o.run.resume = "latest";
+  o.run.steps = 3;
+  const std::string busy = testing::error_of([&] { train(o); });
+  EXPECT_NE(busy.find("is in use by another run (process " + std::to_string(::getpid())), std::string::npos) << busy;
+}
+
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment
 // changes nothing (here it would make step 2's loss NaN and stop the run).
 TEST_F(TrainerTest, FaultVariablesAreIgnoredWithoutFaultInjection) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -164,6 +165,34 @@ std::string file_extension(const std::string& path) {
   const std::string name = file_name(path);
   const auto dot = name.rfind('.');
   return dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+}
+
+FileLock::FileLock(const std::string& path, const std::string& what) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw Error(what, "cannot open the lock file '" + path + "': " + std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int error = errno;
+    char holder[32] = {};
+    [[maybe_unused]] const auto got = ::pread(fd_, holder, sizeof(holder) - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    std::string pid = holder;
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+    if (error == EWOULDBLOCK) {
+      throw Error(
+          what,
+          "is in use by another run (process " + (pid.empty() ? std::string("unknown") : pid) + ", lock " + path + ")",
+          "another directory, or wait for that run to end");
+    }
+    throw Error(what, "cannot lock '" + path + "': " + std::strerror(error));
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd_, 0) == 0) [[maybe_unused]]
+    const auto written = ::pwrite(fd_, pid.data(), pid.size(), 0);
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
 std::string why_not_writable(const std::string& directory) {

@@ -40,6 +40,20 @@ std::string file_stem(const std::string& path);       // "a/b.txt" -> "b"
 std::string file_extension(const std::string& path);  // "a/b.txt" -> ".txt"
 std::string temp_directory();                         // $TMPDIR or /tmp
 
+// An exclusive advisory lock (flock) on `path`, created if missing, held while the object lives;
+// the file holds the holder's process id. Throws aios::Error naming `what` (the option) and the
+// holder's pid when another process holds it.
+class FileLock {
+ public:
+  FileLock(const std::string& path, const std::string& what);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // Why files cannot be created in `directory` (it is missing, not a directory, or refuses a probe
 // file this process creates and removes), or "" when they can.
 std::string why_not_writable(const std::string& directory);

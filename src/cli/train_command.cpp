@@ -202,6 +202,10 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
          "--resume", o.run.resume,
          "Checkpoint file to resume from, 'latest' (in --out-dir), or 'auto' (latest if there is one, else start)")
       ->group("Evaluation and output");
+  cmd.add_flag("--overwrite", o.run.overwrite,
+               "Start afresh in an --out-dir that holds checkpoints of an earlier run (they are replaced as this "
+               "run writes its own)")
+      ->group("Evaluation and output");
   cmd.add_option("--log-file", o.run.log_file, "JSONL metrics file, one object per step")
       ->group("Evaluation and output");
   cmd.add_option("--export-hf", o.run.export_hf, "Write the final model to this directory in Hugging Face GPT-2 format")

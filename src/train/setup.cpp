@@ -202,11 +202,18 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
 
   check_outputs(o, (lead ? parameter_bytes(parameters) : 0) + optimizer->state_bytes());
 
-  // auto: continue a run directory that has a checkpoint, else start (a requeued batch job).
+  // auto: continue a run directory that has a checkpoint, else start (a requeued batch job). A
+  // fresh run never writes over an earlier run's checkpoints unless told to.
   const std::string& out_dir = o.run.out_dir;
-  const std::string resume = o.run.resume != "auto"                          ? o.run.resume
-                             : is_regular_file(join_path(out_dir, "latest")) ? "latest"
-                                                                             : "";
+  if (lead) out_dir_lock.emplace(join_path(out_dir, ".lock"), "--out-dir " + out_dir);
+  const bool has_checkpoints = is_regular_file(join_path(out_dir, "latest"));
+  const std::string resume = o.run.resume != "auto" ? o.run.resume : has_checkpoints ? "latest" : "";
+  if (resume.empty() && has_checkpoints && !o.run.overwrite) {
+    throw Error("--out-dir",
+                "'" + out_dir + "' holds checkpoints of an earlier run (latest: " +
+                    file_name(resolve_checkpoint_path("latest", out_dir)) + ")",
+                "--resume latest (or auto) to continue it, --overwrite to start afresh there, or another --out-dir");
+  }
   if (!resume.empty()) {
     progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, config.describe(), device, *comm,
                                gradient_sync->shards_optimizer_state());

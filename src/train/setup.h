@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "base/files.h"
 #include "data/shard_dataset.h"
 #include "distributed/comm.h"
 #include "distributed/gradient_sync.h"
@@ -71,6 +72,7 @@ struct TrainingSetup {
   bool resumed = false;
 
   // Failure handling
+  std::optional<FileLock> out_dir_lock;  // rank 0: one run at a time writes into --out-dir
   FaultInjector faults;
   std::optional<HangWatchdog> watchdog;  // a stuck peer would leave this rank in a collective for ever
 };

@@ -164,6 +164,7 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"checkpoint-interval", r.checkpoint_interval},
             {"checkpoint-minutes", r.checkpoint_minutes},
             {"resume", r.resume},
+            {"overwrite", r.overwrite},
             {"log-file", r.log_file},
             {"export-hf", r.export_hf},
             {"peak-tflops", r.peak_tflops},

@@ -88,6 +88,7 @@ struct RunOptions {
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
   double checkpoint_minutes = 30;        // and at least this often (minutes); 0 = no timed checkpoints
   std::string resume;                    // a checkpoint path, "latest" or "auto"
+  bool overwrite = false;                // start afresh in an --out-dir that holds checkpoints
   std::string log_file;                  // JSONL metrics; empty = none
   std::string export_hf;                 // write the final model here in Hugging Face GPT-2 format
   double peak_tflops = 0;                // device peak for MFU; 0 = the built-in table
