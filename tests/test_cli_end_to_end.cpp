@@ -44,6 +44,27 @@ TEST(EndToEnd, TheSeedProfilesTrain) {
   }
 }
 
+// `--help` states the real default of every on/off flag, and no "{false}" after a negatable
+// pair's names.
+TEST(EndToEnd, TrainHelpShowsEachFlagsDefault) {
+  const auto help = run_aios("train --help");
+  ASSERT_EQ(help.status, 0) << help.output;
+  EXPECT_EQ(help.output.find("{false}"), std::string::npos) << help.output;
+  for (const char* on :
+       {"--verify-shards", "--gradient-checkpointing", "--amp,", "--chunked-loss", "--shard-optimizer"}) {
+    const auto at = help.output.find(on);
+    ASSERT_NE(at, std::string::npos) << on;
+    const auto line_end = help.output.find("(default: ", at);
+    EXPECT_EQ(help.output.compare(line_end, 13, "(default: on)"), 0) << on << "\n" << help.output.substr(at, 300);
+  }
+  for (const char* off : {"--use-8bit-optimizer", "--chunked-training", "--decay-embeddings", "--overwrite"}) {
+    const auto at = help.output.find(off);
+    ASSERT_NE(at, std::string::npos) << off;
+    EXPECT_EQ(help.output.compare(help.output.find("(default: ", at), 14, "(default: off)"), 0) << off;
+  }
+  EXPECT_EQ(help.output.find("--fault-injection"), std::string::npos) << "a hidden testing aid";
+}
+
 TEST(EndToEnd, PrepareInspectAndVersion) {
   testing::ScratchDir dir;
   testing::write_file(dir / "corpus/a.txt", testing::sample_text(60'000, 1));

@@ -54,8 +54,24 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// CLI11's help, less the "{false}" it prints after a negatable flag's names (the flag's help says
+// its default instead).
+class HelpFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_name(const CLI::Option* option, bool positional) const override {
+    std::string name = CLI::Formatter::make_option_name(option, positional);
+    for (auto open = name.find('{'); open != std::string::npos; open = name.find('{')) {
+      const auto close = name.find('}', open);
+      if (close == std::string::npos) break;
+      name.erase(open, close - open + 1);
+    }
+    return name;
+  }
+};
+
 int run(int argc, char** argv) {
   CLI::App app{"aios: trains decoder-only transformer language models (GPT-2 family) from text", "aios"};
+  app.formatter(std::make_shared<HelpFormatter>());
   app.require_subcommand(1);
   app.set_version_flag(
       "--version", [] { return version_report(); }, "Print versions of aios and its libraries");

@@ -27,6 +27,12 @@ CLI::Option* add_enum_option(CLI::App& cmd, const std::string& name, E& value, c
       ->default_str(to_string(value));
 }
 
+// An on/off flag ("--amp,!--no-amp" or "--use-8bit-optimizer"): its help says its default, read
+// from `value` as bound (CLI11 would print "{false}" after a negatable pair's names instead).
+CLI::Option* add_switch(CLI::App& cmd, const std::string& names, bool& value, const std::string& help) {
+  return cmd.add_flag(names, value, help + (value ? " (default: on)" : " (default: off)"));
+}
+
 }  // namespace
 
 void bind_train_options(CLI::App& cmd, TrainOptions& o) {
@@ -40,8 +46,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(positive)
       ->group("Data");
-  cmd.add_flag("--verify-shards,!--no-verify-shards", o.data.verify_shards,
-               "Check each shard's checksum the first time it is read")
+  add_switch(cmd, "--verify-shards,!--no-verify-shards", o.data.verify_shards,
+             "Check each shard's checksum the first time it is read")
       ->group("Data");
 
   cmd.add_option("--model", o.model.preset, "Model preset")
@@ -100,7 +106,7 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 10.0))
       ->group("Optimization");
-  cmd.add_flag("--decay-embeddings", o.optimizer.decay_embeddings, "Apply weight decay to the embeddings too")
+  add_switch(cmd, "--decay-embeddings", o.optimizer.decay_embeddings, "Apply weight decay to the embeddings too")
       ->group("Optimization");
   cmd.add_option("--beta1", o.optimizer.beta1, "AdamW beta1")
       ->capture_default_str()
@@ -119,36 +125,37 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->check(CLI::Range(0.0, 1e6))
       ->group("Optimization");
 
-  cmd.add_flag("--gradient-checkpointing,!--no-gradient-checkpointing", o.memory.gradient_checkpointing,
-               "Recompute each block's activations in backward")
+  add_switch(cmd, "--gradient-checkpointing,!--no-gradient-checkpointing", o.memory.gradient_checkpointing,
+             "Recompute each block's activations in backward")
       ->group("Memory");
   cmd.add_option("--checkpoint-every", o.memory.checkpoint_every,
                  "With --gradient-checkpointing: checkpoint every K-th block (1 = all)")
       ->capture_default_str()
       ->check(positive)
       ->group("Memory");
-  cmd.add_flag("--amp,!--no-amp", o.memory.amp, "Mixed precision: autocast matmuls and attention, fp32 master weights")
+  add_switch(cmd, "--amp,!--no-amp", o.memory.amp,
+             "Mixed precision: autocast matmuls and attention, fp32 master weights")
       ->group("Memory");
   add_enum_option(cmd, "--amp-dtype", o.memory.amp_dtype,
                   "auto (bf16 where supported, else fp16 with loss scaling), bf16 or fp16")
       ->group("Memory");
-  cmd.add_flag("--chunked-loss,!--no-chunked-loss", o.memory.chunked_loss,
-               "Compute the LM head and loss over chunks of tokens, never the full logits")
+  add_switch(cmd, "--chunked-loss,!--no-chunked-loss", o.memory.chunked_loss,
+             "Compute the LM head and loss over chunks of tokens, never the full logits")
       ->group("Memory");
   cmd.add_option("--loss-chunk-tokens", o.memory.loss_chunk_tokens,
                  "Tokens per loss chunk (0 = sized to the vocabulary)")
       ->capture_default_str()
       ->check(non_negative)
       ->group("Memory");
-  cmd.add_flag("--use-8bit-optimizer", o.optimizer.use_8bit_optimizer,
-               "AdamW with blockwise 8-bit moments (2 bytes per parameter instead of 8)")
+  add_switch(cmd, "--use-8bit-optimizer", o.optimizer.use_8bit_optimizer,
+             "AdamW with blockwise 8-bit moments (2 bytes per parameter instead of 8)")
       ->group("Memory");
   add_enum_option(cmd, "--attention", o.memory.attention,
                   "Attention kernel: auto, or force one (an error, never a fallback, if it cannot run)")
       ->group("Memory");
 
-  cmd.add_flag("--chunked-training", o.memory.chunked_training,
-               "Train each window in chunks of --chunk-size tokens (activation memory follows the chunk)")
+  add_switch(cmd, "--chunked-training", o.memory.chunked_training,
+             "Train each window in chunks of --chunk-size tokens (activation memory follows the chunk)")
       ->group("Long context");
   cmd.add_option("--chunk-size", o.memory.chunk_size,
                  "Tokens per chunk (on a GPU, small chunks leave it waiting on kernel launches: see "
@@ -164,8 +171,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->check(non_negative)
       ->group("Long context");
 
-  cmd.add_flag("--shard-optimizer,!--no-shard-optimizer", o.parallel.shard_optimizer,
-               "Under mpirun: shard optimizer state across ranks (ZeRO-1)")
+  add_switch(cmd, "--shard-optimizer,!--no-shard-optimizer", o.parallel.shard_optimizer,
+             "Under mpirun: shard optimizer state across ranks (ZeRO-1)")
       ->group("Distributed");
   cmd.add_option("--bucket-mb", o.parallel.bucket_mb, "Under mpirun: gradient communication bucket size in MiB")
       ->capture_default_str()
@@ -202,9 +209,9 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
          "--resume", o.run.resume,
          "Checkpoint file to resume from, 'latest' (in --out-dir), or 'auto' (latest if there is one, else start)")
       ->group("Evaluation and output");
-  cmd.add_flag("--overwrite", o.run.overwrite,
-               "Start afresh in an --out-dir that holds checkpoints of an earlier run (they are replaced as this "
-               "run writes its own)")
+  add_switch(cmd, "--overwrite", o.run.overwrite,
+             "Start afresh in an --out-dir that holds checkpoints of an earlier run (they are replaced as this "
+             "run writes its own)")
       ->group("Evaluation and output");
   cmd.add_option("--log-file", o.run.log_file, "JSONL metrics file, one object per step")
       ->group("Evaluation and output");
