@@ -289,6 +289,46 @@ TEST_F(DistributedTest, Fp16InfOnOneRankSkipsTheStepEverywhereAndKeepsTheScalesE
   }
 }
 
+// A checkpoint that cannot be written (here a file-size limit, as a full disk would do) ends the run
+// with one line naming the file; its partial file is removed and the previous checkpoint and
+// `latest` stay, so the run resumes from them. A log that cannot be written (a reader that went
+// away) ends the run too, after a checkpoint of the last good step.
+TEST_F(DistributedTest, AFailedWriteKeepsTheLastGoodCheckpoint) {
+  auto o = run_options("full", 1, 4);
+  o.run.steps = 2;
+  ASSERT_EQ(launch(o, 1), 0) << log_of(o);
+  const std::string args = std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file +
+                           " --model tiny --n-layer 2 --n-head 2 --n-embd 64 --seq-len 64 --window-size 16" +
+                           " --batch-size 4 --warmup-steps 1 --eval-batches 0 --no-amp --no-gradient-checkpointing" +
+                           " --model-dtype float64 --device cpu --out-dir " + o.run.out_dir;
+  testing::write_file(dir_ / "full.sh", "ulimit -f 64\ntrap '' XFSZ\n" + args +
+                                            " --steps 4 --checkpoint-interval 1 --resume latest > " +
+                                            (dir_ / "full.log") + " 2>&1\n");
+  const int status = std::system(("bash " + (dir_ / "full.sh")).c_str());
+  const std::string log = testing::read_file(dir_ / "full.log");
+  EXPECT_EQ(WEXITSTATUS(status), 1) << log;
+  EXPECT_NE(log.find("ckpt-00000003.pt: could not be written"), std::string::npos) << log;
+  EXPECT_NE(log.find("the previous checkpoint and 'latest' are intact"), std::string::npos) << log;
+  EXPECT_EQ(log.find("terminate called"), std::string::npos) << log;
+  EXPECT_EQ(testing::read_file(o.run.out_dir + "/latest"), "ckpt-00000002.pt\n");
+  for (const auto& name : list_directory(o.run.out_dir)) {
+    EXPECT_EQ(name.find(".tmp-"), std::string::npos) << "partial file left: " << name;
+  }
+  o.run.steps = 4;
+  ASSERT_EQ(launch(o, 1, "--resume latest"), 0) << log_of(o);
+
+  testing::write_file(dir_ / "pipe.sh",
+                      "trap '' PIPE\n" + args + " --steps 100000 --overwrite --log-file /dev/stdout 2> " +
+                          (dir_ / "pipe.log") + " | head -c 3000 > /dev/null\nexit ${PIPESTATUS[0]}\n");
+  const int piped = std::system(("bash " + (dir_ / "pipe.sh")).c_str());
+  const std::string pipe_log = testing::read_file(dir_ / "pipe.log");
+  EXPECT_EQ(WEXITSTATUS(piped), 1) << pipe_log;
+  const auto at = pipe_log.find("/dev/stdout: could not be written (disk full?); a checkpoint of step ");
+  ASSERT_NE(at, std::string::npos) << pipe_log;
+  const std::string latest = testing::read_file(o.run.out_dir + "/latest");
+  EXPECT_NE(pipe_log.find(latest.substr(0, latest.size() - 1), at), std::string::npos) << pipe_log << latest;
+}
+
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
   const auto o = run_options("dies", 3, 6);
   expect_ends_promptly([&] { return launch(o, 3, "", "AIOS_FAULT_EXIT_AT_STEP=2 AIOS_FAULT_RANK=1"); });

@@ -4,11 +4,14 @@
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "base/error.h"
 #include "base/files.h"
 #include "base/rng_state.h"
+#include "io/metrics_log.h"
 #include "io/zero_reshard.h"
 
 namespace aios {
@@ -29,9 +32,34 @@ std::string shard_path(const std::string& main_path, int rank, int world) {
   return main_path.substr(0, main_path.size() - 3) + suffix;
 }
 
+// A write that fails (a full disk, a file-size limit, an I/O error) removes its partial file and
+// is reported as one line naming the file; the previous checkpoint and `latest` are untouched.
+// The archive is streamed through a function that never reports a failure to LibTorch's stream
+// writer: that writer, told of a short write, throws again from its destructor and ends the
+// process (std::terminate). The failure is kept here and reported once the archive is done.
 void save_atomically(torch::serialize::OutputArchive& archive, const std::string& path) {
   const std::string temporary = path + ".tmp-" + std::to_string(::getpid());
-  archive.save_to(temporary);
+  std::FILE* file = std::fopen(temporary.c_str(), "wb");
+  if (file == nullptr) {
+    throw Error(path, std::string("cannot be created: ") + std::strerror(errno), "a writable --out-dir");
+  }
+  int write_error = 0;
+  archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
+    if (write_error == 0 && size > 0 && std::fwrite(data, 1, size, file) != size) write_error = errno ? errno : EIO;
+    return size;
+  });
+  if (std::fflush(file) != 0 && write_error == 0) write_error = errno;
+  if (write_error == 0 && ::fsync(::fileno(file)) != 0) write_error = errno;  // on disk before `latest` names it
+  if (std::fclose(file) != 0 && write_error == 0) write_error = errno;
+  if (write_error != 0) {
+    ::unlink(temporary.c_str());
+    const std::int64_t free = free_bytes(parent_path(path));
+    throw Error(path,
+                std::string("could not be written (") + std::strerror(write_error) + "); " +
+                    (free >= 0 ? format_bytes(static_cast<double>(free)) + " free on its file system; " : "") +
+                    "the partial file was removed, the previous checkpoint and 'latest' are intact",
+                "free space (a full disk?) or another --out-dir, then --resume latest");
+  }
   rename_path(temporary, path);
 }
 

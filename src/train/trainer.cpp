@@ -272,7 +272,12 @@ TrainSummary train(const TrainOptions& options) {
       summary.last_val_loss = evaluate(run, shape.micro_batch);
       record["val_loss"] = summary.last_val_loss;
     }
-    log.write(record);
+    std::string log_failure;  // a full disk under --log-file: the step is good, so it is checkpointed first
+    try {
+      log.write(record);
+    } catch (const Error& e) {
+      log_failure = e.what();
+    }
 
     char val_text[32] = "";
     if (record.contains("val_loss")) std::snprintf(val_text, sizeof(val_text), " val %.4f", summary.last_val_loss);
@@ -285,18 +290,34 @@ TrainSummary train(const TrainOptions& options) {
         stats.skipped ? " | skipped: inf/NaN gradients, loss scale lowered" : "", format_duration(eta).c_str());
     progress_line.update(line, record.contains("val_loss") || stats.skipped);
 
-    // Whether any rank was asked to stop, or is due a timed checkpoint: one small host collective,
-    // so that every rank stops, or writes its part of a checkpoint, at the same step.
+    // Whether any rank was asked to stop, could not write its log, or is due a timed checkpoint:
+    // one small host collective, so that every rank writes its part of a checkpoint, and stops,
+    // at the same step.
     const double minutes = std::chrono::duration<double>(Clock::now() - last_checkpoint_time).count() / 60.0;
     const bool due_by_time = o.checkpoint_minutes > 0 && minutes >= o.checkpoint_minutes;
-    const std::int64_t agreed = run.comm->agree_max(2 * std::int64_t{stop_signals.received()} + (due_by_time ? 1 : 0));
-    const int stop_signal = last ? 0 : static_cast<int>(agreed / 2);  // collective (host), above
-    if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last || agreed != 0) {
+    bool any_due = false, any_log_failure = false;
+    int stop_signal = 0;
+    for (const std::int64_t flags : run.comm->gather_values(4 * std::int64_t{stop_signals.received()} +
+                                                            (log_failure.empty() ? 0 : 2) + (due_by_time ? 1 : 0))) {
+      any_due = any_due || (flags & 1) != 0;  // collective (host), above
+      any_log_failure = any_log_failure || (flags & 2) != 0;
+      stop_signal = std::max(stop_signal, static_cast<int>(flags / 4));
+    }
+    if (last) stop_signal = 0;
+    if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last || any_due || any_log_failure ||
+        stop_signal != 0) {
       run.watchdog->beat(step, "writing a checkpoint");
       summary.last_checkpoint = save_checkpoint(o.out_dir, *run.model, *run.optimizer, *run.scaler, progress,
                                                 run.config.describe(), *run.comm,
                                                 run.gradient_sync->shards_optimizer_state());  // collective
       last_checkpoint_time = Clock::now();
+    }
+    if (any_log_failure) {
+      progress_line.finish();
+      throw Error(o.log_file,
+                  "could not be written (disk full?); a checkpoint of step " + std::to_string(step) +
+                      " was written first: " + summary.last_checkpoint,
+                  "free space under the log, then --resume latest");
     }
     if (stop_signal != 0) {
       summary.stop_signal = stop_signal;
