@@ -148,6 +148,26 @@ TEST(Prepare, ExistingOutputNeedsOverwrite) {
 
 // --overwrite replaces a previous shard set only: a user's folder, a shard set holding a file of
 // the user's, and the input itself are refused by name and left as they were.
+// A killed prepare leaves its staging folder (OUTPUT.tmp-PID); the next prepare of that output
+// removes it once process PID is gone, and nothing else.
+TEST(Prepare, WhatAKilledPrepareLeftIsRemovedAtTheNextStart) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "corpus.txt", testing::sample_text(3000, 5));
+  const std::string dead = std::to_string(0x3fffffff);  // above any pid_max: no such process
+  testing::write_file(dir / ("set.tmp-" + dead + "/train-000000.h5"), "partial");
+  testing::write_file(dir / ("set.tmp-" + std::to_string(::getppid()) + "/x"), "a live process's");
+  testing::write_file(dir / "set.tmp-notes", "not a pid");
+  testing::write_file(dir / ("settings.tmp-" + dead), "another name");
+  PrepareOptions options;
+  options.inputs = {(dir / "corpus.txt")};
+  options.output = (dir / "set");
+  prepare_shards(options);
+  EXPECT_FALSE(path_exists(dir / ("set.tmp-" + dead)));
+  EXPECT_TRUE(path_exists(dir / ("set.tmp-" + std::to_string(::getppid()) + "/x")));
+  EXPECT_TRUE(path_exists(dir / "set.tmp-notes"));
+  EXPECT_TRUE(path_exists(dir / ("settings.tmp-" + dead)));
+}
+
 TEST(Prepare, OverwriteReplacesOnlyAShardSetAndNeverAnInput) {
   testing::ScratchDir dir;
   const std::string text = testing::sample_text(3000, 4);

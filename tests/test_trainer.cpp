@@ -177,6 +177,22 @@ TEST_F(TrainerTest, AnOutDirIsNeitherOverwrittenUnaskedNorSharedByTwoRuns) {
   EXPECT_NE(busy.find("is in use by another run (process " + std::to_string(::getpid())), std::string::npos) << busy;
 }
 
+// Temporary files of interrupted checkpoint writes in the out-dir are removed at the next start
+// (the run holds the out-dir's lock, so no live writer can own them); other files stay.
+TEST_F(TrainerTest, InterruptedCheckpointWritesAreCleanedAtTheNextStart) {
+  auto o = options("leftovers");
+  o.run.steps = 2;
+  o.optimizer.warmup_steps = 1;
+  testing::write_file(dir_ / "leftovers/ckpt-00000007.pt.tmp-12345", std::string(1000, 'x'));
+  testing::write_file(dir_ / "leftovers/ckpt-00000007.pt.optimizer-rank-1-of-2.pt.tmp-777", "x");
+  testing::write_file(dir_ / "leftovers/notes.txt", "mine");
+  train(o);
+  EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.pt.tmp-12345"));
+  EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.pt.optimizer-rank-1-of-2.pt.tmp-777"));
+  EXPECT_EQ(testing::read_file(dir_ / "leftovers/notes.txt"), "mine");
+  EXPECT_TRUE(path_exists(dir_ / "leftovers/ckpt-00000002.pt"));
+}
+
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment
 // changes nothing (here it would make step 2's loss NaN and stop the run).
 TEST_F(TrainerTest, FaultVariablesAreIgnoredWithoutFaultInjection) {

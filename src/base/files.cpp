@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -193,6 +194,27 @@ FileLock::FileLock(const std::string& path, const std::string& what) {
 
 FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& directory, const std::string& stem, bool any_pid) {
+  std::vector<std::string> removed;
+  if (!is_directory(directory.empty() ? "." : directory)) return removed;
+  for (const auto& name : list_directory(directory.empty() ? "." : directory)) {
+    if (name.rfind(stem, 0) != 0) continue;
+    for (const char* marker : {".tmp-", ".old-"}) {
+      const auto at = name.rfind(marker);
+      if (at == std::string::npos || at == 0 || (!stem.empty() && at != stem.size())) continue;
+      const std::string digits = name.substr(at + 5);
+      if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+      const auto pid = static_cast<pid_t>(std::stoll(digits));
+      const bool running = pid == ::getpid() || ::kill(pid, 0) == 0 || errno == EPERM;
+      if (!any_pid && running) continue;
+      remove_tree(join_path(directory, name));
+      removed.push_back(name);
+      break;
+    }
+  }
+  return removed;
 }
 
 std::string why_not_writable(const std::string& directory) {

@@ -54,6 +54,13 @@ class FileLock {
   int fd_ = -1;
 };
 
+// Removes what an interrupted aios process left in `directory`: entries named `<stem>.tmp-<pid>`
+// or `<stem>.old-<pid>` (the temporary names of write_file_atomically, StagedDirectory and
+// checkpoint writes), for the given stem (empty: any), when process <pid> is no longer running on
+// this host, or whatever the pid when `any_pid` (the caller holds a lock that no live writer can).
+// Returns the names removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& directory, const std::string& stem, bool any_pid);
+
 // Why files cannot be created in `directory` (it is missing, not a directory, or refuses a probe
 // file this process creates and removes), or "" when they can.
 std::string why_not_writable(const std::string& directory);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <set>
 
 #include "base/error.h"
@@ -185,6 +186,12 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     input_bytes += input.bytes;
   }
   check_output_path(options, inputs);
+  // What a killed prepare of this output left beside it (its staging folder), removed now.
+  for (const auto& name : remove_stale_temporaries(parent_path(options.output), file_name(options.output),
+                                                   /*any_pid=*/false)) {
+    std::fprintf(stderr, "aios prepare: removed %s, left by an interrupted prepare\n",
+                 join_path(parent_path(options.output), name).c_str());
+  }
 
   StagedDirectory staging(options.output, options.overwrite);
   Manifest manifest;

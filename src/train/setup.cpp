@@ -205,7 +205,14 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   // auto: continue a run directory that has a checkpoint, else start (a requeued batch job). A
   // fresh run never writes over an earlier run's checkpoints unless told to.
   const std::string& out_dir = o.run.out_dir;
-  if (lead) out_dir_lock.emplace(join_path(out_dir, ".lock"), "--out-dir " + out_dir);
+  if (lead) {
+    out_dir_lock.emplace(join_path(out_dir, ".lock"), "--out-dir " + out_dir);
+    // With the lock held no other run writes here: any temporary file is an interrupted write's.
+    for (const auto& name : remove_stale_temporaries(out_dir, "", /*any_pid=*/true)) {
+      std::fprintf(stderr, "aios train: removed %s, left by an interrupted checkpoint write\n",
+                   join_path(out_dir, name).c_str());
+    }
+  }
   const bool has_checkpoints = is_regular_file(join_path(out_dir, "latest"));
   const std::string resume = o.run.resume != "auto" ? o.run.resume : has_checkpoints ? "latest" : "";
   if (resume.empty() && has_checkpoints && !o.run.overwrite) {
