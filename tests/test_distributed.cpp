@@ -46,10 +46,11 @@ class DistributedTest : public TrainerTest {
     command += std::string(AIOS_BINARY) + " train --dataset-file " + o.data.dataset_file + " --model tiny --n-layer 2" +
                " --n-head 2 --n-embd " + std::to_string(o.model.n_embd) +
                " --seq-len 64 --window-size 16 --batch-size " + std::to_string(o.data.batch_size) + " --steps " +
-               std::to_string(o.run.steps) + " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches 0 --device " +
-               device_ + " --no-amp" + " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) +
-               " --out-dir " + o.run.out_dir + " --log-file " + o.run.log_file + " --fault-injection " + extra + " > " +
-               o.run.out_dir + ".log 2>&1";
+               std::to_string(o.run.steps) + " --warmup-steps 1 --lr 0.01 --min-lr 0.001 --eval-batches " +
+               std::to_string(o.run.eval_batches) + " --device " + device_ + " --no-amp" +
+               " --no-gradient-checkpointing --model-dtype " + to_string(o.model.dtype) + " --out-dir " +
+               o.run.out_dir + " --log-file " + o.run.log_file + " --fault-injection " + extra + " > " + o.run.out_dir +
+               ".log 2>&1";
     const int status = std::system(command.c_str());
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
   }
@@ -327,6 +328,26 @@ TEST_F(DistributedTest, AFailedWriteKeepsTheLastGoodCheckpoint) {
   ASSERT_NE(at, std::string::npos) << pipe_log;
   const std::string latest = testing::read_file(o.run.out_dir + "/latest");
   EXPECT_NE(pipe_log.find(latest.substr(0, latest.size() - 1), at), std::string::npos) << pipe_log << latest;
+}
+
+// Validation reads the same windows whatever the number of ranks and the micro-batch: the val
+// loss of 1, 2 and 3 ranks, and of a run whose micro-batch shrank after an out-of-memory, agree.
+TEST_F(DistributedTest, ValidationLossIsTheSameForAnyWorldSizeAndAfterAShrink) {
+  std::vector<double> val_losses;
+  for (const int world : {1, 2, 3}) {
+    auto o = run_options("val" + std::to_string(world), world, 6);
+    o.run.eval_batches = 2;
+    ASSERT_EQ(launch(o, world), 0) << log_of(o);
+    val_losses.push_back(records_of(o.run.log_file, "step").back()["val_loss"].get<double>());
+  }
+  auto shrunk = run_options("val-shrunk", 2, 6);
+  shrunk.run.eval_batches = 2;
+  ASSERT_EQ(launch(shrunk, 2, "", "AIOS_FAULT_OOM_AT_STEP=2 AIOS_FAULT_RANK=1"), 0) << log_of(shrunk);
+  ASSERT_EQ(records_of(shrunk.run.log_file, "event").size(), 1u) << "the micro-batch shrank";
+  val_losses.push_back(records_of(shrunk.run.log_file, "step").back()["val_loss"].get<double>());
+  for (std::size_t i = 1; i < val_losses.size(); ++i) {
+    EXPECT_NEAR(val_losses[i], val_losses[0], 1e-9 * val_losses[0]) << "run " << i;
+  }
 }
 
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {

@@ -32,25 +32,33 @@ torch::Tensor read_windows(ShardDataset& data, std::int64_t count, const torch::
   return device.is_cpu() ? windows : windows.pin_memory().to(device, /*non_blocking=*/true);
 }
 
-// Mean loss per token over `batches` micro-batches of validation windows, always the same ones.
-// Each rank evaluates its own windows; the mean over ranks is returned on every rank.
-double evaluate(TrainingSetup& run, std::int64_t batch_size) {
+// Mean loss per token over the same validation windows whatever the micro-batch (it shrinks after
+// an out-of-memory) and however a global batch is split over ranks: the first --eval-batches ×
+// --batch-size × ranks windows of the val split in shard order (all of them if it holds fewer),
+// dealt round-robin to the ranks.
+// Each rank runs its share `micro_batch` windows at a time; the sum over ranks is returned on every
+// rank.
+double evaluate(TrainingSetup& run, std::int64_t micro_batch) {
   torch::NoGradGuard no_grad;
   AutocastRegion autocast(run.device.type(), run.precision.enabled, run.precision.dtype);
-  ShardDataset& val = *run.val_data;
+  const ShardDataset& val = *run.val_data;
+  const std::int64_t t = val.window_tokens() - 1, rank = run.comm->rank(), world = run.comm->world();
+  const std::int64_t windows =
+      std::min(run.options.run.eval_batches * run.options.data.batch_size * world, val.windows_per_epoch());
+  std::vector<std::int64_t> mine;
+  for (std::int64_t w = rank; w < windows; w += world) mine.push_back(w);
   run.model->eval();
-  val.set_cursor(0);
-  const std::int64_t batches = run.options.run.eval_batches;
-  const std::int64_t count = std::min<std::int64_t>(batch_size, val.windows_per_epoch());
-  const std::int64_t t = val.window_tokens() - 1;
   auto total = torch::zeros({}, torch::TensorOptions(run.device).dtype(torch::kDouble));
-  for (std::int64_t i = 0; i < batches; ++i) {
-    auto batch = read_windows(val, count, run.device);
+  for (std::size_t first = 0; first < mine.size(); first += static_cast<std::size_t>(micro_batch)) {
+    const std::size_t count = std::min(mine.size() - first, static_cast<std::size_t>(micro_batch));
+    auto batch = torch::empty({static_cast<std::int64_t>(count), t + 1}, torch::kLong);
+    for (std::size_t i = 0; i < count; ++i) val.read_window(mine[first + i], batch[i].data_ptr<std::int64_t>());
+    if (!run.device.is_cpu()) batch = batch.pin_memory().to(run.device, /*non_blocking=*/true);
     total += run.model->loss_sum(batch.slice(1, 0, t), batch.slice(1, 1, t + 1)).to(torch::kDouble);
   }
   run.model->train();
-  const double mean = total.item<double>() / static_cast<double>(batches * count * t);  // sync
-  return run.comm->sum_over_ranks(mean) / run.comm->world();                            // collective (host)
+  const double sum = total.item<double>();                                  // sync
+  return run.comm->sum_over_ranks(sum) / static_cast<double>(windows * t);  // collective (host)
 }
 
 // The first JSONL line: what this run is, enough to compare runs without their command lines.
