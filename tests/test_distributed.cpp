@@ -372,6 +372,13 @@ TEST_F(DistributedTest, ARankThatHangsEndsTheJobAfterTheHangTimeout) {
   EXPECT_NE(log.find("in step 2 (forward/backward"), std::string::npos) << log;
   // Step 1's checkpoint stays the latest.
   EXPECT_NE(testing::read_file(o.run.out_dir + "/latest").find("00000001"), std::string::npos);
+
+  // A rank stuck in start-up (before the first broadcast) is caught the same way.
+  const auto early = run_options("hangs-early", 2, 4);
+  expect_ends_promptly(
+      [&] { return launch(early, 2, "--hang-timeout 3", "AIOS_FAULT_HANG_AT_STEP=0 AIOS_FAULT_RANK=1"); });
+  EXPECT_NE(log_of(early).find("in step 0 (start-up: broadcasting rank 0's weights)"), std::string::npos)
+      << log_of(early);
 }
 
 }  // namespace

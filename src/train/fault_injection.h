@@ -11,6 +11,8 @@
 //                                   only (default: all)
 //   AIOS_FAULT_EXIT_AT_STEP=N       the process exits with status 3 in the middle of step N
 //   AIOS_FAULT_HANG_AT_STEP=N       the process stops making progress (sleeps) at the start of step N
+//                                   (N = 0, as the exit and signal faults: in start-up, before the
+//                                   first broadcast of the weights)
 //   AIOS_FAULT_SIGNAL_AT_STEP=N     the process sends itself AIOS_FAULT_SIGNAL (INT, TERM, HUP or
 //                                   USR1; default TERM) at the start of step N, as a user or Slurm would
 //   AIOS_FAULT_MEMORY_GIB=G         the GPU's caching allocator may hold at most G GiB (a real

@@ -134,6 +134,19 @@ GptConfig model_config(const TrainOptions& o, const Manifest& data) {
 TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   validate(o);
   const RankInfo ranks = mpi_rank_info();
+  // From the first collective on, a stuck peer would leave this rank waiting for ever: connecting
+  // the ranks (NCCL), the first broadcast and a checkpoint load are watched as the steps are.
+  watchdog.emplace(ranks.rank, ranks.world > 1 ? o.parallel.hang_timeout : 0.0);  // one process: nothing to wait on
+  watchdog->beat(0, "start-up: connecting the ranks");
+  faults = FaultInjector::from_environment(ranks.rank, o.run.fault_injection);
+  if (!o.run.fault_injection && ranks.rank == 0) {
+    for (const auto& name : FaultInjector::variables_set()) {
+      std::fprintf(
+          stderr,
+          "aios train: note: %s is set and ignored: fault injection is a testing aid, on only with --fault-injection\n",
+          name.c_str());
+    }
+  }
   device = choose_device(o.run.device, ranks);
   comm = make_comm(device);
   lead = comm->rank() == 0;
@@ -188,6 +201,8 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   parameters = model->parameters();
   if (comm->world() > 1) {
     torch::NoGradGuard no_grad;
+    watchdog->beat(0, "start-up: broadcasting rank 0's weights");
+    faults.at_step_start(0);  // AIOS_FAULT_HANG_AT_STEP=0 and its kin: a rank stuck in start-up
     for (auto& p : parameters) comm->broadcast(p, 0);  // collective
   }
 
@@ -222,21 +237,13 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
                 "--resume latest (or auto) to continue it, --overwrite to start afresh there, or another --out-dir");
   }
   if (!resume.empty()) {
+    watchdog->beat(0, "start-up: loading the checkpoint");
     progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, config.describe(), device, *comm,
                                gradient_sync->shards_optimizer_state());
     train_data->set_cursor(progress.data_cursor);
     resumed = true;
   }
 
-  faults = FaultInjector::from_environment(comm->rank(), o.run.fault_injection);
-  if (!o.run.fault_injection && lead) {
-    for (const auto& name : FaultInjector::variables_set()) {
-      std::fprintf(
-          stderr,
-          "aios train: note: %s is set and ignored: fault injection is a testing aid, on only with --fault-injection\n",
-          name.c_str());
-    }
-  }
   if (const auto gib = faults.memory_limit_gib()) {
     if (limit_device_memory(device, *gib * 1024.0 * 1024.0 * 1024.0)) {
       std::fprintf(stderr, "aios train: rank %d: memory limited to %.1f GiB (AIOS_FAULT_MEMORY_GIB)\n", comm->rank(),
@@ -246,7 +253,6 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
                    comm->rank(), device.str().c_str());
     }
   }
-  watchdog.emplace(comm->rank(), comm->world() > 1 ? o.parallel.hang_timeout : 0.0);  // one process: nothing to wait on
 }
 
 }  // namespace aios
