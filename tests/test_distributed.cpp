@@ -350,6 +350,26 @@ TEST_F(DistributedTest, ValidationLossIsTheSameForAnyWorldSizeAndAfterAShrink) {
   }
 }
 
+// A truncated ZeRO optimizer shard is named in one line when a resume reads it, on the same and on
+// another world size.
+TEST_F(DistributedTest, ATruncatedOptimizerShardIsNamed) {
+  auto o = run_options("truncated", 2, 6);
+  o.run.steps = 2;
+  ASSERT_EQ(launch(o, 2), 0) << log_of(o);
+  const std::string shard = o.run.out_dir + "/ckpt-00000002.optimizer-rank-00001-of-00002.pt";
+  ASSERT_TRUE(is_regular_file(shard));
+  const std::string bytes = testing::read_file(shard);
+  testing::write_file(shard, bytes.substr(0, bytes.size() / 2));
+  o.run.steps = 3;
+  for (const int world : {2, 1}) {
+    EXPECT_NE(launch(o, world, "--resume latest"), 0) << log_of(o);
+    const std::string log = log_of(o);
+    EXPECT_NE(log.find(shard + ": cannot be read as an aios checkpoint file (damaged, truncated"), std::string::npos)
+        << world << " ranks: " << log;
+    EXPECT_EQ(log.find("frame #"), std::string::npos) << log;
+  }
+}
+
 TEST_F(DistributedTest, ARankThatDiesEndsTheJobWithoutAHang) {
   const auto o = run_options("dies", 3, 6);
   expect_ends_promptly([&] { return launch(o, 3, "", "AIOS_FAULT_EXIT_AT_STEP=2 AIOS_FAULT_RANK=1"); });

@@ -74,5 +74,26 @@ TEST(ShardSet, DamagedManifestIsAClearError) {
   EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
 }
 
+// A manifest field of the wrong type or missing is named, with what was found and what is expected.
+TEST(ShardSet, AManifestFieldOfTheWrongTypeIsNamed) {
+  testing::ScratchDir dir;
+  const auto set_dir = prepare_small_set(dir);
+  const auto original = nlohmann::json::parse(testing::read_file(dir / "set/manifest.json"));
+  const std::vector<std::pair<std::string, std::function<void(nlohmann::json&)>>> cases = {
+      {"field \"tokenizer.vocab_size\" is string \"256\"; expected an integer",
+       [](nlohmann::json& j) { j["tokenizer"]["vocab_size"] = "256"; }},
+      {"field \"shards[1].tokens\" is string", [](nlohmann::json& j) { j["shards"][1]["tokens"] = "many"; }},
+      {"field \"val_fraction\" is missing", [](nlohmann::json& j) { j.erase("val_fraction"); }},
+      {"field \"sources\" is number 3; expected an array of strings", [](nlohmann::json& j) { j["sources"] = 3; }},
+  };
+  for (const auto& [expected, damage] : cases) {
+    auto j = original;
+    damage(j);
+    testing::write_file(dir / "set/manifest.json", j.dump());
+    const std::string message = error_of([&] { ShardSet::open(set_dir); });
+    EXPECT_NE(message.find("manifest.json: " + expected), std::string::npos) << message;
+  }
+}
+
 }  // namespace
 }  // namespace aios

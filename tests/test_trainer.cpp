@@ -2,6 +2,7 @@
 #include <map>
 
 #include "base/error.h"
+#include "data/shard_file.h"
 #include "train/fault_injection.h"
 #include "trainer_fixture.h"
 
@@ -191,6 +192,29 @@ TEST_F(TrainerTest, InterruptedCheckpointWritesAreCleanedAtTheNextStart) {
   EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.pt.optimizer-rank-1-of-2.pt.tmp-777"));
   EXPECT_EQ(testing::read_file(dir_ / "leftovers/notes.txt"), "mine");
   EXPECT_TRUE(path_exists(dir_ / "leftovers/ckpt-00000002.pt"));
+}
+
+// A token outside the vocabulary (a damaged shard, read with --no-verify-shards) is one error
+// naming the shard, not an index error from deep inside the embedding.
+TEST_F(TrainerTest, ATokenOutsideTheVocabularyNamesItsShard) {
+  // Damage the first token of the validation shard in place (validation reads its first windows):
+  // find its first 16 tokens (uint16, little-endian) among the file's bytes, overwrite the first.
+  const std::string shard = dir_ / "set/val-000000.h5";
+  std::vector<std::int64_t> head(16);
+  ShardFileReader(shard).read(0, 16, head.data());
+  std::string pattern;
+  for (const auto token : head) pattern += {static_cast<char>(token & 0xff), static_cast<char>(token >> 8)};
+  std::string bytes = testing::read_file(shard);
+  const auto at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at] = bytes[at + 1] = static_cast<char>(0xff);
+  testing::write_file(shard, bytes);
+  auto o = options("oov");
+  o.data.verify_shards = false;
+  o.run.eval_batches = 1;
+  const std::string message = testing::error_of([&] { train(o); });
+  EXPECT_EQ(message.rfind(shard + ": token id 65535 at position 0 is outside the tokenizer's vocabulary of 256", 0), 0u)
+      << message;
 }
 
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment

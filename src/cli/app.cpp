@@ -42,12 +42,17 @@ void apply_config_file(CLI::App& command) {
 }
 
 // Under mpirun a rank that stops must take the whole job down: its peers may be waiting for it in
-// a collective, and a plain exit (MPI_Finalize) could wait for them in turn.
+// a collective, and a plain exit (MPI_Finalize) could wait for them in turn. Nothing here may be a
+// collective itself (the peers are elsewhere): rank and size are asked of MPI directly.
 int fail(const std::string& message) {
-  if (launched_by_mpi()) {
-    const RankInfo ranks = mpi_rank_info();
-    std::cerr << "aios: rank " << ranks.rank << " of " << ranks.world << ": " << message << std::endl;
-    if (ranks.world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+  int initialized = 0;
+  if (launched_by_mpi()) MPI_Initialized(&initialized);
+  if (initialized) {
+    int rank = 0, world = 1;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world);
+    std::cerr << "aios: rank " << rank << " of " << world << ": " << message << std::endl;
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     return 1;
   }
   std::cerr << "aios: " << message << "\n";

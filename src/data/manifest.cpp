@@ -59,37 +59,59 @@ json manifest_to_json(const Manifest& m) {
           {"shards", shards}};
 }
 
+// One field of the manifest as type T, or an error naming the field, the type found and the type
+// expected (nlohmann's own message names neither field nor file).
+template <typename T>
+T field(const json& object, const std::string& key, const std::string& name, const std::string& where) {
+  if (!object.is_object() || !object.contains(key)) {
+    throw Error(where, "field \"" + name + "\" is missing", "a manifest written by aios prepare");
+  }
+  const json& value = object.at(key);
+  try {
+    return value.get<T>();
+  } catch (const json::exception&) {
+    std::string expected = "a string";
+    if constexpr (std::is_floating_point_v<T>) expected = "a number";
+    if constexpr (std::is_integral_v<T>) expected = "an integer";
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) expected = "an array of strings";
+    throw Error(where, "field \"" + name + "\" is " + value.type_name() + " " + value.dump().substr(0, 40), expected);
+  }
+}
+
 Manifest manifest_from_json(const json& j, const std::string& where) {
   try {
     if (j.value("format", "") != "aios-shards") {
       throw Error(where, "is not an aios shard manifest (format is not \"aios-shards\")");
     }
-    const int version = j.at("format_version").get<int>();
+    const int version = field<int>(j, "format_version", "format_version", where);
     if (version != kManifestFormatVersion) {
       throw Error(where, "manifest format_version " + std::to_string(version) + " is not supported",
                   "format_version " + std::to_string(kManifestFormatVersion));
     }
     Manifest m;
-    m.name = j.at("name").get<std::string>();
+    m.name = field<std::string>(j, "name", "name", where);
     m.created_by = j.value("created_by", "");
-    const auto& t = j.at("tokenizer");
-    m.tokenizer.kind = t.at("kind").get<std::string>();
-    m.tokenizer.hash = t.at("hash").get<std::string>();
-    m.tokenizer.vocab_size = t.at("vocab_size").get<std::int64_t>();
-    if (!t.at("end_of_text_id").is_null()) m.tokenizer.end_of_text_id = t.at("end_of_text_id").get<std::uint32_t>();
+    const json t = field<json>(j, "tokenizer", "tokenizer", where);
+    m.tokenizer.kind = field<std::string>(t, "kind", "tokenizer.kind", where);
+    m.tokenizer.hash = field<std::string>(t, "hash", "tokenizer.hash", where);
+    m.tokenizer.vocab_size = field<std::int64_t>(t, "vocab_size", "tokenizer.vocab_size", where);
+    if (!field<json>(t, "end_of_text_id", "tokenizer.end_of_text_id", where).is_null())
+      m.tokenizer.end_of_text_id = field<std::uint32_t>(t, "end_of_text_id", "tokenizer.end_of_text_id", where);
     m.tokenizer.model_file = t.value("model_file", "");
-    m.dtype = token_dtype_from_string(j.at("dtype").get<std::string>(), where + ": dtype");
-    m.shard_tokens = j.at("shard_tokens").get<std::int64_t>();
-    m.val_fraction = j.at("val_fraction").get<double>();
-    m.split_block_tokens = j.at("split_block_tokens").get<std::int64_t>();
-    m.sources = j.at("sources").get<std::vector<std::string>>();
-    for (const auto& s : j.at("shards")) {
+    m.dtype = token_dtype_from_string(field<std::string>(j, "dtype", "dtype", where), where + ": dtype");
+    m.shard_tokens = field<std::int64_t>(j, "shard_tokens", "shard_tokens", where);
+    m.val_fraction = field<double>(j, "val_fraction", "val_fraction", where);
+    m.split_block_tokens = field<std::int64_t>(j, "split_block_tokens", "split_block_tokens", where);
+    m.sources = field<std::vector<std::string>>(j, "sources", "sources", where);
+    const json shards = field<json>(j, "shards", "shards", where);
+    for (std::size_t index = 0; index < shards.size(); ++index) {
+      const json& s = shards[index];
       ShardRecord r;
-      r.file = s.at("file").get<std::string>();
-      r.split = s.at("split").get<std::string>();
-      r.tokens = s.at("tokens").get<std::int64_t>();
-      r.documents = s.at("documents").get<std::int64_t>();
-      r.crc32 = s.at("crc32").get<std::string>();
+      r.file = field<std::string>(s, "file", "shards[" + std::to_string(index) + "].file", where);
+      r.split = field<std::string>(s, "split", "shards[" + std::to_string(index) + "].split", where);
+      r.tokens = field<std::int64_t>(s, "tokens", "shards[" + std::to_string(index) + "].tokens", where);
+      r.documents = field<std::int64_t>(s, "documents", "shards[" + std::to_string(index) + "].documents", where);
+      r.crc32 = field<std::string>(s, "crc32", "shards[" + std::to_string(index) + "].crc32", where);
       if (r.split != "train" && r.split != "val") {
         throw Error(where, "shard " + r.file + " has split '" + r.split + "'", "train or val");
       }

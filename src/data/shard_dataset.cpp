@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "base/files.h"
 
 namespace aios {
 namespace {
@@ -57,6 +58,17 @@ void ShardDataset::read_window(std::int64_t window, std::int64_t* out) const {
   const auto shard = static_cast<std::size_t>(it - first_window_.begin() - 1);
   const std::int64_t start = (window - first_window_[shard]) * options_.window;
   reader(shard).read(start, options_.window + 1, out);
+  // A token outside the vocabulary would index past the embedding table (a device-side assert or
+  // a stack trace); a damaged shard read with --no-verify-shards is where one comes from.
+  const std::int64_t vocab = set_.manifest().tokenizer.vocab_size;
+  for (std::int64_t i = 0; i <= options_.window; ++i) {
+    if (out[i] < 0 || out[i] >= vocab) {
+      throw Error(join_path(set_.directory(), shards_[shard].file),
+                  "token id " + std::to_string(out[i]) + " at position " + std::to_string(start + i) +
+                      " is outside the tokenizer's vocabulary of " + std::to_string(vocab),
+                  "a shard written by aios prepare (aios inspect --verify checks every shard)");
+    }
+  }
 }
 
 std::int64_t ShardDataset::peek_window(std::int64_t i) const {

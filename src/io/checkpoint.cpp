@@ -140,16 +140,26 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
   return final_path;
 }
 
+// Reads a checkpoint file (the main one or an optimizer shard); a damaged or truncated file is one
+// line naming it rather than LibTorch's zip-reader error and its stack frames.
+void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const torch::Device& device) {
+  try {
+    archive.load_from(path, device);
+  } catch (const std::exception& e) {
+    std::string reason = e.what();
+    reason = reason.substr(0, reason.find('\n'));
+    throw Error(path,
+                "cannot be read as an aios checkpoint file (damaged, truncated or another format: " + reason + ")",
+                "an intact checkpoint: --resume with an earlier ckpt-*.pt of that --out-dir");
+  }
+}
+
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,
                               Optimizer& optimizer, LossScaler& scaler, const std::string& model_signature,
                               const torch::Device& device, Comm& comm, bool sharded_optimizer) {
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(resolved, device);
-  } catch (const c10::Error& e) {
-    throw Error(resolved, "cannot be read as an aios checkpoint (damaged or another format)");
-  }
+  load_archive(archive, resolved, device);
   c10::IValue value;
   archive.read("format", value);
   if (value.toInt() != kCheckpointFormat) {
@@ -186,7 +196,7 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
     const std::string shard = shard_path(resolved, comm.rank(), comm.world());
     if (!is_regular_file(shard)) throw Error(shard, "is missing (this rank's optimizer shard)");
     torch::serialize::InputArchive shard_archive;
-    shard_archive.load_from(shard, device);
+    load_archive(shard_archive, shard, device);
     shard_archive.read("optimizer", optimizer_archive);
   } else if (sharded_optimizer || saved_sharded) {
     // Another world size, or sharded <-> whole: every rank reads all saved pieces and keeps its slice.
@@ -196,7 +206,7 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
         const std::string shard = shard_path(resolved, r, static_cast<int>(saved_world));
         if (!is_regular_file(shard)) throw Error(shard, "is missing (an optimizer shard of this checkpoint)");
         torch::serialize::InputArchive file, state;
-        file.load_from(shard, at::kCPU);
+        load_archive(file, shard, at::kCPU);
         file.read("optimizer", state);
         saved.push_back(std::move(state));
       }
