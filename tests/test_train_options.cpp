@@ -209,6 +209,33 @@ TEST(TrainOptions, NonFiniteNumbersAreRefusedByName) {
   EXPECT_NE(message.find("--lr"), std::string::npos) << message;
 }
 
+// A syntax mistake in a config file is reported with the file, the line and the problem, also when
+// the key is given on the command line too (which would otherwise hide it).
+TEST(TrainOptions, ConfigSyntaxErrorsNameTheFileAndLine) {
+  testing::ScratchDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"steps = 10\nbatch-size 8\n", ":2: 'batch-size 8' is not a key = value line"},
+      {"batch-size =\n", ":1: key 'batch-size' has no value"},
+      {"# comment\nlog-file = \"m.jsonl\n", ":2: the string value of 'log-file' is not closed"},
+      {"model = gpt2\n", ":1: value 'gpt2' of 'model' is not a number, true, false or a quoted string"},
+      {"[train\n", ":1: section header '[train' has no closing ']'"},
+  };
+  for (const auto& [text, expected] : cases) {
+    testing::write_file(dir / "bad.toml", text);
+    std::string message;
+    try {
+      parse({"--config", dir / "bad.toml", "--batch-size", "4"});
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    EXPECT_EQ(message.rfind(dir / "bad.toml" + expected, 0), 0u) << text << " -> " << message;
+  }
+  testing::write_file(dir / "good.toml",
+                      "# all forms\nsteps = 1000  # a comment\nlr = 6e-4\namp = false\n"
+                      "log-file = \"a#b.jsonl\"\nmodel = 'gpt2'\n");
+  EXPECT_NO_THROW(parse({"--config", dir / "good.toml"}));
+}
+
 // An option that matters only with another is refused without it, naming both.
 TEST(TrainOptions, OptionsThatWouldBeIgnoredAreRefused) {
   auto message_of = [](std::vector<std::string> args) {

@@ -2,10 +2,14 @@
 
 #include <mpi.h>
 
+#include <cctype>
+#include <cstdlib>
 #include <iostream>
 #include <map>
+#include <sstream>
 
 #include "base/error.h"
+#include "base/files.h"
 #include "distributed/comm.h"
 
 namespace aios::cli {
@@ -16,12 +20,87 @@ void enable_config_file(CLI::App& command) {
       ->check(CLI::ExistingFile);
 }
 
+namespace {
+
+std::string trimmed(const std::string& text) {
+  const auto first = text.find_first_not_of(" \t\r");
+  if (first == std::string::npos) return "";
+  return text.substr(first, text.find_last_not_of(" \t\r") - first + 1);
+}
+
+// The text before a '#' that is not inside quotes.
+std::string without_comment(const std::string& line) {
+  char quote = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    if (quote != 0) {
+      if (line[i] == quote) quote = 0;
+    } else if (line[i] == '"' || line[i] == '\'') {
+      quote = line[i];
+    } else if (line[i] == '#') {
+      return line.substr(0, i);
+    }
+  }
+  return line;
+}
+
+bool is_toml_number(std::string value) {
+  if (!value.empty() && (value[0] == '+' || value[0] == '-')) value = value.substr(1);
+  if (value == "inf" || value == "nan") return true;
+  if (value.empty() || !(std::isdigit(static_cast<unsigned char>(value[0])) || value[0] == '.')) return false;
+  char* end = nullptr;
+  std::strtod(value.c_str(), &end);
+  return end != nullptr && *end == '\0';
+}
+
+// The subset of TOML a config file uses, one `key = value` per line (value: a number, true or
+// false, a quoted string or a one-line array), comments and [sections], checked line by line so
+// that a mistake is reported with its file and line: CLI11's reader would turn some of them into
+// an unrelated error about an option's count, or silently drop them.
+void check_config_lines(const std::string& path) {
+  std::istringstream lines(read_text_file(path));
+  std::string raw;
+  for (int number = 1; std::getline(lines, raw); ++number) {
+    const std::string line = trimmed(without_comment(raw));
+    const std::string where = path + ":" + std::to_string(number);
+    if (line.empty()) continue;
+    if (line.front() == '[') {
+      if (line.back() != ']') throw Error(where, "section header '" + line + "' has no closing ']'", "[name]");
+      continue;
+    }
+    const auto equals = line.find('=');
+    if (equals == std::string::npos) {
+      throw Error(where, "'" + line + "' is not a key = value line", "key = value, e.g. batch-size = 8");
+    }
+    const std::string key = trimmed(line.substr(0, equals)), value = trimmed(line.substr(equals + 1));
+    if (key.empty() || key.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+                           std::string::npos) {
+      throw Error(where, "'" + key + "' is not an option name", "a long option name without the dashes");
+    }
+    if (value.empty()) throw Error(where, "key '" + key + "' has no value", key + " = VALUE");
+    const char first = value.front();
+    const bool quoted = (first == '"' || first == '\'') && value.size() >= 2 && value.back() == first;
+    if ((first == '"' || first == '\'') && !quoted) {
+      throw Error(where, "the string value of '" + key + "' is not closed", std::string(1, first) + "...");
+    }
+    if (first == '[' && value.back() != ']') {
+      throw Error(where, "the array value of '" + key + "' has no closing ']' on its line", "[a, b] on one line");
+    }
+    if (!quoted && first != '[' && value != "true" && value != "false" && !is_toml_number(value)) {
+      throw Error(where, "value '" + value + "' of '" + key + "' is not a number, true, false or a quoted string",
+                  key + " = \"" + value + "\" if it is text");
+    }
+  }
+}
+
+}  // namespace
+
 // CLI11's own config handling differs between 2.1 (which ignores a subcommand's config file, and
 // its unknown keys) and 2.4; applying the file here behaves the same with both.
 void apply_config_file(CLI::App& command) {
   const CLI::Option* config = command.get_option_no_throw("--config");
   if (config == nullptr || config->count() == 0) return;
   const std::string path = config->as<std::string>();
+  check_config_lines(path);
   std::vector<CLI::ConfigItem> items;
   try {
     items = CLI::ConfigTOML().from_file(path);
