@@ -160,6 +160,30 @@ TEST_F(DistributedTest, OutOfMemoryOnOneRankShrinksEveryRankAndChangesNothing) {
   }
 }
 
+// An out-of-memory in the middle of one rank's backward, when buckets of the later layers are
+// already on their way on every rank (small buckets): plain data parallel and ZeRO-1 with 8-bit
+// state, on 2 and 3 ranks, recover by shrinking and end where an unfaulted run ends.
+TEST_F(DistributedTest, OutOfMemoryInTheMiddleOfTheBackwardRecoversOnEveryRank) {
+  for (const int world : {2, 3}) {
+    for (const std::string flags : {"--no-shard-optimizer", "--shard-optimizer --use-8bit-optimizer"}) {
+      const std::string tag = std::to_string(world) + (flags.size() > 20 ? "-zero8" : "-dp");
+      const auto plain = run_options("mid-plain" + tag, world, 6);
+      ASSERT_EQ(launch(plain, world, flags + " --bucket-mb 0.01"), 0) << log_of(plain);
+      const auto faulted = run_options("mid-oom" + tag, world, 6);
+      ASSERT_EQ(launch(faulted, world, flags + " --bucket-mb 0.01",
+                       "AIOS_FAULT_OOM_AT_STEP=2 AIOS_FAULT_RANK=1 AIOS_FAULT_OOM_IN=mid-backward"),
+                0)
+          << log_of(faulted);
+      const auto events = records_of(faulted.run.log_file, "event");
+      ASSERT_EQ(events.size(), 1u) << tag << ": " << log_of(faulted);
+      EXPECT_EQ(events[0]["ranks"][1], 1) << tag << ": rank 1 ran out of memory";
+      EXPECT_NE(log_of(faulted).find("rank 0: step 2: out of memory on rank(s) 1"), std::string::npos)
+          << log_of(faulted);
+      EXPECT_LT(max_relative_difference(final_parameters(faulted), final_parameters(plain)), 1e-5) << tag;
+    }
+  }
+}
+
 TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndReshardsToAnotherWorldSize) {
   // 6 windows per step: divisible by 1, 2 and 3 ranks.
   auto two = run_options("two", 2, 6);

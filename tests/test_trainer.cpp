@@ -3,6 +3,10 @@
 
 #include "base/error.h"
 #include "data/shard_file.h"
+#include "distributed/comm.h"
+#include "io/checkpoint.h"
+#include "optim/loss_scaler.h"
+#include "optim/optimizer.h"
 #include "train/fault_injection.h"
 #include "trainer_fixture.h"
 
@@ -215,6 +219,32 @@ TEST_F(TrainerTest, ATokenOutsideTheVocabularyNamesItsShard) {
   const std::string message = testing::error_of([&] { train(o); });
   EXPECT_EQ(message.rfind(shard + ": token id 65535 at position 0 is outside the tokenizer's vocabulary of 256", 0), 0u)
       << message;
+}
+
+// Weights holding a NaN are never checkpointed (latest would name them and every resume would
+// fail): one line naming the step, and nothing written.
+TEST_F(TrainerTest, WeightsWithANaNAreNeverCheckpointed) {
+  GptConfig c = gpt_preset("tiny");
+  c.n_layer = 1, c.n_embd = 32, c.n_head = 2, c.vocab_size = 256, c.max_positions = 16;
+  Gpt model(c);
+  const AdamWSettings settings;
+  auto optimizer = make_adamw(adamw_groups(*model, settings), settings, false);
+  LossScaler scaler(false, torch::kCPU);
+  auto comm = make_comm(torch::kCPU);
+  TrainProgress progress;
+  progress.step = 7;
+  const std::string out = dir_ / "nan-weights";
+  EXPECT_NO_THROW(save_checkpoint(out, *model, *optimizer, scaler, progress, c.describe(), *comm, false));
+  {
+    torch::NoGradGuard no_grad;
+    model->parameters()[3].view({-1})[0] = std::nan("");
+  }
+  progress.step = 8;
+  const std::string message = testing::error_of(
+      [&] { save_checkpoint(out, *model, *optimizer, scaler, progress, c.describe(), *comm, false); });
+  EXPECT_EQ(message.rfind("step 8: the weights hold inf or NaN values", 0), 0u) << message;
+  EXPECT_FALSE(path_exists(out + "/ckpt-00000008.pt"));
+  EXPECT_EQ(testing::read_file(out + "/latest"), "ckpt-00000007.pt\n");
 }
 
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment

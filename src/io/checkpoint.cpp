@@ -101,6 +101,17 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
                             const std::string& model_signature, Comm& comm, bool sharded_optimizer) {
   const std::string final_path = join_path(run_directory, checkpoint_name(progress.step));
+  // Weights holding inf or NaN are never saved: `latest` would name them and every resume would
+  // fail. Every rank holds the full weights (after the ZeRO all-gather), so all decide alike.
+  {
+    std::vector<at::Tensor> finite;
+    for (const auto& p : model.parameters()) finite.push_back(at::isfinite(p).all());
+    if (!finite.empty() && !at::stack(finite).all().item<bool>()) {  // sync
+      throw Error("step " + std::to_string(progress.step),
+                  "the weights hold inf or NaN values, so no checkpoint was written; the last one is kept",
+                  "a lower --lr or more --warmup-steps, then --resume latest");
+    }
+  }
   if (comm.rank() == 0) make_directories(run_directory);
   comm.barrier();
   if (sharded_optimizer) {

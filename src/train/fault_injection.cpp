@@ -49,10 +49,13 @@ FaultInjector FaultInjector::from_environment(int rank, bool enabled) {
   const auto only_rank = read_step("AIOS_FAULT_RANK");
   faults.on_this_rank_ = !only_rank || *only_rank == rank;
   const std::string where = std::getenv("AIOS_FAULT_OOM_IN") ? std::getenv("AIOS_FAULT_OOM_IN") : "";
-  if (!where.empty() && where != "forward" && where != "backward") {
-    throw Error("AIOS_FAULT_OOM_IN", "value '" + where + "' is not a place in the step", "forward or backward");
+  if (!where.empty() && where != "forward" && where != "backward" && where != "mid-backward") {
+    throw Error("AIOS_FAULT_OOM_IN", "value '" + where + "' is not a place in the step",
+                "forward, backward or mid-backward");
   }
-  faults.oom_in_forward_ = where == "forward";
+  faults.oom_place_ = where == "forward"        ? OomPlace::kForward
+                      : where == "mid-backward" ? OomPlace::kMidBackward
+                                                : OomPlace::kAfterBackward;
   faults.exit_step_ = read_step("AIOS_FAULT_EXIT_AT_STEP");
   faults.hang_step_ = read_step("AIOS_FAULT_HANG_AT_STEP");
   faults.signal_step_ = read_step("AIOS_FAULT_SIGNAL_AT_STEP");
@@ -97,11 +100,24 @@ void FaultInjector::at_step_start(std::int64_t step) {
   }
 }
 
-void FaultInjector::before_backward(std::int64_t step, std::int64_t micro) { out_of_memory(step, micro, true); }
-void FaultInjector::after_backward(std::int64_t step, std::int64_t micro) { out_of_memory(step, micro, false); }
+void FaultInjector::before_backward(std::int64_t step, std::int64_t micro) {
+  current_step_ = step, current_micro_ = micro;
+  out_of_memory(step, micro, OomPlace::kForward);
+}
+void FaultInjector::after_backward(std::int64_t step, std::int64_t micro) {
+  out_of_memory(step, micro, OomPlace::kAfterBackward);
+}
 
-void FaultInjector::out_of_memory(std::int64_t step, std::int64_t micro, bool in_forward) {
-  if (!on_this_rank_ || oom_step_ != step || micro != 0 || in_forward != oom_in_forward_ || oom_fired_ >= oom_times_) {
+void FaultInjector::arm_mid_backward(std::vector<at::Tensor>& parameters) {
+  if (!oom_step_ || oom_place_ != OomPlace::kMidBackward || parameters.empty()) return;
+  parameters[parameters.size() / 2].register_hook([this](const at::Tensor& grad) {
+    out_of_memory(current_step_, current_micro_, OomPlace::kMidBackward);
+    return grad;
+  });
+}
+
+void FaultInjector::out_of_memory(std::int64_t step, std::int64_t micro, OomPlace place) {
+  if (!on_this_rank_ || oom_step_ != step || micro != 0 || place != oom_place_ || oom_fired_ >= oom_times_) {
     return;
   }
   ++oom_fired_;

@@ -5,7 +5,9 @@
 //   AIOS_FAULT_INF_GRAD_AT_STEP=N   one gradient element becomes inf (fp16 scaler skips the step)
 //   AIOS_FAULT_OOM_AT_STEP=N        a c10::OutOfMemoryError after the step's first backward
 //                                   (AIOS_FAULT_OOM_IN=forward: before it, so peers are already
-//                                   inside their overlapped gradient collectives),
+//                                   inside their overlapped gradient collectives; =mid-backward:
+//                                   in the backward, when the gradient of the parameter in the
+//                                   middle of the model arrives, after later layers' buckets went out),
 //   AIOS_FAULT_OOM_TIMES=K          on K attempts of that step (default 1)
 //   AIOS_FAULT_RANK=R               the OOM, exit, hang, signal and inf-gradient faults fire on rank R
 //                                   only (default: all)
@@ -49,15 +51,21 @@ class FaultInjector {
 
   std::optional<double> memory_limit_gib() const { return on_this_rank_ ? memory_limit_gib_ : std::nullopt; }
 
+  // For AIOS_FAULT_OOM_IN=mid-backward: hooks the gradient of the parameter in the middle of
+  // `parameters` (model order). The injector must outlive the parameters' backward passes.
+  void arm_mid_backward(std::vector<at::Tensor>& parameters);
+
  private:
-  void out_of_memory(std::int64_t step, std::int64_t micro, bool in_forward);
+  enum class OomPlace { kForward, kAfterBackward, kMidBackward };
+  void out_of_memory(std::int64_t step, std::int64_t micro, OomPlace place);
 
   std::optional<std::int64_t> nan_loss_step_, inf_grad_step_, oom_step_, exit_step_, hang_step_, signal_step_;
   int signal_ = 0;
   bool signal_sent_ = false;  // once: an out-of-memory retry starts the step again
   std::int64_t oom_times_ = 1, oom_fired_ = 0;
-  bool oom_in_forward_ = false;
-  bool on_this_rank_ = true;  // AIOS_FAULT_RANK names this rank, or is unset
+  OomPlace oom_place_ = OomPlace::kAfterBackward;
+  std::int64_t current_step_ = 0, current_micro_ = 0;  // for the mid-backward hook
+  bool on_this_rank_ = true;                           // AIOS_FAULT_RANK names this rank, or is unset
   int rank_ = 0;
   std::optional<double> memory_limit_gib_;
 };

@@ -199,6 +199,7 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
                                 : default_loss_chunk_tokens(config.vocab_size, c10::elementSize(compute_dtype)));
   model->to(device, parameter_dtype);
   parameters = model->parameters();
+  faults.arm_mid_backward(parameters);
   if (comm->world() > 1) {
     torch::NoGradGuard no_grad;
     watchdog->beat(0, "start-up: broadcasting rank 0's weights");
