@@ -115,6 +115,31 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   EXPECT_EQ(testing::read_file(dir_ / "straight/latest"), "ckpt-00000006.pt\n");
 }
 
+// With dropout the random state is part of what a checkpoint must restore: 6 steps equal 3 +
+// resume + 3 bit for bit, and dropout does act (the run differs from one without it).
+TEST_F(TrainerTest, ResumeWithDropoutIsBitIdentical) {
+  auto straight = options("dropout-straight");
+  straight.model.dropout = 0.1;
+  straight.run.steps = 6;
+  straight.run.checkpoint_interval = 3;
+  const auto end = train(straight).last_checkpoint;
+  auto resumed = options("dropout-resumed");
+  resumed.model.dropout = 0.1;
+  resumed.run.steps = 6;
+  resumed.run.resume = dir_ / "dropout-straight/ckpt-00000003.pt";
+  const auto resumed_end = train(resumed).last_checkpoint;
+  auto no_dropout = options("no-dropout");
+  no_dropout.run.steps = 6;
+  const auto a = parameters_of(end, straight), b = parameters_of(resumed_end, resumed),
+             c = parameters_of(train(no_dropout).last_checkpoint, no_dropout);
+  bool differs = false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+    differs = differs || !torch::equal(a[i], c[i]);
+  }
+  EXPECT_TRUE(differs) << "dropout 0.1 changed nothing";
+}
+
 TEST_F(TrainerTest, ResumeAutoStartsFreshThenContinues) {
   auto o = options("auto");
   o.run.resume = "auto";
