@@ -1,10 +1,13 @@
 #include <cstdlib>
 #include <map>
+#include <regex>
+#include <thread>
 
 #include "base/error.h"
 #include "data/shard_file.h"
 #include "distributed/comm.h"
 #include "io/checkpoint.h"
+#include "io/metrics_log.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 #include "train/fault_injection.h"
@@ -270,6 +273,34 @@ TEST_F(TrainerTest, WeightsWithANaNAreNeverCheckpointed) {
   EXPECT_EQ(message.rfind("step 8: the weights hold inf or NaN values", 0), 0u) << message;
   EXPECT_FALSE(path_exists(out + "/ckpt-00000008.pt"));
   EXPECT_EQ(testing::read_file(out + "/latest"), "ckpt-00000007.pt\n");
+}
+
+// Logs that serve a batch job: every JSONL line carries the wall-clock time and the seconds since the
+// run started; off a terminal the progress line comes every N updates or every `plain_seconds`,
+// whichever is first, stamped with the date and time.
+TEST_F(TrainerTest, LogsCarryTimestampsAndProgressComesByTimeOffATerminal) {
+  auto o = options("stamped");
+  o.run.log_file = dir_ / "stamped.jsonl";
+  train(o);
+  double elapsed = 0;
+  for (const char* type : {"config", "step"}) {
+    for (const auto& record : records_of(o.run.log_file, type)) {
+      const std::string time = record.at("time");
+      EXPECT_TRUE(std::regex_match(time, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)"))) << time;
+      EXPECT_GE(record.at("elapsed_s").get<double>(), elapsed);
+      elapsed = record.at("elapsed_s").get<double>();
+    }
+  }
+  ::testing::internal::CaptureStderr();
+  {
+    ProgressLine line(/*plain_every=*/1000, /*quiet=*/false, /*plain_seconds=*/0.2);
+    line.update("first");  // neither the 1000th update nor 0.2 s after the start
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    line.update("second");
+  }
+  const std::string printed = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(printed.find("first"), std::string::npos) << printed;
+  EXPECT_TRUE(std::regex_search(printed, std::regex(R"(^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] second\n$)"))) << printed;
 }
 
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment

@@ -215,6 +215,12 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->group("Evaluation and output");
   cmd.add_option("--log-file", o.run.log_file, "JSONL metrics file, one object per step")
       ->group("Evaluation and output");
+  cmd.add_option("--log-every", o.run.log_every,
+                 "When stderr is not a terminal (a batch job): a progress line every N steps, and at least "
+                 "every 30 s (0 = every 1/20 of the run)")
+      ->capture_default_str()
+      ->check(non_negative)
+      ->group("Evaluation and output");
   cmd.add_option("--export-hf", o.run.export_hf, "Write the final model to this directory in Hugging Face GPT-2 format")
       ->group("Evaluation and output");
   cmd.add_option("--device", o.run.device, "auto, cpu, cuda or cuda:N")

@@ -166,6 +166,7 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"resume", r.resume},
             {"overwrite", r.overwrite},
             {"log-file", r.log_file},
+            {"log-every", r.log_every},
             {"export-hf", r.export_hf},
             {"peak-tflops", r.peak_tflops},
             {"profile-file", r.profile_file},

@@ -90,6 +90,7 @@ struct RunOptions {
   std::string resume;                    // a checkpoint path, "latest" or "auto"
   bool overwrite = false;                // start afresh in an --out-dir that holds checkpoints
   std::string log_file;                  // JSONL metrics; empty = none
+  std::int64_t log_every = 0;            // off a terminal: a progress line every N steps (0 = 1/20 of the run) or 30 s
   std::string export_hf;                 // write the final model here in Hugging Face GPT-2 format
   double peak_tflops = 0;                // device peak for MFU; 0 = the built-in table
   // Profiling: a Chrome trace of chosen steps; rank N of several writes <stem>.rankN<ext>

@@ -188,7 +188,8 @@ TrainSummary train(const TrainOptions& options) {
   MetricsLog log(run.lead ? o.log_file : "", /*append=*/run.resumed);
   log.write(header_record(run));
   if (run.lead) print_run(run, tokens_per_step);
-  ProgressLine progress_line(std::max<std::int64_t>(1, o.steps / 20), /*quiet=*/!run.lead);
+  ProgressLine progress_line(o.log_every > 0 ? o.log_every : std::max<std::int64_t>(1, o.steps / 20),
+                             /*quiet=*/!run.lead, /*plain_seconds=*/30);
   const std::string profile_path = profile_path_of(run);
   StepProfiler profiler(profile_path, o.profile_from, o.profile_steps, run.device);
   if (!o.profile_file.empty() && run.progress.step >= o.profile_from && run.lead) {
