@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <regex>
@@ -301,6 +302,30 @@ TEST_F(TrainerTest, LogsCarryTimestampsAndProgressComesByTimeOffATerminal) {
   const std::string printed = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(printed.find("first"), std::string::npos) << printed;
   EXPECT_TRUE(std::regex_search(printed, std::regex(R"(^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] second\n$)"))) << printed;
+}
+
+// Retention: the newest K checkpoints, those at multiples of M, and never the one `latest` names;
+// files aios did not write stay.
+TEST_F(TrainerTest, KeepLastAndKeepEveryPruneOnlyAiosCheckpoints) {
+  auto o = options("keep");
+  o.run.steps = 7;
+  o.run.checkpoint_interval = 1;
+  o.run.keep_last = 2;
+  o.run.keep_every = 3;
+  testing::write_file(dir_ / "keep/ckpt-notes.txt", "mine");
+  train(o);
+  std::vector<std::string> checkpoints;
+  for (const auto& name : list_directory(dir_ / "keep")) {
+    if (name.rfind("ckpt-0", 0) == 0) checkpoints.push_back(name);
+  }
+  std::sort(checkpoints.begin(), checkpoints.end());
+  EXPECT_EQ(checkpoints, (std::vector<std::string>{"ckpt-00000003.pt", "ckpt-00000006.pt", "ckpt-00000007.pt"}));
+  EXPECT_EQ(testing::read_file(dir_ / "keep/ckpt-notes.txt"), "mine");
+  EXPECT_EQ(testing::read_file(dir_ / "keep/latest"), "ckpt-00000007.pt\n");
+  // `latest` is never removed, even when it is not among the newest (it names an older one here).
+  testing::write_file(dir_ / "keep/latest", "ckpt-00000003.pt\n");
+  EXPECT_TRUE(prune_checkpoints(dir_ / "keep", 1, 0) == std::vector<std::string>{"ckpt-00000006.pt"});
+  EXPECT_TRUE(path_exists(dir_ / "keep/ckpt-00000003.pt"));
 }
 
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment

@@ -200,6 +200,16 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(non_negative)
       ->group("Evaluation and output");
+  cmd.add_option("--keep-last", o.run.keep_last,
+                 "Keep only the newest K checkpoints, and the one 'latest' names (0 = keep all)")
+      ->capture_default_str()
+      ->check(non_negative)
+      ->group("Evaluation and output");
+  cmd.add_option("--keep-every", o.run.keep_every,
+                 "With --keep-last: also keep each checkpoint whose step is a multiple of M (0 = none)")
+      ->capture_default_str()
+      ->check(non_negative)
+      ->group("Evaluation and output");
   cmd.add_option("--checkpoint-minutes", o.run.checkpoint_minutes,
                  "Also write a checkpoint once this many minutes have passed since the last one (0 = off)")
       ->capture_default_str()

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <regex>
 
 #include "base/error.h"
 #include "base/files.h"
@@ -163,6 +165,33 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
                 "cannot be read as an aios checkpoint file (damaged, truncated or another format: " + reason + ")",
                 "an intact checkpoint: --resume with an earlier ckpt-*.pt of that --out-dir");
   }
+}
+
+std::vector<std::string> prune_checkpoints(const std::string& run_directory, std::int64_t keep_last,
+                                           std::int64_t keep_every) {
+  std::vector<std::string> removed;
+  if (keep_last <= 0) return removed;
+  const std::regex main_file(R"(ckpt-(\d{8})\.pt)"), shard_file(R"(ckpt-(\d{8})\.optimizer-rank-\d{5}-of-\d{5}\.pt)");
+  std::map<std::int64_t, std::vector<std::string>> files_of_step;
+  for (const auto& name : list_directory(run_directory)) {
+    std::smatch match;
+    if (std::regex_match(name, match, main_file) || std::regex_match(name, match, shard_file)) {
+      files_of_step[std::stoll(match[1].str())].push_back(name);
+    }
+  }
+  std::string latest;
+  if (is_regular_file(join_path(run_directory, "latest"))) latest = read_text_file(join_path(run_directory, "latest"));
+  std::int64_t newer = 0;  // checkpoints newer than the one looked at
+  for (auto it = files_of_step.rbegin(); it != files_of_step.rend(); ++it, ++newer) {
+    const std::int64_t step = it->first;
+    const bool named_by_latest = latest.rfind(checkpoint_name(step), 0) == 0;
+    if (newer < keep_last || (keep_every > 0 && step % keep_every == 0) || named_by_latest) continue;
+    for (const auto& name : it->second) {
+      ::unlink(join_path(run_directory, name).c_str());
+      removed.push_back(name);
+    }
+  }
+  return removed;
 }
 
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,

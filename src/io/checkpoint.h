@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "distributed/comm.h"
 #include "optim/loss_scaler.h"
@@ -30,6 +31,13 @@ struct TrainProgress {
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
                             const std::string& model_signature, Comm& comm, bool sharded_optimizer);
+
+// Checkpoint retention: removes the checkpoints of run_directory (aios's own ckpt-NNNNNNNN.pt
+// files and their optimizer shards, nothing else) other than the newest `keep_last`, those whose
+// step is a multiple of `keep_every` (0: none kept for that reason) and the one `latest` names.
+// keep_last <= 0 keeps everything. Returns the names removed. Call on one rank, after a save.
+std::vector<std::string> prune_checkpoints(const std::string& run_directory, std::int64_t keep_last,
+                                           std::int64_t keep_every);
 
 // `path` may be "latest" (resolved in run_directory). Restores model, optimizer, loss scale and
 // RNG states. An optimizer of another kind (8-bit vs fp32) is refused with both names.

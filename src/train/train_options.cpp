@@ -46,6 +46,10 @@ void require_needed_companions(const TrainOptions& o) {
     throw Error("--amp-dtype", "'" + to_string(m.amp_dtype) + "' has no effect with --no-amp",
                 "--amp with it, or leave it out");
   }
+  if (o.run.keep_every > 0 && o.run.keep_last <= 0) {
+    throw Error("--keep-every", "has no effect without --keep-last (every checkpoint is kept)",
+                "--keep-last K with it, or leave it out");
+  }
   if (!m.chunked_training && (m.chunk_size > 0 || m.chunk_memory > 0)) {
     throw Error(m.chunk_size > 0 ? "--chunk-size" : "--chunk-memory", "has no effect without --chunked-training",
                 "--chunked-training with it, or leave it out");
@@ -163,6 +167,8 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"out-dir", r.out_dir},
             {"checkpoint-interval", r.checkpoint_interval},
             {"checkpoint-minutes", r.checkpoint_minutes},
+            {"keep-last", r.keep_last},
+            {"keep-every", r.keep_every},
             {"resume", r.resume},
             {"overwrite", r.overwrite},
             {"log-file", r.log_file},

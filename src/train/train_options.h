@@ -87,6 +87,8 @@ struct RunOptions {
   std::string out_dir = "runs/default";  // checkpoints go here
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
   double checkpoint_minutes = 30;        // and at least this often (minutes); 0 = no timed checkpoints
+  std::int64_t keep_last = 0;            // keep the newest K checkpoints (and latest's); 0 = keep all
+  std::int64_t keep_every = 0;           // with keep_last: also keep those whose step is a multiple of M
   std::string resume;                    // a checkpoint path, "latest" or "auto"
   bool overwrite = false;                // start afresh in an --out-dir that holds checkpoints
   std::string log_file;                  // JSONL metrics; empty = none

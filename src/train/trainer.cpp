@@ -320,6 +320,7 @@ TrainSummary train(const TrainOptions& options) {
                                                 run.config.describe(), *run.comm,
                                                 run.gradient_sync->shards_optimizer_state());  // collective
       last_checkpoint_time = Clock::now();
+      if (run.lead) prune_checkpoints(o.out_dir, o.keep_last, o.keep_every);  // after every rank's part is in place
     }
     if (any_log_failure) {
       progress_line.finish();
