@@ -385,12 +385,17 @@ TEST_F(DistributedTest, ATruncatedOptimizerShardIsNamed) {
   const std::string bytes = testing::read_file(shard);
   testing::write_file(shard, bytes.substr(0, bytes.size() / 2));
   o.run.steps = 3;
-  for (const int world : {2, 1}) {
-    EXPECT_NE(launch(o, world, "--resume latest"), 0) << log_of(o);
-    const std::string log = log_of(o);
-    EXPECT_NE(log.find(shard + ": cannot be read as an aios checkpoint file (damaged, truncated"), std::string::npos)
-        << world << " ranks: " << log;
-    EXPECT_EQ(log.find("frame #"), std::string::npos) << log;
+  // With its checksum beside it the size gives it away; without (a checkpoint of an older aios),
+  // LibTorch's zip reader fails, and that too is one line naming the file.
+  for (const bool checksum : {true, false}) {
+    if (!checksum) ::unlink((shard + ".crc32").c_str());
+    const std::string expected = checksum ? ": is " : ": cannot be read as an aios checkpoint file (damaged, truncated";
+    for (const int world : {2, 1}) {
+      EXPECT_NE(launch(o, world, "--resume latest"), 0) << log_of(o);
+      const std::string log = log_of(o);
+      EXPECT_NE(log.find(shard + expected), std::string::npos) << world << " ranks: " << log;
+      EXPECT_EQ(log.find("frame #"), std::string::npos) << log;
+    }
   }
 }
 

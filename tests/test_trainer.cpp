@@ -316,7 +316,7 @@ TEST_F(TrainerTest, KeepLastAndKeepEveryPruneOnlyAiosCheckpoints) {
   train(o);
   std::vector<std::string> checkpoints;
   for (const auto& name : list_directory(dir_ / "keep")) {
-    if (name.rfind("ckpt-0", 0) == 0) checkpoints.push_back(name);
+    if (name.rfind("ckpt-0", 0) == 0 && name.ends_with(".pt")) checkpoints.push_back(name);
   }
   std::sort(checkpoints.begin(), checkpoints.end());
   EXPECT_EQ(checkpoints, (std::vector<std::string>{"ckpt-00000003.pt", "ckpt-00000006.pt", "ckpt-00000007.pt"}));
@@ -324,8 +324,35 @@ TEST_F(TrainerTest, KeepLastAndKeepEveryPruneOnlyAiosCheckpoints) {
   EXPECT_EQ(testing::read_file(dir_ / "keep/latest"), "ckpt-00000007.pt\n");
   // `latest` is never removed, even when it is not among the newest (it names an older one here).
   testing::write_file(dir_ / "keep/latest", "ckpt-00000003.pt\n");
-  EXPECT_TRUE(prune_checkpoints(dir_ / "keep", 1, 0) == std::vector<std::string>{"ckpt-00000006.pt"});
+  auto removed = prune_checkpoints(dir_ / "keep", 1, 0);
+  std::sort(removed.begin(), removed.end());
+  EXPECT_EQ(removed, (std::vector<std::string>{"ckpt-00000006.pt", "ckpt-00000006.pt.crc32"}));
   EXPECT_TRUE(path_exists(dir_ / "keep/ckpt-00000003.pt"));
+}
+
+// Every checkpoint file has its checksum beside it. A damaged one is named when a resume reads it,
+// with the newest intact checkpoint offered; --resume auto takes that one itself and says so.
+TEST_F(TrainerTest, ADamagedCheckpointIsNamedAndAutoResumeTakesTheNewestIntactOne) {
+  auto o = options("crc");
+  o.run.steps = 4;
+  o.run.checkpoint_interval = 2;
+  o.optimizer.warmup_steps = 1;
+  train(o);
+  ASSERT_TRUE(is_regular_file(dir_ / "crc/ckpt-00000004.pt.crc32"));
+  std::string bytes = testing::read_file(dir_ / "crc/ckpt-00000004.pt");
+  bytes[bytes.size() / 2] ^= 0x01;  // one flipped bit
+  testing::write_file(dir_ / "crc/ckpt-00000004.pt", bytes);
+  o.run.steps = 6;
+  o.run.resume = "latest";
+  const std::string message = testing::error_of([&] { train(o); });
+  EXPECT_NE(message.find("ckpt-00000004.pt: does not match its checksum"), std::string::npos) << message;
+  EXPECT_NE(message.find("--resume " + (dir_ / "crc/ckpt-00000002.pt") + " (the newest intact checkpoint)"),
+            std::string::npos)
+      << message;
+  o.run.resume = "auto";
+  o.run.log_file = dir_ / "crc.jsonl";
+  EXPECT_EQ(train(o).steps_done, 6);
+  EXPECT_EQ(records_of(o.run.log_file, "config").at(0)["resumed_from_step"], 2);
 }
 
 // Fault variables act only in a run that asks for them: a stray one in a real run's environment

@@ -4,12 +4,15 @@
 #include <torch/serialize/output-archive.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <regex>
+#include <sstream>
 
+#include "base/checksum.h"
 #include "base/error.h"
 #include "base/files.h"
 #include "base/rng_state.h"
@@ -46,8 +49,12 @@ void save_atomically(torch::serialize::OutputArchive& archive, const std::string
     throw Error(path, std::string("cannot be created: ") + std::strerror(errno), "a writable --out-dir");
   }
   int write_error = 0;
+  Crc32 crc;
+  std::int64_t bytes = 0;
   archive.save_to([&](const void* data, std::size_t size) -> std::size_t {
     if (write_error == 0 && size > 0 && std::fwrite(data, 1, size, file) != size) write_error = errno ? errno : EIO;
+    crc.update(data, size);
+    bytes += static_cast<std::int64_t>(size);
     return size;
   });
   if (std::fflush(file) != 0 && write_error == 0) write_error = errno;
@@ -62,7 +69,29 @@ void save_atomically(torch::serialize::OutputArchive& archive, const std::string
                     "the partial file was removed, the previous checkpoint and 'latest' are intact",
                 "free space (a full disk?) or another --out-dir, then --resume latest");
   }
+  // The checksum beside the file, in place before the file is: a file under its final name always
+  // has the checksum of what was written.
+  write_file_atomically(path + ".crc32", crc.hex() + " " + std::to_string(bytes) + "\n");
   rename_path(temporary, path);
+}
+
+// Why `path` does not match the checksum written beside it, or "" when it does (or when it has
+// none: checkpoints written before checksums were kept).
+std::string checksum_mismatch(const std::string& path) {
+  const std::string sidecar = path + ".crc32";
+  if (!is_regular_file(path)) return "is missing";
+  if (!is_regular_file(sidecar)) return "";
+  std::istringstream stored(read_text_file(sidecar));
+  std::string crc;
+  std::int64_t bytes = -1;
+  stored >> crc >> bytes;
+  const std::int64_t size = file_size(path);
+  if (size != bytes) {
+    return "is " + std::to_string(size) + " bytes where " + std::to_string(bytes) + " were written (truncated?)";
+  }
+  const std::string found = crc32_of_file(path);
+  if (found != crc) return "does not match its checksum (written " + crc + ", read " + found + "): the file is damaged";
+  return "";
 }
 
 // Module::load re-points each parameter at the loaded tensor's storage (Tensor::set_). Views made
@@ -156,6 +185,12 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
 // Reads a checkpoint file (the main one or an optimizer shard); a damaged or truncated file is one
 // line naming it rather than LibTorch's zip-reader error and its stack frames.
 void load_archive(torch::serialize::InputArchive& archive, const std::string& path, const torch::Device& device) {
+  if (const std::string mismatch = checksum_mismatch(path); !mismatch.empty()) {
+    const std::string intact = newest_intact_checkpoint(parent_path(path));
+    throw Error(path, mismatch,
+                intact.empty() ? "an intact checkpoint (none is left in " + parent_path(path) + ")"
+                               : "--resume " + intact + " (the newest intact checkpoint), or --resume auto");
+  }
   try {
     archive.load_from(path, device);
   } catch (const std::exception& e) {
@@ -167,11 +202,43 @@ void load_archive(torch::serialize::InputArchive& archive, const std::string& pa
   }
 }
 
+std::vector<std::string> checkpoint_files(const std::string& main_path) {
+  std::vector<std::string> files{main_path};
+  const std::string directory = parent_path(main_path), stem = file_stem(main_path);
+  const std::regex shard(std::regex_replace(stem, std::regex(R"([.])"), R"(\.)") +
+                         R"(\.optimizer-rank-\d{5}-of-\d{5}\.pt)");
+  for (const auto& name : list_directory(directory.empty() ? "." : directory)) {
+    if (std::regex_match(name, shard)) files.push_back(join_path(directory, name));
+  }
+  return files;
+}
+
+std::string checkpoint_damage(const std::string& main_path) {
+  for (const auto& file : checkpoint_files(main_path)) {
+    if (const std::string mismatch = checksum_mismatch(file); !mismatch.empty()) return file + ": " + mismatch;
+  }
+  return "";
+}
+
+std::string newest_intact_checkpoint(const std::string& run_directory) {
+  const std::regex main_file(R"(ckpt-\d{8}\.pt)");
+  std::vector<std::string> mains;
+  for (const auto& name : list_directory(run_directory.empty() ? "." : run_directory)) {
+    if (std::regex_match(name, main_file)) mains.push_back(name);
+  }
+  std::sort(mains.rbegin(), mains.rend());
+  for (const auto& name : mains) {
+    if (checkpoint_damage(join_path(run_directory, name)).empty()) return join_path(run_directory, name);
+  }
+  return "";
+}
+
 std::vector<std::string> prune_checkpoints(const std::string& run_directory, std::int64_t keep_last,
                                            std::int64_t keep_every) {
   std::vector<std::string> removed;
   if (keep_last <= 0) return removed;
-  const std::regex main_file(R"(ckpt-(\d{8})\.pt)"), shard_file(R"(ckpt-(\d{8})\.optimizer-rank-\d{5}-of-\d{5}\.pt)");
+  const std::regex main_file(R"(ckpt-(\d{8})\.pt(\.crc32)?)"),
+      shard_file(R"(ckpt-(\d{8})\.optimizer-rank-\d{5}-of-\d{5}\.pt(\.crc32)?)");
   std::map<std::int64_t, std::vector<std::string>> files_of_step;
   for (const auto& name : list_directory(run_directory)) {
     std::smatch match;

@@ -32,6 +32,14 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
                             const std::string& model_signature, Comm& comm, bool sharded_optimizer);
 
+// Every file of the checkpoint whose main file is `main_path` (itself and its optimizer shards).
+std::vector<std::string> checkpoint_files(const std::string& main_path);
+// "FILE: what is wrong" for the first of those files that is missing or does not match the checksum
+// written beside it (ckpt-….pt.crc32), or "" when all do. Files without a checksum pass.
+std::string checkpoint_damage(const std::string& main_path);
+// The newest checkpoint of run_directory whose files are all intact, or "".
+std::string newest_intact_checkpoint(const std::string& run_directory);
+
 // Checkpoint retention: removes the checkpoints of run_directory (aios's own ckpt-NNNNNNNN.pt
 // files and their optimizer shards, nothing else) other than the newest `keep_last`, those whose
 // step is a multiple of `keep_every` (0: none kept for that reason) and the one `latest` names.

@@ -230,7 +230,26 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
     }
   }
   const bool has_checkpoints = is_regular_file(join_path(out_dir, "latest"));
-  const std::string resume = o.run.resume != "auto" ? o.run.resume : has_checkpoints ? "latest" : "";
+  std::string resume = o.run.resume != "auto" ? o.run.resume : has_checkpoints ? "latest" : "";
+  if (o.run.resume == "auto" && has_checkpoints) {
+    // The newest checkpoint whose files are intact on every rank (each checks what it can see).
+    std::vector<std::string> candidates{resolve_checkpoint_path("latest", out_dir)};
+    const std::string intact = newest_intact_checkpoint(out_dir);
+    if (!intact.empty() && intact != candidates.front()) candidates.push_back(intact);
+    resume.clear();
+    for (const auto& candidate : candidates) {
+      const std::string damage = checkpoint_damage(candidate);
+      if (comm->agree_max(damage.empty() ? 0 : 1) == 0) {  // collective (host)
+        resume = candidate;
+        break;
+      }
+      if (lead) std::fprintf(stderr, "aios train: %s; --resume auto takes an older checkpoint\n", damage.c_str());
+    }
+    if (resume.empty()) {
+      throw Error("--resume auto", "no intact checkpoint is left in " + out_dir,
+                  "--overwrite to start afresh there, or another --out-dir");
+    }
+  }
   if (resume.empty() && has_checkpoints && !o.run.overwrite) {
     throw Error("--out-dir",
                 "'" + out_dir + "' holds checkpoints of an earlier run (latest: " +
