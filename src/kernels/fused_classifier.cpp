@@ -10,6 +10,7 @@
 #if AIOS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 
+#include "kernels/aten_element_type.h"
 #include "kernels/cross_entropy_cuda.h"
 #endif
 
@@ -26,11 +27,6 @@ bool kernel_runs(const at::Tensor& logits) {
          (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf);
 }
 
-ElementType element_type(at::ScalarType type) {
-  return type == at::kBFloat16 ? ElementType::kBFloat16
-         : type == at::kHalf   ? ElementType::kFloat16
-                               : ElementType::kFloat32;
-}
 #endif
 
 // The reference: float32 math (float64 stays float64), in place where the logits are float32.
@@ -129,7 +125,7 @@ at::Tensor cross_entropy_rows_(at::Tensor& logits, const at::Tensor& targets, bo
   if (kernel_runs(logits)) {
     const auto target = targets.to(at::kLong).contiguous();
     auto losses = at::empty({logits.size(0)}, logits.options().dtype(at::kFloat));
-    launch_cross_entropy_rows(logits.data_ptr(), element_type(logits.scalar_type()), logits.size(0), logits.size(1),
+    launch_cross_entropy_rows(logits.data_ptr(), element_type_of(logits.scalar_type()), logits.size(0), logits.size(1),
                               logits.stride(0), target.data_ptr<std::int64_t>(), losses.data_ptr<float>(),
                               write_gradient, at::cuda::getCurrentCUDAStream(logits.device().index()).stream());
     return losses;

@@ -7,6 +7,7 @@
 #if AIOS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 
+#include "kernels/aten_element_type.h"
 #include "kernels/layer_norm_cuda.h"
 #endif
 
@@ -22,12 +23,6 @@ bool kernel_runs(const at::Tensor& x, const at::Tensor& weight) {
          x.dim() >= 1 && layer_norm_width_supported(x.size(-1));
 }
 
-ElementType element_type(at::ScalarType type) {
-  return type == at::kBFloat16 ? ElementType::kBFloat16
-         : type == at::kHalf   ? ElementType::kFloat16
-                               : ElementType::kFloat32;
-}
-
 cudaStream_t stream_of(const at::Tensor& t) { return at::cuda::getCurrentCUDAStream(t.device().index()).stream(); }
 
 struct FusedLayerNorm : public torch::autograd::Function<FusedLayerNorm> {
@@ -39,7 +34,7 @@ struct FusedLayerNorm : public torch::autograd::Function<FusedLayerNorm> {
     auto out = at::empty(rows_x.sizes(), x.options().dtype(out_type));
     auto mean = at::empty({rows_x.size(0)}, x.options()), rstd = at::empty({rows_x.size(0)}, x.options());
     launch_layer_norm_forward(rows_x.data_ptr<float>(), w.data_ptr<float>(), b.data_ptr<float>(), out.data_ptr(),
-                              element_type(out_type), mean.data_ptr<float>(), rstd.data_ptr<float>(), rows_x.size(0),
+                              element_type_of(out_type), mean.data_ptr<float>(), rstd.data_ptr<float>(), rows_x.size(0),
                               width, static_cast<float>(eps), stream_of(x));
     ctx->save_for_backward({rows_x, w, mean, rstd});
     ctx->saved_data["shape"] = x.sizes().vec();
@@ -51,7 +46,7 @@ struct FusedLayerNorm : public torch::autograd::Function<FusedLayerNorm> {
     const at::Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
     const std::int64_t width = x.size(1);
     const auto grad_out = grad_outputs[0].reshape({-1, width}).contiguous();
-    const ElementType grad_type = element_type(grad_out.scalar_type());
+    const ElementType grad_type = element_type_of(grad_out.scalar_type());
     auto grad_x = at::empty_like(x), grad_w = at::empty_like(w), grad_b = at::empty_like(w);
     auto scratch = at::empty({layer_norm_backward_scratch(width, grad_type)}, x.options());
     launch_layer_norm_backward(grad_out.data_ptr(), grad_type, x.data_ptr<float>(), w.data_ptr<float>(),
