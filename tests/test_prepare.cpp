@@ -168,6 +168,42 @@ TEST(Prepare, WhatAKilledPrepareLeftIsRemovedAtTheNextStart) {
   EXPECT_TRUE(path_exists(dir / ("settings.tmp-" + dead)));
 }
 
+// Files that do not look like text are refused by name (a program, UTF-16 text), unless
+// --binary-ok; text with a few bytes that are not UTF-8 (Latin-1 accents) is still text.
+TEST(Prepare, BinaryInputsAreRefusedUnlessBinaryOk) {
+  testing::ScratchDir dir;
+  std::string program =
+      "\x7f"
+      "ELF\x02\x01\x01";
+  program += std::string(200, '\0') + testing::sample_text(2000, 6);
+  testing::write_file(dir / "program", program);
+  std::string utf16;
+  for (const char c : testing::sample_text(2000, 7)) utf16 += {c, '\0'};
+  testing::write_file(dir / "utf16.txt", utf16);
+  std::string latin1 = testing::sample_text(5000, 8);
+  for (std::size_t i = 0; i < latin1.size(); i += 100) latin1[i] = static_cast<char>(0xe9);  // 1 % 'é' in Latin-1
+  testing::write_file(dir / "latin1.txt", latin1);
+  PrepareOptions options;
+  options.output = dir / "set";
+  for (const char* name : {"program", "utf16.txt"}) {
+    options.inputs = {dir / name};
+    const std::string message = error_of([&] { prepare_shards(options); });
+    EXPECT_EQ(message.rfind(dir / name + ": does not look like text: it holds a NUL byte", 0), 0u) << message;
+    EXPECT_NE(message.find("--binary-ok"), std::string::npos) << message;
+    EXPECT_FALSE(path_exists(dir / "set"));
+  }
+  std::string mostly_not_utf8(4000, static_cast<char>(0xff));
+  testing::write_file(dir / "noise", mostly_not_utf8);
+  options.inputs = {dir / "noise"};
+  EXPECT_NE(error_of([&] { prepare_shards(options); }).find("are not UTF-8"), std::string::npos);
+  options.inputs = {dir / "latin1.txt"};
+  EXPECT_NO_THROW(prepare_shards(options));
+  options.inputs = {dir / "program"};
+  options.output = dir / "set-binary";
+  options.binary_ok = true;
+  EXPECT_NO_THROW(prepare_shards(options));
+}
+
 TEST(Prepare, OverwriteReplacesOnlyAShardSetAndNeverAnInput) {
   testing::ScratchDir dir;
   const std::string text = testing::sample_text(3000, 4);

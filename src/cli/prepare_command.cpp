@@ -73,6 +73,8 @@ CommandAction add_prepare_command(CLI::App& app) {
       ->check(CLI::Range(std::int64_t{0}, (std::int64_t{1} << 32) - 1));
   cmd->add_flag("--overwrite", options->overwrite,
                 "Replace an existing output directory (only once the new one is complete)");
+  cmd->add_flag("--binary-ok", options->binary_ok,
+                "Tokenize inputs that do not look like text (NUL bytes, mostly not UTF-8) instead of refusing them");
   return [options] {
     run_prepare(*options);
     return 0;

@@ -175,7 +175,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
                              const std::function<void(const PrepareProgress&)>& on_progress) {
   const auto started = std::chrono::steady_clock::now();
   check_options(options);
-  const auto inputs = collect_inputs(options.inputs);
+  const auto inputs = collect_inputs(options.inputs, options.binary_ok);
   const bool tokens_input = inputs.front().kind == InputKind::kLlmcTokens;
   std::int64_t input_bytes = 0;
   for (const auto& input : inputs) {

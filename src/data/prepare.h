@@ -25,6 +25,7 @@ struct PrepareOptions {
   std::int64_t vocab_size = 0;                // llm.c import: 0 = from the file's magic
   std::int64_t end_of_text_id = -1;           // llm.c import: -1 = from the file's magic
   bool overwrite = false;
+  bool binary_ok = false;  // tokenize files that do not look like text (their bytes) instead of refusing them
 };
 
 struct PrepareProgress {

@@ -13,26 +13,75 @@
 namespace aios {
 namespace {
 
-InputFile classify(const std::string& path) {
+// Bytes of `text` that are not part of a well-formed UTF-8 sequence (a sequence cut off at the end
+// counts as well-formed: the sample may end inside one).
+std::size_t invalid_utf8_bytes(std::string_view text) {
+  std::size_t invalid = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const auto lead = static_cast<unsigned char>(text[i]);
+    const std::size_t length = lead < 0x80           ? 1
+                               : (lead >> 5) == 0x6  ? 2
+                               : (lead >> 4) == 0xE  ? 3
+                               : (lead >> 3) == 0x1E ? 4
+                                                     : 0;
+    if (length == 0) {
+      ++invalid, ++i;
+      continue;
+    }
+    std::size_t k = 1;
+    while (k < length && i + k < text.size() && (static_cast<unsigned char>(text[i + k]) >> 6) == 0x2) ++k;
+    if (k < length && i + k < text.size()) {
+      invalid += k;
+    }
+    i += k;
+  }
+  return invalid;
+}
+
+// Text, as prepare reads it, has no NUL byte and is mostly UTF-8; a program, an image or UTF-16
+// text is not, and tokenized as bytes it would silently become training data.
+std::string why_not_text(const std::string& path) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!file) throw Error(path, std::string("cannot be opened: ") + std::strerror(errno));
+  std::string sample(64 * 1024, '\0');
+  sample.resize(std::fread(sample.data(), 1, sample.size(), file.get()));
+  if (const auto nul = sample.find('\0'); nul != std::string::npos) {
+    return "holds a NUL byte at offset " + std::to_string(nul) + " (binary data, or UTF-16 text)";
+  }
+  const std::size_t invalid = invalid_utf8_bytes(sample);
+  if (!sample.empty() && invalid * 10 > sample.size()) {
+    return std::to_string(100 * invalid / sample.size()) + " % of its first " + std::to_string(sample.size()) +
+           " bytes are not UTF-8";
+  }
+  return "";
+}
+
+InputFile classify(const std::string& path, bool binary_ok) {
   const std::int64_t size = file_size(path);
   std::unique_ptr<FILE, int (*)(FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
   if (!file) throw Error(path, std::string("cannot be opened: ") + std::strerror(errno));
   const bool tokens = looks_like_llmc_file(path);
+  if (!tokens && !binary_ok) {
+    if (const std::string why = why_not_text(path); !why.empty()) {
+      throw Error(path, "does not look like text: it " + why,
+                  "text files (UTF-8), llm.c .bin token files, or --binary-ok to tokenize its bytes anyway");
+    }
+  }
   return {path, tokens ? InputKind::kLlmcTokens : InputKind::kText, size};
 }
 
 }  // namespace
 
-std::vector<InputFile> collect_inputs(const std::vector<std::string>& paths) {
+std::vector<InputFile> collect_inputs(const std::vector<std::string>& paths, bool binary_ok) {
   if (paths.empty()) throw Error("inputs", "no input given", "text files, directories or llm.c .bin files");
   std::vector<InputFile> inputs;
   for (const auto& path : paths) {
     if (is_directory(path)) {
       const auto found = list_files_recursive(path);
       if (found.empty()) throw Error(path, "is a directory with no files in it", "a directory holding text files");
-      for (const auto& file : found) inputs.push_back(classify(file));
+      for (const auto& file : found) inputs.push_back(classify(file, binary_ok));
     } else if (is_regular_file(path)) {
-      inputs.push_back(classify(path));
+      inputs.push_back(classify(path, binary_ok));
     } else if (!path_exists(path)) {
       throw Error(path, "does not exist", "text files, directories or llm.c .bin files");
     } else {

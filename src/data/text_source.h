@@ -20,7 +20,9 @@ struct InputFile {
 // Expands directories (recursively, sorted, hidden entries skipped) and classifies each file:
 // llm.c token files by their magic number, everything else as text. Throws on a missing or
 // unreadable path, or when nothing is found.
-std::vector<InputFile> collect_inputs(const std::vector<std::string>& paths);
+// Text inputs that do not look like text (a NUL byte, or more than 10 % of the first 64 KiB not
+// UTF-8) are refused by name unless `binary_ok`.
+std::vector<InputFile> collect_inputs(const std::vector<std::string>& paths, bool binary_ok = false);
 
 // Calls on_block with consecutive pieces of the file, each at most about `block_bytes` long and
 // ending just after a newline where the file has one within the block (so that no line is cut
