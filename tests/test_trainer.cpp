@@ -218,12 +218,14 @@ TEST_F(TrainerTest, InterruptedCheckpointWritesAreCleanedAtTheNextStart) {
   o.run.steps = 2;
   o.optimizer.warmup_steps = 1;
   testing::write_file(dir_ / "leftovers/ckpt-00000007.pt.tmp-12345", std::string(1000, 'x'));
-  testing::write_file(dir_ / "leftovers/ckpt-00000007.pt.optimizer-rank-1-of-2.pt.tmp-777", "x");
+  testing::write_file(dir_ / "leftovers/ckpt-00000007.optimizer-rank-00001-of-00002.pt.tmp-777", "x");
   testing::write_file(dir_ / "leftovers/notes.txt", "mine");
+  testing::write_file(dir_ / "leftovers/notes.tmp-12345", "mine too: not a name aios writes");
   train(o);
   EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.pt.tmp-12345"));
-  EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.pt.optimizer-rank-1-of-2.pt.tmp-777"));
+  EXPECT_FALSE(path_exists(dir_ / "leftovers/ckpt-00000007.optimizer-rank-00001-of-00002.pt.tmp-777"));
   EXPECT_EQ(testing::read_file(dir_ / "leftovers/notes.txt"), "mine");
+  EXPECT_EQ(testing::read_file(dir_ / "leftovers/notes.tmp-12345"), "mine too: not a name aios writes");
   EXPECT_TRUE(path_exists(dir_ / "leftovers/ckpt-00000002.pt"));
 }
 

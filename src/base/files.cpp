@@ -196,14 +196,15 @@ FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
-std::vector<std::string> remove_stale_temporaries(const std::string& directory, const std::string& stem, bool any_pid) {
+std::vector<std::string> remove_stale_temporaries(const std::string& directory,
+                                                  const std::function<bool(const std::string&)>& is_ours,
+                                                  bool any_pid) {
   std::vector<std::string> removed;
   if (!is_directory(directory.empty() ? "." : directory)) return removed;
   for (const auto& name : list_directory(directory.empty() ? "." : directory)) {
-    if (name.rfind(stem, 0) != 0) continue;
     for (const char* marker : {".tmp-", ".old-"}) {
       const auto at = name.rfind(marker);
-      if (at == std::string::npos || at == 0 || (!stem.empty() && at != stem.size())) continue;
+      if (at == std::string::npos || at == 0 || !is_ours(name.substr(0, at))) continue;
       const std::string digits = name.substr(at + 5);
       if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
       const auto pid = static_cast<pid_t>(std::stoll(digits));

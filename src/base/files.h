@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,10 +57,11 @@ class FileLock {
 
 // Removes what an interrupted aios process left in `directory`: entries named `<stem>.tmp-<pid>`
 // or `<stem>.old-<pid>` (the temporary names of write_file_atomically, StagedDirectory and
-// checkpoint writes), for the given stem (empty: any), when process <pid> is no longer running on
-// this host, or whatever the pid when `any_pid` (the caller holds a lock that no live writer can).
-// Returns the names removed.
-std::vector<std::string> remove_stale_temporaries(const std::string& directory, const std::string& stem, bool any_pid);
+// checkpoint writes) whose stem `is_ours` accepts (a name aios writes there), when process <pid> is
+// no longer running on this host, or whatever the pid when `any_pid` (the caller holds a lock that
+// no live writer can). Returns the names removed.
+std::vector<std::string> remove_stale_temporaries(const std::string& directory,
+                                                  const std::function<bool(const std::string&)>& is_ours, bool any_pid);
 
 // Why files cannot be created in `directory` (it is missing, not a directory, or refuses a probe
 // file this process creates and removes), or "" when they can.

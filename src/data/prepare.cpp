@@ -187,8 +187,9 @@ PrepareResult prepare_shards(const PrepareOptions& options,
   }
   check_output_path(options, inputs);
   // What a killed prepare of this output left beside it (its staging folder), removed now.
-  for (const auto& name : remove_stale_temporaries(parent_path(options.output), file_name(options.output),
-                                                   /*any_pid=*/false)) {
+  const std::string output_name = file_name(options.output);
+  const auto is_output = [&](const std::string& stem) { return stem == output_name; };
+  for (const auto& name : remove_stale_temporaries(parent_path(options.output), is_output, /*any_pid=*/false)) {
     std::fprintf(stderr, "aios prepare: removed %s, left by an interrupted prepare\n",
                  join_path(parent_path(options.output), name).c_str());
   }

@@ -116,13 +116,20 @@ __global__ void __launch_bounds__(kThreads)
 
 // As many warps as the GPU holds at once for this kernel (its register use decides): each takes
 // an equal share of the rows, and every warp's partial sums are added at the end.
+// Asked of the driver once per device and kernel, not on every backward.
 template <int K, typename Grad>
 int backward_warps() {
-  int device = 0, sms = 0, blocks_per_sm = 0;
+  constexpr int kDevices = 64;
+  static int warps_of_device[kDevices] = {};
+  int device = 0;
   cudaGetDevice(&device);
+  if (device >= 0 && device < kDevices && warps_of_device[device] > 0) return warps_of_device[device];
+  int sms = 0, blocks_per_sm = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layer_norm_backward_kernel<K, Grad>, kThreads, 0);
-  return sms * (blocks_per_sm > 0 ? blocks_per_sm : 1) * kWarps;
+  const int warps = sms * (blocks_per_sm > 0 ? blocks_per_sm : 1) * kWarps;
+  if (device >= 0 && device < kDevices) warps_of_device[device] = warps;
+  return warps;
 }
 
 // The same for a grad type known at run time.

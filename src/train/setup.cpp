@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <regex>
 
 #include "base/error.h"
 #include "base/files.h"
@@ -224,7 +225,10 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   if (lead) {
     out_dir_lock.emplace(join_path(out_dir, ".lock"), "--out-dir " + out_dir);
     // With the lock held no other run writes here: any temporary file is an interrupted write's.
-    for (const auto& name : remove_stale_temporaries(out_dir, "", /*any_pid=*/true)) {
+    // Only names a checkpoint write uses: ckpt-N.pt, its shards and checksums, and latest.
+    static const std::regex checkpoint_file(R"(ckpt-\d{8}(\.optimizer-rank-\d{5}-of-\d{5})?\.pt(\.crc32)?|latest)");
+    const auto is_checkpoint_file = [](const std::string& stem) { return std::regex_match(stem, checkpoint_file); };
+    for (const auto& name : remove_stale_temporaries(out_dir, is_checkpoint_file, /*any_pid=*/true)) {
       std::fprintf(stderr, "aios train: removed %s, left by an interrupted checkpoint write\n",
                    join_path(out_dir, name).c_str());
     }
