@@ -1,4 +1,4 @@
-// The `aios` command line: subcommands prepare, train and inspect, built with CLI11.
+// The `aios` command line: subcommands prepare, train, inspect and tokenize, built with CLI11.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -18,6 +18,7 @@ using CommandAction = std::function<int()>;  // returns the process's exit statu
 CommandAction add_prepare_command(CLI::App& app);
 CommandAction add_train_command(CLI::App& app);
 CommandAction add_inspect_command(CLI::App& app);
+CommandAction add_tokenize_command(CLI::App& app);
 
 // Lets a subcommand read its options from a TOML file (--config FILE). After parsing,
 // apply_config_file sets every option the command line did not give from the file (validators

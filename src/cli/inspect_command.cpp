@@ -24,9 +24,12 @@ std::string preview(const ShardFileReader& reader, const std::string& set_direct
   std::unique_ptr<Tokenizer> tokenizer;
   if (a.tokenizer_kind == "byte") {
     tokenizer = make_byte_tokenizer();
-  } else if (a.tokenizer_kind == "sentencepiece" && sentencepiece_available() &&
-             path_exists(join_path(set_directory, "tokenizer.model"))) {
-    tokenizer = load_tokenizer(join_path(set_directory, "tokenizer.model"));
+  } else if (a.tokenizer_kind != "llmc-import") {
+    try {
+      tokenizer = load_tokenizer(set_directory);  // the copy prepare put beside the shards
+    } catch (const Error&) {
+      // Without its files (or this build's support for them) the preview shows ids.
+    }
   }
   count = std::min(count, reader.size());
   std::vector<std::uint32_t> ids(static_cast<std::size_t>(count));

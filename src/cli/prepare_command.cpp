@@ -45,8 +45,12 @@ CommandAction add_prepare_command(CLI::App& app) {
       ->required();
   cmd->add_option("-o,--output", options->output,
                   "Shard set directory to create (default: shards/<first input's name>)");
-  cmd->add_option("--tokenizer", options->tokenizer, "'byte' (built in, vocab 256) or a SentencePiece .model file")
+  cmd->add_option("--tokenizer", options->tokenizer,
+                  "'byte' (built in, vocab 256); a tokenizer directory (a Hugging Face model's: tokenizer.json, or "
+                  "vocab.json + merges.txt; a .tiktoken file; a SentencePiece tokenizer.model) or one of those files")
       ->capture_default_str();
+  cmd->add_option("--threads", options->threads, "Encoding threads (default: every usable core)")
+      ->check(CLI::Range(1, 4096));
   cmd->add_option("--train-tokenizer", options->train_tokenizer_vocab,
                   "Train a SentencePiece BPE tokenizer of this vocabulary size on the inputs and use it")
       ->check(CLI::Range(std::int64_t{300}, std::int64_t{1'000'000}));

@@ -22,6 +22,8 @@ class ByteTokenizer final : public Tokenizer {
                    [](char c) { return static_cast<std::uint32_t>(static_cast<unsigned char>(c)); });
   }
 
+  std::size_t split_point(std::string_view text) const override { return text.size(); }
+
   std::string decode(std::span<const std::uint32_t> ids) const override {
     std::string text(ids.size(), '\0');
     for (std::size_t i = 0; i < ids.size(); ++i) {

@@ -44,7 +44,8 @@ json manifest_to_json(const Manifest& m) {
                     {"hash", m.tokenizer.hash},
                     {"vocab_size", m.tokenizer.vocab_size},
                     {"end_of_text_id", m.tokenizer.end_of_text_id ? json(*m.tokenizer.end_of_text_id) : json(nullptr)},
-                    {"model_file", m.tokenizer.model_file}};
+                    {"model_file", m.tokenizer.model_file},
+                    {"files", m.tokenizer.files}};
   return {{"format", "aios-shards"},
           {"format_version", kManifestFormatVersion},
           {"name", m.name},
@@ -98,6 +99,8 @@ Manifest manifest_from_json(const json& j, const std::string& where) {
     if (!field<json>(t, "end_of_text_id", "tokenizer.end_of_text_id", where).is_null())
       m.tokenizer.end_of_text_id = field<std::uint32_t>(t, "end_of_text_id", "tokenizer.end_of_text_id", where);
     m.tokenizer.model_file = t.value("model_file", "");
+    m.tokenizer.files = t.value("files", std::vector<std::string>{});
+    if (m.tokenizer.files.empty() && !m.tokenizer.model_file.empty()) m.tokenizer.files = {m.tokenizer.model_file};
     m.dtype = token_dtype_from_string(field<std::string>(j, "dtype", "dtype", where), where + ": dtype");
     m.shard_tokens = field<std::int64_t>(j, "shard_tokens", "shard_tokens", where);
     m.val_fraction = field<double>(j, "val_fraction", "val_fraction", where);

@@ -24,11 +24,12 @@ struct ShardRecord {
 };
 
 struct TokenizerRecord {
-  std::string kind;  // "byte", "sentencepiece", "llmc-import"
+  std::string kind;  // "byte", "bpe", "sentencepiece", "llmc-import"
   std::string hash;
   std::int64_t vocab_size = 0;
   std::optional<std::uint32_t> end_of_text_id;
-  std::string model_file;  // SentencePiece model copied into the set; empty otherwise
+  std::string model_file;          // the tokenizer's entry file, copied into the set; empty for "byte"
+  std::vector<std::string> files;  // every tokenizer file copied into the set (model_file first)
 };
 
 struct Manifest {

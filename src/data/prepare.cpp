@@ -9,6 +9,7 @@
 #include "base/files.h"
 #include "data/llmc_import.h"
 #include "data/manifest.h"
+#include "data/parallel_encode.h"
 #include "data/shard_writer.h"
 #include "data/text_source.h"
 #include "data/tokenizer.h"
@@ -64,7 +65,9 @@ void check_output_path(const PrepareOptions& o, const std::vector<InputFile>& in
                 "another --output path (aios deletes only what it wrote)");
   }
   std::set<std::string> listed = {"manifest.json"};
-  for (const auto& shard : read_manifest(manifest_path).shards) listed.insert(shard.file);
+  const Manifest existing = read_manifest(manifest_path);
+  for (const auto& shard : existing.shards) listed.insert(shard.file);
+  listed.insert(existing.tokenizer.files.begin(), existing.tokenizer.files.end());
   for (const auto& name : list_directory(o.output)) {
     if (listed.count(name) == 0) {
       throw Error(join_path(o.output, name), "is not part of the shard set that --overwrite would replace",
@@ -108,36 +111,53 @@ class Progress {
   PrepareProgress state_;
 };
 
+// Encoding runs on `threads` cores over text gathered from consecutive blocks; what follows the
+// last split point waits for the next block, so that ids never depend on where blocks were cut.
+// Without a split point in 64 MiB (one endless line) the text is encoded as it stands.
 void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokenizer, const std::string& documents,
-                   ShardSetWriter& writer, Progress& progress) {
+                   int threads, ShardSetWriter& writer, Progress& progress) {
   const auto eot = tokenizer.end_of_text_id();
+  const std::size_t gather_bytes = std::max<std::size_t>(kTextBlockBytes, static_cast<std::size_t>(threads) << 20);
+  constexpr std::size_t kLongestWait = std::size_t{64} << 20;
   std::vector<std::uint32_t> ids;
+  std::vector<std::size_t> lengths;
   auto end_document = [&] {
     if (eot) writer.append(std::span<const std::uint32_t>(&*eot, 1));
   };
   for (const auto& input : inputs) {
-    if (documents == "file") writer.begin_document();
-    read_text_blocks(input.path, kTextBlockBytes, [&](std::string_view block) {
+    std::string pending;
+    std::int64_t pending_read = 0;  // bytes read but not yet reported
+    const auto encode_pending = [&](bool final) {
       ids.clear();
       if (documents == "file") {
-        tokenizer.encode(block, ids);
+        std::size_t used = encode_in_parallel(tokenizer, pending, final, threads, ids);
+        if (used == 0 && pending.size() > kLongestWait)
+          used = encode_in_parallel(tokenizer, pending, true, threads, ids);
         writer.append(ids);
+        pending.erase(0, used);
       } else {
-        for (std::size_t start = 0; start < block.size();) {
-          std::size_t end = block.find('\n', start);
-          end = end == std::string_view::npos ? block.size() : end + 1;
-          const std::string_view line = block.substr(start, end - start);
-          start = end;
-          if (line == "\n" || line == "\r\n") continue;
-          ids.clear();
-          tokenizer.encode(line, ids);
+        lengths.clear();
+        encode_lines_in_parallel(tokenizer, pending, threads, ids, lengths);
+        std::size_t offset = 0;
+        for (const std::size_t length : lengths) {
           writer.begin_document();
-          writer.append(ids);
+          writer.append(std::span<const std::uint32_t>(ids).subspan(offset, length));
           end_document();
+          offset += length;
         }
+        pending.clear();
       }
-      progress.advance(static_cast<std::int64_t>(block.size()), writer.tokens_appended());
+      progress.advance(pending_read, writer.tokens_appended());
+      pending_read = 0;
+    };
+    if (documents == "file") writer.begin_document();
+    // Blocks end after a newline, so line mode never cuts a line.
+    read_text_blocks(input.path, kTextBlockBytes, [&](std::string_view block) {
+      pending.append(block);
+      pending_read += static_cast<std::int64_t>(block.size());
+      if (pending.size() >= gather_bytes) encode_pending(false);
     });
+    encode_pending(true);
     if (documents == "file") end_document();
   }
 }
@@ -224,17 +244,20 @@ PrepareResult prepare_shards(const PrepareOptions& options,
       for (const auto& input : inputs) paths.push_back(input.path);
       model_path = train_sentencepiece(paths, options.train_tokenizer_vocab, join_path(staging.path(), "tokenizer"));
       remove_tree(join_path(staging.path(), "tokenizer.vocab"));
-    } else if (model_path != "byte") {
-      tokenizer = load_tokenizer(model_path);  // validates before the copy
-      copy_file(model_path, join_path(staging.path(), "tokenizer.model"));
     }
-    if (!tokenizer) tokenizer = load_tokenizer(model_path);
+    tokenizer = load_tokenizer(model_path);
+    // The tokenizer's files travel with the shards: the set alone decodes its ids.
+    for (const auto& file : tokenizer->files()) {
+      const std::string copy = join_path(staging.path(), file.name);
+      if (canonical_path(file.path) != canonical_path(copy)) copy_file(file.path, copy);
+    }
     manifest.tokenizer.kind = tokenizer->kind();
     manifest.tokenizer.hash = tokenizer->hash();
     manifest.tokenizer.vocab_size = tokenizer->vocab_size();
     manifest.tokenizer.end_of_text_id = tokenizer->end_of_text_id();
-    if (tokenizer->kind() == "sentencepiece") {
-      manifest.tokenizer.model_file = "tokenizer.model";
+    if (const auto files = tokenizer->files(); !files.empty()) {
+      manifest.tokenizer.model_file = files.front().name;
+      for (const auto& file : files) manifest.tokenizer.files.push_back(file.name);
       estimated_tokens = input_bytes / 4;
     }
   }
@@ -259,7 +282,8 @@ PrepareResult prepare_shards(const PrepareOptions& options,
   if (tokens_input) {
     import_llmc(inputs, llmc_delimiter, manifest.tokenizer.vocab_size, writer, progress);
   } else {
-    tokenize_text(inputs, *tokenizer, options.documents, writer, progress);
+    const int threads = options.threads > 0 ? options.threads : usable_cores();
+    tokenize_text(inputs, *tokenizer, options.documents, threads, writer, progress);
   }
   manifest.shards = writer.finish();
   if (manifest.tokens("train") + manifest.tokens("val") == 0) {

@@ -15,7 +15,7 @@ namespace aios {
 struct PrepareOptions {
   std::vector<std::string> inputs;         // text files, directories, or llm.c .bin files
   std::string output;                      // shard set directory
-  std::string tokenizer = "byte";          // "byte" or a SentencePiece .model path
+  std::string tokenizer = "byte";          // "byte", a tokenizer file or directory (load_tokenizer)
   std::int64_t train_tokenizer_vocab = 0;  // > 0: train a SentencePiece BPE model of this size
   std::int64_t shard_tokens = 100'000'000;
   double val_fraction = 0.005;
@@ -26,6 +26,7 @@ struct PrepareOptions {
   std::int64_t end_of_text_id = -1;           // llm.c import: -1 = from the file's magic
   bool overwrite = false;
   bool binary_ok = false;  // tokenize files that do not look like text (their bytes) instead of refusing them
+  int threads = 0;         // encoding threads; 0: every usable core
 };
 
 struct PrepareProgress {

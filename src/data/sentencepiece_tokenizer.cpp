@@ -13,7 +13,7 @@ namespace {
 
 class SentencePieceTokenizer final : public Tokenizer {
  public:
-  explicit SentencePieceTokenizer(const std::string& path) : hash_(crc32_of_file(path)) {
+  explicit SentencePieceTokenizer(const std::string& path) : path_(path), hash_(crc32_of_file(path)) {
     const auto status = processor_.Load(path);
     if (!status.ok()) {
       throw Error(path, "is not a SentencePiece model (" + status.ToString() + ")",
@@ -23,6 +23,7 @@ class SentencePieceTokenizer final : public Tokenizer {
   }
 
   std::string kind() const override { return "sentencepiece"; }
+  std::vector<File> files() const override { return {{path_, "tokenizer.model"}}; }
   std::string hash() const override { return hash_; }
   std::int64_t vocab_size() const override { return processor_.GetPieceSize(); }
   std::optional<std::uint32_t> end_of_text_id() const override {
@@ -48,6 +49,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
  private:
   sentencepiece::SentencePieceProcessor processor_;
+  std::string path_;
   std::string hash_;
 };
 
