@@ -3,11 +3,13 @@
 // in tests/reference/check_bpe_tokenizers.py.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "base/error.h"
 #include "data/bpe_files.h"
+#include "data/bpe_tokenizer.h"
 #include "data/parallel_encode.h"
 #include "data/prepare.h"
 #include "data/pretokenizer.h"
@@ -54,12 +56,24 @@ TEST(BpeTokenizer, IdsEqualHuggingFaceTokenizersFromTokenizerJsonAndFromVocabAnd
   EXPECT_NE(load_tokenizer(kFixture)->hash(), make_byte_tokenizer()->hash());
 }
 
+// llm.c's GPT-2 token files have no tokenizer file to hash: prepare records this constant for them,
+// so it must be what GPT-2's own ranks hash to (scripts/fetch_reference_tokenizers.sh fetches them).
+TEST(BpeTokenizer, Gpt2RanksHashToTheIdentityRecordedForLlmcGpt2Files) {
+  const char* env = std::getenv("AIOS_REFERENCE_TOKENIZERS");
+  const std::string dir = env ? env : std::string(std::getenv("HOME")) + "/.cache/aios/reference-tokenizers";
+  const auto tokenizer = load_tokenizer(dir + "/gpt2.tiktoken");
+  EXPECT_EQ(tokenizer->hash(), kGpt2TokenizerHash);
+  EXPECT_EQ(tokenizer->vocab_size(), 50257);
+  EXPECT_EQ(tokenizer->end_of_text_id(), 50256u);
+}
+
 TEST(BpeTokenizer, RoundTripsAnyBytesIncludingInvalidUtf8) {
   const auto tokenizer = load_tokenizer(kFixture + "/tokenizer.json");
   std::mt19937 rng(5);
   for (int trial = 0; trial < 20; ++trial) {
     std::string bytes(1 + rng() % 2000, '\0');
-    for (auto& b : bytes) b = static_cast<char>(trial % 2 ? rng() % 256 : "ab \n\xc3\xa9\xe6\x97\xa5\xff\x80"[rng() % 11]);
+    for (auto& b : bytes)
+      b = static_cast<char>(trial % 2 ? rng() % 256 : "ab \n\xc3\xa9\xe6\x97\xa5\xff\x80"[rng() % 11]);
     EXPECT_EQ(tokenizer->decode(encode(*tokenizer, bytes)), bytes);
   }
 }

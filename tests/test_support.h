@@ -2,9 +2,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -105,6 +108,23 @@ inline std::string error_of(const std::function<void()>& action) {
     return e.what();
   }
   return "";
+}
+
+struct Run {
+  int status = -1;
+  std::string output;  // stdout and stderr together
+};
+
+// Runs the built `aios` binary with `args` (a shell command line's arguments), as a user would.
+inline Run run_aios(const std::string& args) {
+  Run run;
+  const std::string command = std::string(AIOS_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) run.output.append(buffer.data(), n);
+  const int raw = ::pclose(pipe);
+  run.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+  return run;
 }
 
 }  // namespace aios::testing

@@ -265,14 +265,16 @@ TEST_F(TrainerTest, WeightsWithANaNAreNeverCheckpointed) {
   TrainProgress progress;
   progress.step = 7;
   const std::string out = dir_ / "nan-weights";
-  EXPECT_NO_THROW(save_checkpoint(out, *model, *optimizer, scaler, progress, c.describe(), *comm, false));
+  EXPECT_NO_THROW(
+      save_checkpoint(out, *model, *optimizer, scaler, progress, CheckpointMetadata{.model = c}, *comm, false));
   {
     torch::NoGradGuard no_grad;
     model->parameters()[3].view({-1})[0] = std::nan("");
   }
   progress.step = 8;
-  const std::string message = testing::error_of(
-      [&] { save_checkpoint(out, *model, *optimizer, scaler, progress, c.describe(), *comm, false); });
+  const std::string message = testing::error_of([&] {
+    save_checkpoint(out, *model, *optimizer, scaler, progress, CheckpointMetadata{.model = c}, *comm, false);
+  });
   EXPECT_EQ(message.rfind("step 8: the weights hold inf or NaN values", 0), 0u) << message;
   EXPECT_FALSE(path_exists(out + "/ckpt-00000008.pt"));
   EXPECT_EQ(testing::read_file(out + "/latest"), "ckpt-00000007.pt\n");

@@ -159,10 +159,11 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag(
       "--version", [] { return version_report(); }, "Print versions of aios and its libraries");
-  const std::map<std::string, CommandAction> actions = {{"prepare", add_prepare_command(app)},
-                                                        {"train", add_train_command(app)},
-                                                        {"inspect", add_inspect_command(app)},
-                                                        {"tokenize", add_tokenize_command(app)}};
+  const std::map<std::string, CommandAction> actions = {
+      {"prepare", add_prepare_command(app)}, {"train", add_train_command(app)},
+      {"inspect", add_inspect_command(app)}, {"tokenize", add_tokenize_command(app)},
+      {"sample", add_sample_command(app)},   {"eval", add_eval_command(app)},
+      {"export", add_export_command(app)}};
 
   try {
     // Parse everything first: CLI11 checks unknown config keys only after subcommand callbacks.

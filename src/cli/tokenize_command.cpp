@@ -19,7 +19,7 @@ namespace {
 
 struct TokenizeOptions {
   std::string tokenizer = "byte";
-  std::string input;   // a file; "" with --text
+  std::string input;  // a file; "" with --text
   std::string text;
   std::string output;  // "" prints
   bool decode = false;
@@ -104,8 +104,9 @@ int run_tokenize(const TokenizeOptions& o) {
     }
     write_output(o.output, bytes);
   }
-  std::fprintf(stderr, "aios tokenize: %zu bytes -> %zu tokens (%s, vocab %lld) in %.3f s (%.1f MB/s)\n", text.size(),
-               ids.size(), tokenizer->kind().c_str(), static_cast<long long>(tokenizer->vocab_size()), seconds,
+  std::fprintf(stderr, "aios tokenize: %zu bytes -> %zu tokens (tokenizer %s:%s, vocab %lld) in %.3f s (%.1f MB/s)\n",
+               text.size(), ids.size(), tokenizer->kind().c_str(), tokenizer->hash().c_str(),
+               static_cast<long long>(tokenizer->vocab_size()), seconds,
                seconds > 0 ? text.size() / 1e6 / seconds : 0.0);
   return 0;
 }
@@ -123,8 +124,7 @@ CommandAction add_tokenize_command(CLI::App& app) {
   cmd->add_option("--text", o->text, "Text to encode instead of a file (with --decode: ids separated by spaces)");
   cmd->add_option("-o,--output", o->output, "Write little-endian uint32 ids (with --decode: the text) to this file");
   cmd->add_flag("--decode", o->decode, "Decode ids to text");
-  cmd->add_option("--threads", o->threads, "Encoding threads (default: every usable core)")
-      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--threads", o->threads, "Encoding threads (default: every usable core)")->check(CLI::Range(1, 4096));
   return [o] { return run_tokenize(*o); };
 }
 

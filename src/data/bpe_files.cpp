@@ -12,7 +12,8 @@
 namespace aios {
 namespace {
 
-constexpr const char* kAccepted = "a byte-level BPE tokenizer: tokenizer.json, vocab.json + merges.txt, or a .tiktoken file";
+constexpr const char* kAccepted =
+    "a byte-level BPE tokenizer: tokenizer.json, vocab.json + merges.txt, or a .tiktoken file";
 
 // GPT-2's byte-level alphabet: every byte is written as one printable code point, so that vocab
 // and merges files hold no control characters or spaces. Printable Latin-1 bytes stand for
@@ -135,12 +136,13 @@ std::string oniguruma_intervals_for_pcre(const std::string& pattern, const std::
     }
     if (pattern[i] == '{') {
       const auto close = pattern.find('}', i);
-      const bool numeric = close != std::string::npos && close > i + 1 &&
-                           pattern.find_first_not_of("0123456789,", i + 1) == close;
+      const bool numeric =
+          close != std::string::npos && close > i + 1 && pattern.find_first_not_of("0123456789,", i + 1) == close;
       if (numeric && close + 1 < pattern.size() && pattern[close + 1] == '+') {
         if (pattern.compare(i, 3, "{1,") != 0 && pattern.compare(i, 3, "{1}") != 0) {
-          throw Error(path, "has a split pattern with " + pattern.substr(i, close + 2 - i) +
-                                ", which Oniguruma reads as a repeated interval that aios does not rewrite",
+          throw Error(path,
+                      "has a split pattern with " + pattern.substr(i, close + 2 - i) +
+                          ", which Oniguruma reads as a repeated interval that aios does not rewrite",
                       "intervals starting at 1 before a '+', or without the '+'");
         }
         out += "{1,}";
@@ -197,8 +199,8 @@ BpeModel read_hf_tokenizer_json(const std::string& path) {
   }
   if (json.contains("normalizer") && !json["normalizer"].is_null()) {
     const auto& normalizer = json["normalizer"];
-    const bool empty_sequence = string_field(normalizer, "type") == "Sequence" &&
-                                normalizer.contains("normalizers") && normalizer["normalizers"].empty();
+    const bool empty_sequence = string_field(normalizer, "type") == "Sequence" && normalizer.contains("normalizers") &&
+                                normalizer["normalizers"].empty();
     if (!empty_sequence) {
       throw Error(path, "has a normalizer (" + normalizer.dump().substr(0, 80) + "), which aios does not apply",
                   "normalizer: null");
@@ -217,7 +219,8 @@ BpeModel read_hf_tokenizer_json(const std::string& path) {
     if (merge.is_string()) {
       const std::string text = merge.get<std::string>();
       const auto space = text.find(' ');
-      if (space == std::string::npos) throw Error(path, "has a merge without a space: '" + text + "'", "\"left right\"");
+      if (space == std::string::npos)
+        throw Error(path, "has a merge without a space: '" + text + "'", "\"left right\"");
       add_merge(std::string_view(text).substr(0, space), std::string_view(text).substr(space + 1), rank, path, ids,
                 model);
     } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
@@ -395,7 +398,8 @@ std::optional<BpeModel> read_bpe_directory(const std::string& directory) {
     if (file_extension(name) == ".tiktoken") ranks.push_back(join_path(directory, name));
   }
   if (ranks.size() > 1) {
-    throw Error(directory, "holds " + std::to_string(ranks.size()) + " .tiktoken files", "one, or name the file itself");
+    throw Error(directory, "holds " + std::to_string(ranks.size()) + " .tiktoken files",
+                "one, or name the file itself");
   }
   if (ranks.size() == 1) return read_tiktoken_ranks(ranks.front());
   return std::nullopt;

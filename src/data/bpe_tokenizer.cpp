@@ -221,6 +221,8 @@ class BpeTokenizer final : public Tokenizer {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeModel model) { return std::make_unique<BpeTokenizer>(std::move(model)); }
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(BpeModel model) {
+  return std::make_unique<BpeTokenizer>(std::move(model));
+}
 
 }  // namespace aios

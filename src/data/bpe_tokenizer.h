@@ -34,9 +34,14 @@ struct BpeModel {
   // (tiktoken always; Hugging Face with "ignore_merges").
   bool whole_piece_first = false;
   std::optional<std::uint32_t> end_of_text_id;
-  std::string format;              // "tokenizer.json", "vocab.json+merges.txt" or "tiktoken"
+  std::string format;                  // "tokenizer.json", "vocab.json+merges.txt" or "tiktoken"
   std::vector<Tokenizer::File> files;  // the files it was read from, entry point first
 };
+
+// The identity (Tokenizer::hash) of GPT-2's tokenizer, in any of its forms: Hugging Face's
+// tokenizer.json or vocab.json + merges.txt, tiktoken's r50k_base/gpt2 ranks, and llm.c's GPT-2
+// token files, which carry no tokenizer file to hash.
+inline constexpr const char* kGpt2TokenizerHash = "d68ee04bb5e3a18c";
 
 inline std::uint64_t bpe_pair_key(std::uint32_t left, std::uint32_t right) {
   return (static_cast<std::uint64_t>(left) << 32) | right;

@@ -60,9 +60,8 @@ std::size_t encode_in_parallel(const Tokenizer& tokenizer, std::string_view text
   }
   cuts.push_back(end);
   std::vector<std::vector<std::uint32_t>> part_ids(cuts.size() - 1);
-  run_parts(part_ids.size(), [&](std::size_t i) {
-    tokenizer.encode(text.substr(cuts[i], cuts[i + 1] - cuts[i]), part_ids[i]);
-  });
+  run_parts(part_ids.size(),
+            [&](std::size_t i) { tokenizer.encode(text.substr(cuts[i], cuts[i + 1] - cuts[i]), part_ids[i]); });
   for (const auto& part : part_ids) ids.insert(ids.end(), part.begin(), part.end());
   return end;
 }

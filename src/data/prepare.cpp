@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "data/bpe_tokenizer.h"
 #include "data/llmc_import.h"
 #include "data/manifest.h"
 #include "data/parallel_encode.h"
@@ -230,7 +231,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     }
     const auto header = read_llmc_header(inputs.front().path);
     manifest.tokenizer.kind = "llmc-import";
-    manifest.tokenizer.hash = header.magic == kLlmcGpt2Magic ? "gpt2-bpe" : "llama3-tiktoken";
+    manifest.tokenizer.hash = header.magic == kLlmcGpt2Magic ? kGpt2TokenizerHash : "llama3-tiktoken";
     manifest.tokenizer.vocab_size = options.vocab_size > 0 ? options.vocab_size : header.default_vocab_size;
     llmc_delimiter =
         options.end_of_text_id >= 0 ? static_cast<std::uint32_t>(options.end_of_text_id) : header.default_end_of_text;

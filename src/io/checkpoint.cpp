@@ -130,7 +130,7 @@ std::string resolve_checkpoint_path(const std::string& path, const std::string& 
 
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
-                            const std::string& model_signature, Comm& comm, bool sharded_optimizer) {
+                            const CheckpointMetadata& metadata, Comm& comm, bool sharded_optimizer) {
   const std::string final_path = join_path(run_directory, checkpoint_name(progress.step));
   // Weights holding inf or NaN are never saved: `latest` would name them and every resume would
   // fail. Every rank holds the full weights (after the ZeRO all-gather), so all decide alike.
@@ -157,7 +157,8 @@ std::string save_checkpoint(const std::string& run_directory, const torch::nn::M
   if (comm.rank() == 0) {
     torch::serialize::OutputArchive archive, model_archive, optimizer_archive, scaler_archive;
     archive.write("format", c10::IValue(kCheckpointFormat));
-    archive.write("model_signature", c10::IValue(model_signature));
+    archive.write("model_signature", c10::IValue(metadata.model.describe()));
+    write_metadata(archive, metadata);
     archive.write("step", c10::IValue(progress.step));
     archive.write("data_cursor", c10::IValue(static_cast<std::int64_t>(progress.data_cursor)));
     archive.write("tokens_seen", c10::IValue(progress.tokens_seen));
@@ -262,8 +263,9 @@ std::vector<std::string> prune_checkpoints(const std::string& run_directory, std
 }
 
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,
-                              Optimizer& optimizer, LossScaler& scaler, const std::string& model_signature,
+                              Optimizer& optimizer, LossScaler& scaler, const CheckpointMetadata& expected,
                               const torch::Device& device, Comm& comm, bool sharded_optimizer) {
+  const std::string model_signature = expected.model.describe();
   const std::string resolved = resolve_checkpoint_path(path, run_directory);
   torch::serialize::InputArchive archive;
   load_archive(archive, resolved, device);
@@ -280,6 +282,23 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
                 "the same --model and shape options as the run that wrote it");
   }
   TrainProgress progress;
+  if (const auto saved = read_metadata(archive, resolved)) {
+    const TokenizerRecord &was = saved->tokenizer, &now = expected.tokenizer;
+    if (!was.hash.empty() && !now.hash.empty() && (was.kind != now.kind || was.hash != now.hash)) {
+      throw Error(resolved,
+                  "was trained on ids of tokenizer " + was.kind + ":" + was.hash + " (dataset " + saved->dataset +
+                      "), but this run's dataset " + expected.dataset + " holds ids of " + now.kind + ":" + now.hash,
+                  "a dataset prepared with the same tokenizer (aios prepare --tokenizer), or a new --out-dir");
+    }
+    if (canonical_path(saved->dataset) != canonical_path(expected.dataset)) {
+      progress.data_change = "another dataset (" + saved->dataset + " before, " + expected.dataset + " now)";
+    }
+    if (saved->window != expected.window) {
+      progress.data_change += std::string(progress.data_change.empty() ? "" : " and ") + "another window (" +
+                              std::to_string(saved->window) + " tokens before, " + std::to_string(expected.window) +
+                              " now)";
+    }
+  }
   archive.read("step", value);
   progress.step = value.toInt();
   archive.read("data_cursor", value);
@@ -334,6 +353,30 @@ TrainProgress load_checkpoint(const std::string& path, const std::string& run_di
   set_rng_state(at::Device(at::kCPU), state.cpu());
   if (device.is_cuda() && archive.try_read("rng_cuda", state)) set_rng_state(device, state.cpu());
   return progress;
+}
+
+InferenceCheckpoint open_checkpoint_for_inference(const std::string& path) {
+  InferenceCheckpoint checkpoint;
+  if (is_directory(path) && !is_regular_file(join_path(path, "latest"))) {
+    throw Error(path, "is a directory without a `latest` checkpoint", "a run directory of aios train, or a ckpt-*.pt");
+  }
+  checkpoint.path = is_directory(path) ? resolve_checkpoint_path("latest", path) : path;
+  if (!is_regular_file(checkpoint.path)) {
+    throw Error(checkpoint.path, "does not exist",
+                "a checkpoint file (ckpt-NNNNNNNN.pt) or a run directory whose `latest` names one");
+  }
+  torch::serialize::InputArchive archive;
+  load_archive(archive, checkpoint.path, at::kCPU);
+  c10::IValue value;
+  if (!archive.try_read("format", value) || !value.isInt() || value.toInt() != kCheckpointFormat) {
+    throw Error(checkpoint.path, "is not an aios checkpoint of format " + std::to_string(kCheckpointFormat),
+                "a ckpt-NNNNNNNN.pt written by aios train");
+  }
+  archive.read("step", value);
+  checkpoint.step = value.toInt();
+  checkpoint.metadata = read_metadata(archive, checkpoint.path);
+  archive.read("model", checkpoint.weights);
+  return checkpoint;
 }
 
 }  // namespace aios

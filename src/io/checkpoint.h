@@ -11,10 +11,12 @@
 #include <torch/nn/module.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "distributed/comm.h"
+#include "io/checkpoint_metadata.h"
 #include "optim/loss_scaler.h"
 #include "optim/optimizer.h"
 
@@ -24,13 +26,17 @@ struct TrainProgress {
   std::int64_t step = 0;          // optimizer steps completed
   std::uint64_t data_cursor = 0;  // ShardDataset::cursor()
   std::int64_t tokens_seen = 0;
+  // After a resume: what differs from the run that wrote the checkpoint (another dataset or
+  // window), in words for the log; "" when nothing does.
+  std::string data_change;
 };
 
-// `model_signature` identifies the model shape (GptConfig::describe()); loading into another
-// shape is refused with both descriptions. Returns the path written.
+// `metadata` goes into the checkpoint: the model's shape (loading into another shape is refused
+// with both descriptions), the tokenizer and its files, the dataset and window. Returns the path
+// written.
 std::string save_checkpoint(const std::string& run_directory, const torch::nn::Module& model,
                             const Optimizer& optimizer, const LossScaler& scaler, const TrainProgress& progress,
-                            const std::string& model_signature, Comm& comm, bool sharded_optimizer);
+                            const CheckpointMetadata& metadata, Comm& comm, bool sharded_optimizer);
 
 // Every file of the checkpoint whose main file is `main_path` (itself and its optimizer shards).
 std::vector<std::string> checkpoint_files(const std::string& main_path);
@@ -48,10 +54,22 @@ std::vector<std::string> prune_checkpoints(const std::string& run_directory, std
                                            std::int64_t keep_every);
 
 // `path` may be "latest" (resolved in run_directory). Restores model, optimizer, loss scale and
-// RNG states. An optimizer of another kind (8-bit vs fp32) is refused with both names.
+// RNG states. Refused, naming both: another model shape (`expected.model`), an optimizer of
+// another kind (8-bit vs fp32), a dataset of another tokenizer.
 TrainProgress load_checkpoint(const std::string& path, const std::string& run_directory, torch::nn::Module& model,
-                              Optimizer& optimizer, LossScaler& scaler, const std::string& model_signature,
+                              Optimizer& optimizer, LossScaler& scaler, const CheckpointMetadata& expected,
                               const torch::Device& device, Comm& comm, bool sharded_optimizer);
+
+// A checkpoint opened to use its model (sample, eval, export), read on the CPU: its metadata and
+// the model's archive (module.load(weights) fills a model built from metadata->model).
+struct InferenceCheckpoint {
+  std::string path;
+  std::int64_t step = 0;
+  std::optional<CheckpointMetadata> metadata;  // none in checkpoints written before aios recorded it
+  torch::serialize::InputArchive weights;
+};
+// `path`: a checkpoint file, or a run directory (its `latest`).
+InferenceCheckpoint open_checkpoint_for_inference(const std::string& path);
 
 std::string resolve_checkpoint_path(const std::string& path, const std::string& run_directory);
 

@@ -74,7 +74,7 @@ void load_hf_gpt2_weights(const std::string& directory, Gpt& model) {
   if (!stored.empty()) throw Error(path, "holds tensor '" + stored.begin()->first + "' that GPT-2 does not have");
 }
 
-void save_hf_gpt2(const std::string& directory, Gpt& model) {
+void save_hf_gpt2(const std::string& directory, Gpt& model, std::optional<std::uint32_t> end_of_text_id) {
   const auto& c = model->config();
   if (c.rope()) {
     throw Error("--export-hf", "a model with rotary positions has no Hugging Face GPT-2 equivalent",
@@ -92,12 +92,14 @@ void save_hf_gpt2(const std::string& directory, Gpt& model) {
                                  {"layer_norm_epsilon", c.layer_norm_eps},
                                  {"activation_function", "gelu_new"},
                                  {"tie_word_embeddings", true}};
-  write_file_atomically(join_path(directory, "config.json"), config.dump(2) + "\n");
+  nlohmann::json with_ids = config;
+  if (end_of_text_id) with_ids["bos_token_id"] = with_ids["eos_token_id"] = *end_of_text_id;
+  write_file_atomically(join_path(directory, "config.json"), with_ids.dump(2) + "\n");
   std::map<std::string, at::Tensor> tensors;
   for (const auto& item : model->named_parameters()) {
     tensors[item.key()] = is_conv1d_weight(item.key()) ? item.value().t() : item.value();
   }
-  write_safetensors(join_path(directory, "model.safetensors"), tensors);
+  write_safetensors(join_path(directory, "model.safetensors"), tensors, {{"format", "pt"}});
 }
 
 }  // namespace aios

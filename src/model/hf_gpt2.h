@@ -4,6 +4,8 @@
 // (attn.bias, attn.masked_bias) are dropped; the LM head is tied to wte.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "model/gpt.h"
@@ -17,7 +19,9 @@ GptConfig read_hf_gpt2_config(const std::string& directory);
 // Copies DIR/model.safetensors into `model`, whose config must match the file's shapes.
 void load_hf_gpt2_weights(const std::string& directory, Gpt& model);
 
-// Writes DIR/config.json and DIR/model.safetensors in Hugging Face's layout.
-void save_hf_gpt2(const std::string& directory, Gpt& model);
+// Writes DIR/config.json and DIR/model.safetensors in Hugging Face's layout (safetensors metadata
+// {"format": "pt"}, as transformers expects); the end-of-text id, when known, becomes the config's
+// bos_token_id and eos_token_id.
+void save_hf_gpt2(const std::string& directory, Gpt& model, std::optional<std::uint32_t> end_of_text_id = {});
 
 }  // namespace aios

@@ -101,8 +101,10 @@ std::map<std::string, at::Tensor> read_safetensors(const std::string& path) {
   return tensors;
 }
 
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors) {
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
   std::vector<at::Tensor> data;
   std::uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {

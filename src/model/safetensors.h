@@ -14,7 +14,9 @@ namespace aios {
 // lie inside the data and match dtype x shape, and that tensors do not overlap.
 std::map<std::string, at::Tensor> read_safetensors(const std::string& path);
 
-// Writes tensors (made contiguous, moved to the CPU) as F32/F64/F16/BF16/I64/I32 entries.
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors);
+// Writes tensors (made contiguous, moved to the CPU) as F32/F64/F16/BF16/I64/I32 entries, with
+// string metadata (transformers wants {"format": "pt"}).
+void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace aios

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "data/tokenizer.h"
 #include "io/metrics_log.h"
 #include "memory/activation_checkpoint.h"
 #include "memory/chunked_cross_entropy.h"
@@ -130,6 +131,38 @@ GptConfig model_config(const TrainOptions& o, const Manifest& data) {
   return config;
 }
 
+// A pretrained model reads the ids of its own tokenizer. Shards of another would train without
+// complaint on ids that mean other text, so they are refused naming both tokenizers; a model
+// directory without tokenizer files is held to the vocabulary size at least.
+void check_data_matches_pretrained_tokenizer(const TrainOptions& o, const Manifest& data, const GptConfig& config) {
+  const std::string& dir = o.model.init_from;
+  if (dir.empty()) return;
+  const bool has_files = is_regular_file(join_path(dir, "tokenizer.json")) ||
+                         is_regular_file(join_path(dir, "vocab.json")) ||
+                         is_regular_file(join_path(dir, "tokenizer.model"));
+  const std::string fix = "shards prepared with the model's tokenizer: aios prepare --tokenizer " + dir + " ...";
+  const std::string data_tokenizer =
+      data.tokenizer.kind + ":" + data.tokenizer.hash + ", vocab " + std::to_string(data.tokenizer.vocab_size);
+  if (!has_files) {
+    if (data.tokenizer.vocab_size != config.vocab_size) {
+      throw Error("--dataset-file",
+                  o.data.dataset_file + " holds ids of tokenizer " + data_tokenizer + ", but the model in " + dir +
+                      " has a vocabulary of " + std::to_string(config.vocab_size) +
+                      " (and no tokenizer files to compare)",
+                  fix);
+    }
+    return;
+  }
+  const auto model_tokenizer = load_tokenizer(dir, "--init-from");
+  if (model_tokenizer->hash() != data.tokenizer.hash) {
+    throw Error("--dataset-file",
+                o.data.dataset_file + " holds ids of tokenizer " + data_tokenizer + ", but --init-from " + dir +
+                    " reads ids of " + model_tokenizer->kind() + ":" + model_tokenizer->hash() + ", vocab " +
+                    std::to_string(model_tokenizer->vocab_size()),
+                fix);
+  }
+}
+
 }  // namespace
 
 TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
@@ -157,6 +190,8 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   // Data: this rank's share of the training windows; validation reads the same windows every time.
   shards = ShardSet::open(o.data.dataset_file);
   config = model_config(o, shards->manifest());
+  check_data_matches_pretrained_tokenizer(o, shards->manifest(), config);
+  checkpoint_metadata = metadata_of_run(config, *shards, o.data.window_size);
   ShardDatasetOptions train_options;
   train_options.rank = comm->rank();
   train_options.world = comm->world();
@@ -262,9 +297,14 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   }
   if (!resume.empty()) {
     watchdog->beat(0, "start-up: loading the checkpoint");
-    progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, config.describe(), device, *comm,
+    progress = load_checkpoint(resume, out_dir, *model, *optimizer, *scaler, checkpoint_metadata, device, *comm,
                                gradient_sync->shards_optimizer_state());
-    train_data->set_cursor(progress.data_cursor);
+    if (lead && !progress.data_change.empty()) {
+      std::fprintf(stderr, "aios train: note: resuming %s onto %s; the data order starts over\n", resume.c_str(),
+                   progress.data_change.c_str());
+    }
+    // On other data the saved position means nothing: that data is read from its start.
+    if (progress.data_change.empty()) train_data->set_cursor(progress.data_cursor);
     resumed = true;
   }
 

@@ -18,6 +18,7 @@
 #include "distributed/gradient_sync.h"
 #include "distributed/hang_watchdog.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_metadata.h"
 #include "memory/attention_backend.h"
 #include "memory/chunked_training.h"
 #include "memory/mixed_precision.h"
@@ -55,6 +56,7 @@ struct TrainingSetup {
 
   // Model and memory techniques
   GptConfig config;
+  CheckpointMetadata checkpoint_metadata;  // written into every checkpoint, checked on resume
   Gpt model{nullptr};
   AttentionChoice attention;
   std::optional<ChunkedTraining> chunking;  // --chunked-training; its chunk size is the step shape's

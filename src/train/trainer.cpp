@@ -317,7 +317,7 @@ TrainSummary train(const TrainOptions& options) {
         stop_signal != 0) {
       run.watchdog->beat(step, "writing a checkpoint");
       summary.last_checkpoint = save_checkpoint(o.out_dir, *run.model, *run.optimizer, *run.scaler, progress,
-                                                run.config.describe(), *run.comm,
+                                                run.checkpoint_metadata, *run.comm,
                                                 run.gradient_sync->shards_optimizer_state());  // collective
       last_checkpoint_time = Clock::now();
       if (run.lead) prune_checkpoints(o.out_dir, o.keep_last, o.keep_every);  // after every rank's part is in place
