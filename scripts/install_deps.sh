@@ -33,9 +33,10 @@ if ! python3 -c 'import torch' >/dev/null 2>&1; then
   echo "install_deps: installing torch==2.13.0 (CPU wheel)"
   pip_install torch==2.13.0
 fi
-# The reference implementations the tokenizer tests compare against, and tiktoken's rank files.
-if ! python3 -c 'import tokenizers, tiktoken' >/dev/null 2>&1; then
-  echo "install_deps: installing tokenizers and tiktoken (tokenizer test references)"
-  pip_install tokenizers==0.23.3 tiktoken==0.14.0
+# The reference implementations tests compare against (tokenizers, tiktoken, and transformers for
+# exports), and tiktoken's rank files.
+if ! python3 -c 'import tokenizers, tiktoken, transformers' >/dev/null 2>&1; then
+  echo "install_deps: installing tokenizers, tiktoken and transformers (test references)"
+  pip_install tokenizers==0.23.3 tiktoken==0.14.0 transformers==5.24.0
 fi
 "$(dirname "$0")/fetch_reference_tokenizers.sh"

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "infer/evaluate.h"
 #include "infer/generate.h"
@@ -131,7 +132,25 @@ class FineTuneWorkflow : public ::testing::Test {
 };
 
 TEST_F(FineTuneWorkflow, CheckpointSamplesEvaluatesAndExportsWithItsTokenizer) {
-  train("run", "--steps 2");
+  // Samples and multiple-choice accuracy during training, printed and in the JSONL.
+  const std::string output = train("run",
+                                   "--steps 2 --sample-every 1 --sample-prompt 'The model' --sample-tokens 6 "
+                                   "--eval-interval 2 --eval-hellaswag " +
+                                       kModel + "/hellaswag.jsonl --log-file " + (dir_ / "run.jsonl"));
+  EXPECT_NE(output.find("sample at step 1: \"The model"), std::string::npos) << output;
+  std::istringstream lines(testing::read_file(dir_ / "run.jsonl"));
+  int samples = 0, accuracies = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto record = nlohmann::json::parse(line);
+    if (record.value("type", "") != "step") continue;
+    samples += record.contains("sample") && record["sample"].get<std::string>().rfind("The model", 0) == 0;
+    if (record.contains("hellaswag_acc")) {
+      ++accuracies;
+      EXPECT_GE(record["hellaswag_acc_norm"].get<double>(), 0.0);
+    }
+  }
+  EXPECT_EQ(samples, 2);
+  EXPECT_EQ(accuracies, 1);
   // The checkpoint alone knows its model and tokenizer.
   const auto sampled = run_aios("sample " + (dir_ / "run") + " --prompt 'The model' --max-new-tokens 8 --seed 3");
   ASSERT_EQ(sampled.status, 0) << sampled.output;
@@ -183,10 +202,11 @@ TEST_F(FineTuneWorkflow, ShardsOfAnotherTokenizerAreRefusedByInitFromAndByResume
                      (dir_ / "set2") + " --val-fraction 0.2")
                 .status,
             0);
-  const auto resumed = run_aios("train --dataset-file " + (dir_ / "set2") + " --init-from " + kModel +
-                                " --window-size 32 --batch-size 2 --steps 3 --warmup-steps 1 --device cpu --no-amp --eval-batches 0"
-                                " --resume latest --out-dir " +
-                                (dir_ / "run"));
+  const auto resumed =
+      run_aios("train --dataset-file " + (dir_ / "set2") + " --init-from " + kModel +
+               " --window-size 32 --batch-size 2 --steps 3 --warmup-steps 1 --device cpu --no-amp --eval-batches 0"
+               " --resume latest --out-dir " +
+               (dir_ / "run"));
   EXPECT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("onto another dataset (" + (dir_ / "set") + " before, " + (dir_ / "set2") + " now)"),
             std::string::npos)
@@ -195,9 +215,10 @@ TEST_F(FineTuneWorkflow, ShardsOfAnotherTokenizerAreRefusedByInitFromAndByResume
 
 TEST_F(FineTuneWorkflow, ResumeOntoShardsOfAnotherTokenizerIsRefused) {
   ASSERT_EQ(run_aios("prepare " + (dir_ / "corpus") + " --output " + (dir_ / "bytes")).status, 0);
-  const std::string shape = " --model tiny --n-layer 1 --n-head 2 --n-embd 32 --vocab-size 600 --window-size 16"
-                            " --steps 2 --warmup-steps 1 --device cpu --no-amp --eval-batches 0 --out-dir " +
-                            (dir_ / "run");
+  const std::string shape =
+      " --model tiny --n-layer 1 --n-head 2 --n-embd 32 --vocab-size 600 --window-size 16"
+      " --steps 2 --warmup-steps 1 --device cpu --no-amp --eval-batches 0 --out-dir " +
+      (dir_ / "run");
   ASSERT_EQ(run_aios("train --dataset-file " + (dir_ / "bytes") + shape).status, 0);
   const auto refused = run_aios("train --dataset-file " + (dir_ / "set") + shape + " --resume latest");
   EXPECT_EQ(refused.status, 1);

@@ -22,14 +22,10 @@ struct InspectOptions {
 std::string preview(const ShardFileReader& reader, const std::string& set_directory, std::int64_t count) {
   const auto& a = reader.attributes();
   std::unique_ptr<Tokenizer> tokenizer;
-  if (a.tokenizer_kind == "byte") {
-    tokenizer = make_byte_tokenizer();
-  } else if (a.tokenizer_kind != "llmc-import") {
-    try {
-      tokenizer = load_tokenizer(set_directory);  // the copy prepare put beside the shards
-    } catch (const Error&) {
-      // Without its files (or this build's support for them) the preview shows ids.
-    }
+  try {
+    tokenizer = load_shard_set_tokenizer(set_directory, a.tokenizer_kind);
+  } catch (const Error&) {
+    // Without its files (or this build's support for them) the preview shows ids.
   }
   count = std::min(count, reader.size());
   std::vector<std::uint32_t> ids(static_cast<std::size_t>(count));

@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "base/utf8.h"
 #include "cli/app.h"
 #include "data/shard_set.h"
 #include "infer/evaluate.h"
@@ -63,19 +64,6 @@ LoadedModel load(const ModelOptions& o, torch::Device& device) {
   return loaded;
 }
 
-bool valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    const int length = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (length == 0 || i + length > text.size()) return false;
-    for (int k = 1; k < length; ++k) {
-      if ((static_cast<unsigned char>(text[i + k]) & 0xc0) != 0x80) return false;
-    }
-    i += static_cast<std::size_t>(length);
-  }
-  return true;
-}
-
 // ---- sample ----
 
 struct SampleOptions {
@@ -88,7 +76,7 @@ struct SampleOptions {
 };
 
 int run_sample(SampleOptions& o) {
-  if (!valid_utf8(o.prompt)) throw Error("--prompt", "is not valid UTF-8", "a prompt in UTF-8 text");
+  if (!is_valid_utf8(o.prompt)) throw Error("--prompt", "is not valid UTF-8", "a prompt in UTF-8 text");
   torch::Device device(torch::kCPU);
   auto loaded = load(o.model, device);
   std::vector<std::uint32_t> prompt;
@@ -145,8 +133,8 @@ int run_eval(const EvalOptions& o) {
   const GptConfig& config = loaded.metadata.model;
   const std::int64_t window = o.window > 0 ? o.window : (config.rope() ? 1024 : config.max_positions);
   if (!config.rope() && window > config.max_positions) {
-    throw Error("--window-size", std::to_string(window) + " exceeds the model's " +
-                                     std::to_string(config.max_positions) + " positions",
+    throw Error("--window-size",
+                std::to_string(window) + " exceeds the model's " + std::to_string(config.max_positions) + " positions",
                 "--window-size <= " + std::to_string(config.max_positions));
   }
   if (!o.multiple_choice.empty()) {
@@ -168,9 +156,9 @@ int run_eval(const EvalOptions& o) {
   } else {
     const ShardSet set = ShardSet::open(o.dataset);
     if (set.manifest().tokenizer.vocab_size > config.vocab_size) {
-      throw Error("--dataset-file", o.dataset + " holds ids of a vocabulary of " +
-                                        std::to_string(set.manifest().tokenizer.vocab_size) + ", the model has " +
-                                        std::to_string(config.vocab_size),
+      throw Error("--dataset-file",
+                  o.dataset + " holds ids of a vocabulary of " + std::to_string(set.manifest().tokenizer.vocab_size) +
+                      ", the model has " + std::to_string(config.vocab_size),
                   "shards prepared with the model's tokenizer");
     }
     for (const auto& shard : set.shards(o.split)) {
@@ -203,7 +191,7 @@ int run_export(const ExportOptions& o) {
   if (o.to_hf.empty()) throw Error("aios export", "needs a destination", "--to-hf DIR");
   auto loaded = load_model(o.source, o.tokenizer, torch::kCPU);
   // Nothing the user wrote is replaced: an existing directory must hold only an earlier export.
-  const std::vector<std::string> ours = {"config.json", "model.safetensors", "tokenizer.json", "vocab.json",
+  const std::vector<std::string> ours = {"config.json", "model.safetensors",  "tokenizer.json", "vocab.json",
                                          "merges.txt",  "tokenizer.tiktoken", "tokenizer.model"};
   if (path_exists(o.to_hf)) {
     if (!is_directory(o.to_hf)) throw Error("--to-hf", "'" + o.to_hf + "' is a file", "a directory (made if missing)");
@@ -220,8 +208,8 @@ int run_export(const ExportOptions& o) {
   }
   save_hf_gpt2(o.to_hf, loaded.model, loaded.metadata.tokenizer.end_of_text_id);
   write_tokenizer_files(loaded.metadata, o.to_hf);
-  std::printf("exported %s to %s (Hugging Face GPT-2: config.json, model.safetensors%s)\n",
-              loaded.description.c_str(), o.to_hf.c_str(),
+  std::printf("exported %s to %s (Hugging Face GPT-2: config.json, model.safetensors%s)\n", loaded.description.c_str(),
+              o.to_hf.c_str(),
               loaded.metadata.tokenizer_files.empty() ? "; no tokenizer files, the source had none" : ", tokenizer");
   return 0;
 }

@@ -193,6 +193,20 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(non_negative)
       ->group("Evaluation and output");
+  cmd.add_option("--eval-hellaswag", o.run.eval_hellaswag,
+                 "A HellaSwag-format JSONL file whose accuracy (acc, acc_norm) is measured at each validation pass")
+      ->group("Evaluation and output");
+  cmd.add_option("--sample-every", o.run.sample_every,
+                 "Steps between text samples from the model, printed and logged (0 = none)")
+      ->capture_default_str()
+      ->check(non_negative)
+      ->group("Evaluation and output");
+  cmd.add_option("--sample-prompt", o.run.sample_prompt, "Text the samples continue (default: a new document)")
+      ->group("Evaluation and output");
+  cmd.add_option("--sample-tokens", o.run.sample_tokens, "New tokens per sample")
+      ->capture_default_str()
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20))
+      ->group("Evaluation and output");
   cmd.add_option("--out-dir", o.run.out_dir, "Directory for checkpoints")
       ->capture_default_str()
       ->group("Evaluation and output");

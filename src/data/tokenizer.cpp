@@ -77,6 +77,15 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::st
   throw Error(option, "'" + spec + "' is not a tokenizer file aios reads", kAccepted);
 }
 
+std::unique_ptr<Tokenizer> load_shard_set_tokenizer(const std::string& directory, const std::string& kind) {
+  if (kind == "byte") return make_byte_tokenizer();
+  if (kind == "llmc-import") {
+    throw Error(directory, "holds llm.c token files, which come without a tokenizer to read or write text",
+                "shards prepared from text (aios prepare --tokenizer ...)");
+  }
+  return load_tokenizer(directory, directory);
+}
+
 std::string train_sentencepiece(const std::vector<std::string>& inputs, std::int64_t vocab_size,
                                 const std::string& model_prefix) {
 #if AIOS_WITH_SENTENCEPIECE

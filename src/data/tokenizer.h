@@ -53,6 +53,9 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& spec, const std::st
 
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
 
+// The tokenizer of a shard set: "byte", or the files prepare copied into `directory`.
+std::unique_ptr<Tokenizer> load_shard_set_tokenizer(const std::string& directory, const std::string& kind);
+
 // Trains a SentencePiece BPE model on `inputs` (text files) and writes `<model_prefix>.model`.
 // Returns the path of the model file. Throws when this build has no SentencePiece.
 std::string train_sentencepiece(const std::vector<std::string>& inputs, std::int64_t vocab_size,

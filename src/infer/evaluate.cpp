@@ -40,7 +40,8 @@ TokenLoss evaluate_tokens(Gpt& model, std::span<const std::uint32_t> ids, std::i
   const std::int64_t full = predictions / window;
   for (std::int64_t first = 0; first < full; first += batch) {
     const std::int64_t rows = std::min(batch, full - first);
-    const auto span = ids.subspan(static_cast<std::size_t>(first * window), static_cast<std::size_t>(rows * window + 1));
+    const auto span =
+        ids.subspan(static_cast<std::size_t>(first * window), static_cast<std::size_t>(rows * window + 1));
     const auto all = to_ids(span, device);
     std::vector<at::Tensor> inputs, targets;
     for (std::int64_t r = 0; r < rows; ++r) {
@@ -66,8 +67,7 @@ std::vector<MultipleChoiceItem> read_hellaswag_jsonl(const std::string& path) {
   std::ifstream file(path);
   std::vector<MultipleChoiceItem> items;
   std::string line;
-  const std::string accepted =
-      R"(one JSON object per line: {"ctx": "...", "endings": ["...", "..."], "label": 0})";
+  const std::string accepted = R"(one JSON object per line: {"ctx": "...", "endings": ["...", "..."], "label": 0})";
   for (std::size_t number = 1; std::getline(file, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = path + ":" + std::to_string(number);
@@ -87,9 +87,9 @@ std::vector<MultipleChoiceItem> read_hellaswag_jsonl(const std::string& path) {
     }
     if (item.endings.size() < 2) throw Error(where, "has fewer than two endings", accepted);
     if (item.label < 0 || item.label >= static_cast<std::int64_t>(item.endings.size())) {
-      throw Error(where, "has label " + std::to_string(item.label) + " for " + std::to_string(item.endings.size()) +
-                             " endings",
-                  "a label that indexes the endings (from 0)");
+      throw Error(
+          where, "has label " + std::to_string(item.label) + " for " + std::to_string(item.endings.size()) + " endings",
+          "a label that indexes the endings (from 0)");
     }
     items.push_back(std::move(item));
   }
@@ -127,7 +127,8 @@ MultipleChoiceResult evaluate_multiple_choice(Gpt& model, const Tokenizer& token
                                    : 0;
       const auto ids = to_ids(std::span<const std::uint32_t>(whole).subspan(skip), device);
       const auto length = ids.size(0);
-      const auto log_probs = at::log_softmax(model->forward(ids.narrow(0, 0, length - 1).unsqueeze(0)).to(at::kFloat), -1);
+      const auto log_probs =
+          at::log_softmax(model->forward(ids.narrow(0, 0, length - 1).unsqueeze(0)).to(at::kFloat), -1);
       const auto targets = ids.narrow(0, 1, length - 1);
       const auto picked = log_probs.squeeze(0).gather(1, targets.unsqueeze(1)).squeeze(1);
       const auto first = static_cast<std::int64_t>(std::max(split, skip + 1) - skip - 1);

@@ -40,8 +40,8 @@ std::vector<MultipleChoiceItem> read_hellaswag_jsonl(const std::string& path);
 
 struct MultipleChoiceResult {
   std::int64_t items = 0;
-  std::int64_t correct = 0;             // by the summed log-likelihood of the ending ("acc")
-  std::int64_t correct_normalized = 0;  // by log-likelihood per character of the ending ("acc_norm")
+  std::int64_t correct = 0;                             // by the summed log-likelihood of the ending ("acc")
+  std::int64_t correct_normalized = 0;                  // by log-likelihood per character of the ending ("acc_norm")
   std::vector<std::int64_t> chosen, chosen_normalized;  // [items]
   double accuracy() const { return items ? static_cast<double>(correct) / items : 0.0; }
   double accuracy_normalized() const { return items ? static_cast<double>(correct_normalized) / items : 0.0; }

@@ -19,9 +19,9 @@ struct SamplingOptions {
   std::int64_t top_k = 0;    // 0: no limit
   double top_p = 1.0;        // nucleus: the fewest tokens whose probability reaches top_p
   std::uint64_t seed = 1234;
-  bool use_cache = true;                  // false: the whole sequence runs again for each token
-  std::optional<std::uint32_t> stop_id;   // a sample ends after this token (end of text)
-  MixedPrecision precision;               // autocast for the forward passes
+  bool use_cache = true;                 // false: the whole sequence runs again for each token
+  std::optional<std::uint32_t> stop_id;  // a sample ends after this token (end of text)
+  MixedPrecision precision;              // autocast for the forward passes
 };
 
 struct Generation {

@@ -47,8 +47,8 @@ LoadedModel load_model(const std::string& source, const std::string& tokenizer, 
     loaded.metadata.model = read_hf_gpt2_config(source);
     loaded.model = Gpt(loaded.metadata.model);
     load_hf_gpt2_weights(source, loaded.model);
-    const bool has_tokenizer = is_regular_file(join_path(source, "tokenizer.json")) ||
-                               is_regular_file(join_path(source, "vocab.json"));
+    const bool has_tokenizer =
+        is_regular_file(join_path(source, "tokenizer.json")) || is_regular_file(join_path(source, "vocab.json"));
     if (has_tokenizer) loaded.tokenizer = load_tokenizer(source, source);
     loaded.description = "Hugging Face GPT-2 in " + source;
   } else if (is_regular_file(source) || (is_directory(source) && is_regular_file(join_path(source, "latest")))) {

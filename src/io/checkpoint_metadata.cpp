@@ -10,9 +10,15 @@ namespace aios {
 namespace {
 
 nlohmann::json config_to_json(const GptConfig& c) {
-  return {{"n_layer", c.n_layer},       {"n_head", c.n_head},         {"n_embd", c.n_embd},
-          {"vocab_size", c.vocab_size}, {"max_positions", c.max_positions}, {"position", to_string(c.position)},
-          {"rope_theta", c.rope_theta}, {"dropout", c.dropout},       {"layer_norm_eps", c.layer_norm_eps}};
+  return {{"n_layer", c.n_layer},
+          {"n_head", c.n_head},
+          {"n_embd", c.n_embd},
+          {"vocab_size", c.vocab_size},
+          {"max_positions", c.max_positions},
+          {"position", to_string(c.position)},
+          {"rope_theta", c.rope_theta},
+          {"dropout", c.dropout},
+          {"layer_norm_eps", c.layer_norm_eps}};
 }
 
 GptConfig config_from_json(const nlohmann::json& j, const std::string& where) {

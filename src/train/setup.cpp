@@ -209,6 +209,26 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
                  o.data.dataset_file.c_str(), static_cast<long long>(o.data.window_size + 1));
   }
 
+  if (o.run.sample_every > 0 || !o.run.eval_hellaswag.empty()) {
+    tokenizer = load_shard_set_tokenizer(shards->directory(), shards->manifest().tokenizer.kind);
+    if (!o.run.eval_hellaswag.empty()) hellaswag_items = read_hellaswag_jsonl(o.run.eval_hellaswag);
+    tokenizer->encode(o.run.sample_prompt, sample_prompt);
+    if (sample_prompt.empty()) {
+      if (!tokenizer->end_of_text_id() && o.run.sample_every > 0) {
+        throw Error("--sample-prompt", "is empty and the dataset's tokenizer has no end-of-text token to start from",
+                    "a prompt");
+      }
+      if (tokenizer->end_of_text_id()) sample_prompt.push_back(*tokenizer->end_of_text_id());
+    }
+    if (o.run.sample_every > 0 && !config.rope() &&
+        static_cast<std::int64_t>(sample_prompt.size()) >= config.max_positions) {
+      throw Error("--sample-prompt",
+                  "is " + std::to_string(sample_prompt.size()) + " tokens, no fewer than the model's " +
+                      std::to_string(config.max_positions) + " positions",
+                  "a shorter prompt");
+    }
+  }
+
   // Attention kernels: chosen once for the whole run, and reported.
   const auto compute_dtype = this->compute_dtype();
   attention = configure_attention(o.memory.attention, {device, compute_dtype, config.n_head, config.head_dim(),

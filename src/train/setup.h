@@ -14,9 +14,11 @@
 
 #include "base/files.h"
 #include "data/shard_dataset.h"
+#include "data/tokenizer.h"
 #include "distributed/comm.h"
 #include "distributed/gradient_sync.h"
 #include "distributed/hang_watchdog.h"
+#include "infer/evaluate.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_metadata.h"
 #include "memory/attention_backend.h"
@@ -53,6 +55,10 @@ struct TrainingSetup {
   std::optional<ShardSet> shards;
   std::optional<ShardDataset> train_data;
   std::optional<ShardDataset> val_data;  // none: the val split holds no whole window, or no evaluation
+  // Samples and multiple-choice evaluation read and write text with the dataset's tokenizer.
+  std::unique_ptr<Tokenizer> tokenizer;             // null without --sample-every and --eval-hellaswag
+  std::vector<std::uint32_t> sample_prompt;         // --sample-prompt's ids
+  std::vector<MultipleChoiceItem> hellaswag_items;  // --eval-hellaswag
 
   // Model and memory techniques
   GptConfig config;

@@ -84,6 +84,10 @@ struct RunOptions {
   std::string device = "auto";      // auto | cpu | cuda | cuda:N
   std::int64_t eval_interval = 50;  // steps between validation passes; 0 = only at the end
   std::int64_t eval_batches = 8;
+  std::string eval_hellaswag;            // a HellaSwag-format file scored at each validation pass (rank 0)
+  std::int64_t sample_every = 0;         // steps between samples printed and logged; 0 = none
+  std::string sample_prompt;             // text the samples continue ("": after an end-of-text token)
+  std::int64_t sample_tokens = 48;       // new tokens per sample
   std::string out_dir = "runs/default";  // checkpoints go here
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
   double checkpoint_minutes = 30;        // and at least this often (minutes); 0 = no timed checkpoints

@@ -10,6 +10,8 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "base/utf8.h"
+#include "infer/generate.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "model/hf_gpt2.h"
@@ -59,6 +61,26 @@ double evaluate(TrainingSetup& run, std::int64_t micro_batch) {
   run.model->train();
   const double sum = total.item<double>();                                  // sync
   return run.comm->sum_over_ranks(sum) / static_cast<double>(windows * t);  // collective (host)
+}
+
+// A short continuation of --sample-prompt by the model as it is now. Its own seed per step, drawn
+// on the CPU: training's random state is not touched.
+std::string sample_text(TrainingSetup& run, std::int64_t step) {
+  const GptConfig& config = run.config;
+  SamplingOptions sampling;
+  sampling.max_new_tokens = run.options.run.sample_tokens;
+  if (!config.rope()) {
+    sampling.max_new_tokens = std::min<std::int64_t>(
+        sampling.max_new_tokens, config.max_positions - static_cast<std::int64_t>(run.sample_prompt.size()));
+  }
+  sampling.temperature = 1.0;
+  sampling.top_k = 40;
+  sampling.seed = run.options.run.seed + static_cast<std::uint64_t>(step);
+  sampling.stop_id = run.tokenizer->end_of_text_id();
+  sampling.precision = run.precision;
+  auto tokens = generate(run.model, run.sample_prompt, 1, sampling).tokens.front();
+  if (sampling.stop_id && !tokens.empty() && tokens.back() == *sampling.stop_id) tokens.pop_back();
+  return with_invalid_utf8_replaced(run.options.run.sample_prompt + run.tokenizer->decode(tokens));
 }
 
 // The first JSONL line: what this run is, enough to compare runs without their command lines.
@@ -276,10 +298,25 @@ TrainSummary train(const TrainOptions& options) {
     }
 
     const bool last = step == o.steps;
-    if (run.val_data && ((o.eval_interval > 0 && step % o.eval_interval == 0) || last)) {
+    const bool evaluation_due = (o.eval_interval > 0 && step % o.eval_interval == 0) || last;
+    if (run.val_data && evaluation_due) {
       run.watchdog->beat(step, "evaluation");
       summary.last_val_loss = evaluate(run, shape.micro_batch);
       record["val_loss"] = summary.last_val_loss;
+    }
+    // Text in and out on rank 0 alone: the other ranks wait for it at the next collective.
+    if (run.lead && evaluation_due && !run.hellaswag_items.empty()) {
+      run.watchdog->beat(step, "multiple-choice evaluation");
+      const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
+      record["hellaswag_acc"] = choice.accuracy();
+      record["hellaswag_acc_norm"] = choice.accuracy_normalized();
+    }
+    if (run.lead && o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
+      run.watchdog->beat(step, "sampling");
+      record["sample"] = sample_text(run, step);
+      progress_line.finish();
+      std::fprintf(stderr, "aios train: sample at step %lld: %s\n", static_cast<long long>(step),
+                   json(record["sample"]).dump().c_str());
     }
     std::string log_failure;  // a full disk under --log-file: the step is good, so it is checkpointed first
     try {
