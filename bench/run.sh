@@ -10,7 +10,8 @@
 #   memory, memory-large, max-batch, convergence    the memory techniques, alone and together
 #   long-context, long-context-reference            long windows, whole and in chunks
 #   distributed, distributed-tests                  2 GPUs and more (a multi-GPU kind)
-#   data                       prepare's throughput
+#   data, data-bpe             prepare's throughput (byte tokenizer; GPT-2's BPE, .deps/gpt2.tiktoken)
+#   sample-speed               aios sample's tokens/s against plain PyTorch generation
 # Usage (GPU machine, repository root): bench/run.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -82,6 +83,11 @@ stage_distributed-tests() {
   return $status
 }
 stage_data() { bench/data/prepare_throughput.sh 100 > "$OUT/prepare_throughput.txt" 2>&1; cat "$OUT/prepare_throughput.txt"; }
+stage_data-bpe() {
+  bench/data/prepare_throughput.sh 200 .deps/gpt2.tiktoken > "$OUT/prepare_throughput_bpe.txt" 2>&1
+  cat "$OUT/prepare_throughput_bpe.txt"
+}
+stage_sample-speed() { bench/infer/sample_speed.sh 256; }
 
 status=0
 for stage in "$@"; do

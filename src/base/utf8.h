@@ -1,8 +1,8 @@
 // UTF-8 checks for text that crosses into JSON or the terminal (prompts, decoded samples).
 #pragma once
 
-#include <string>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 namespace aios {
