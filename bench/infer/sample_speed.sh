@@ -19,13 +19,15 @@ for batch in 1 16; do
   for cache in on off; do
     flags=(); [ $cache = off ] && flags=(--no-cache)
     # The first call warms the GPU up; the second is measured (its own line of tokens/s).
-    "$bin" sample "$init" --tokenizer "$ranks" --prompt "$prompt" --max-new-tokens 16 --num-samples "$batch" \
+    "$bin" sample "$init" --device cuda --tokenizer "$ranks" --prompt "$prompt" --max-new-tokens 16 --num-samples "$batch" \
       --temperature 0.8 --top-k 50 --ignore-end-of-text "${flags[@]}" > /dev/null 2>&1
-    line=$("$bin" sample "$init" --tokenizer "$ranks" --prompt "$prompt" --max-new-tokens "$new" \
-      --num-samples "$batch" --temperature 0.8 --top-k 50 --ignore-end-of-text "${flags[@]}" 2>&1 >/dev/null |
-      grep "aios sample:")
-    rate=$(echo "$line" | sed -E 's/.*\(([0-9.]+) tokens\/s.*/\1/')
-    echo "{\"impl\": \"aios\", \"batch\": $batch, \"cache\": $([ $cache = on ] && echo true || echo false), \"tokens_per_s\": $rate}" >> "$table"
+    log=$out/aios-sample-b$batch-cache-$cache.log
+    "$bin" sample "$init" --device cuda --tokenizer "$ranks" --prompt "$prompt" --max-new-tokens "$new" \
+      --num-samples "$batch" --temperature 0.8 --top-k 50 --ignore-end-of-text "${flags[@]}" > "$log" 2>&1
+    grep "^aios" "$log"
+    rate=$(grep "aios sample:" "$log" | sed -E 's/.*then ([0-9.]+) tokens\/s.*/\1/')
+    first=$(grep "aios sample:" "$log" | sed -E 's/.*first token ([0-9.]+) ms.*/\1/')
+    echo "{\"impl\": \"aios\", \"batch\": $batch, \"cache\": $([ $cache = on ] && echo true || echo false), \"first_token_ms\": $first, \"tokens_per_s\": $rate}" >> "$table"
     python3 bench/infer/reference_generate.py --init "$init" --batch "$batch" --prompt-tokens 15 \
       --new-tokens "$new" "${flags[@]}" >> "$table"
   done

@@ -1,9 +1,11 @@
 // Text generation from a Gpt: the prompt runs once, then each new token attends to the earlier
 // tokens' keys and values kept per layer (a key/value cache), so a token costs one position's
-// forward instead of the whole sequence's. Sampling draws from its own CPU generator: the same
-// seed gives the same text on any device, and training's random state is never touched.
+// forward instead of the whole sequence's. Sampling runs on the model's device with a generator
+// of its own (training's random state is never touched), and the host looks at the tokens only
+// every few steps, so the GPU is not made to wait token by token.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -27,6 +29,8 @@ struct SamplingOptions {
 struct Generation {
   std::vector<std::vector<std::uint32_t>> tokens;  // [samples] new tokens, each ending at stop_id if drawn
   std::int64_t forward_positions = 0;              // positions run through the model, prompt included
+  double first_token_seconds = 0;                  // the prompt's pass and the first token (with any first-use costs)
+  double seconds = 0;                              // the whole generation
 };
 
 // `samples` continuations of one prompt (at least one token). Throws naming --max-new-tokens when
