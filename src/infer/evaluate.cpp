@@ -10,6 +10,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "memory/attention_backend.h"
 
 namespace aios {
 namespace {
@@ -34,6 +35,7 @@ TokenLoss evaluate_tokens(Gpt& model, std::span<const std::uint32_t> ids, std::i
   model->eval();
   const auto device = model->wte->weight.device();
   AutocastRegion autocast(device.type(), precision.enabled, precision.dtype);
+  const CudnnAttentionOff per_shape_plans_cost_more;
   const auto predictions = static_cast<std::int64_t>(ids.size()) - 1;
   std::vector<at::Tensor> sums;
   // Full windows in batches, then the shorter last one alone.
@@ -105,6 +107,7 @@ MultipleChoiceResult evaluate_multiple_choice(Gpt& model, const Tokenizer& token
   model->eval();
   const auto device = model->wte->weight.device();
   AutocastRegion autocast(device.type(), precision.enabled, precision.dtype);
+  const CudnnAttentionOff per_shape_plans_cost_more;
   const std::int64_t positions = model->config().rope() ? INT64_MAX : model->config().max_positions;
   MultipleChoiceResult result;
   for (const auto& item : items) {

@@ -11,6 +11,7 @@
 #include <torch/types.h>
 
 #include "base/error.h"
+#include "memory/attention_backend.h"
 
 namespace aios {
 namespace {
@@ -60,6 +61,7 @@ Generation generate(Gpt& model, const std::vector<std::uint32_t>& prompt, std::i
   model->eval();
   const auto device = model->wte->weight.device();
   AutocastRegion autocast(device.type(), o.precision.enabled, o.precision.dtype);
+  const CudnnAttentionOff per_shape_plans_cost_more;
   // A generator of its own on the model's device: the global one (training's dropout) is untouched.
   at::Generator generator = at::globalContext().defaultGenerator(device).clone();
   generator.set_current_seed(o.seed);
