@@ -24,9 +24,9 @@ for batch in 1 16; do
     log=$out/aios-sample-b$batch-cache-$cache.log
     "$bin" sample "$init" --device cuda --tokenizer "$ranks" --prompt "$prompt" --max-new-tokens "$new" \
       --num-samples "$batch" --temperature 0.8 --top-k 50 --ignore-end-of-text "${flags[@]}" > "$log" 2>&1
-    grep "^aios" "$log"
-    rate=$(grep "aios sample:" "$log" | sed -E 's/.*then ([0-9.]+) tokens\/s.*/\1/')
-    first=$(grep "aios sample:" "$log" | sed -E 's/.*first token ([0-9.]+) ms.*/\1/')
+    grep -a "^aios" "$log"
+    rate=$(grep -a "aios sample:" "$log" | sed -E 's/.*then ([0-9.]+) tokens\/s.*/\1/')
+    first=$(grep -a "aios sample:" "$log" | sed -E 's/.*first token ([0-9.]+) ms.*/\1/')
     echo "{\"impl\": \"aios\", \"batch\": $batch, \"cache\": $([ $cache = on ] && echo true || echo false), \"first_token_ms\": $first, \"tokens_per_s\": $rate}" >> "$table"
     python3 bench/infer/reference_generate.py --init "$init" --batch "$batch" --prompt-tokens 15 \
       --new-tokens "$new" "${flags[@]}" >> "$table"

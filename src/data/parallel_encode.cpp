@@ -3,8 +3,10 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <thread>
 
 namespace aios {
@@ -20,24 +22,90 @@ std::size_t split_near(const Tokenizer& tokenizer, std::string_view text, std::s
   return cut == 0 ? 0 : begin + cut;
 }
 
-// Runs work(i) for i in [0, n) on n threads (the caller's among them); rethrows the first error.
-void run_parts(std::size_t n, const std::function<void(std::size_t)>& work) {
-  std::vector<std::exception_ptr> errors(n);
-  std::vector<std::thread> threads;
-  const auto guarded = [&](std::size_t i) {
+// Threads that live as long as the process: each keeps its tokenizer's piece cache warm from one
+// block of text to the next (new threads would start every block with empty caches and merge
+// every word again, which made 16 threads no faster than one).
+class WorkerPool {
+ public:
+  static WorkerPool& instance() {
+    static WorkerPool pool;
+    return pool;
+  }
+
+  // Runs work(i) for i in [0, n): i = 0 on the calling thread, the others on pooled threads.
+  // Rethrows the first error.
+  void run(std::size_t n, const std::function<void(std::size_t)>& work) {
+    const std::lock_guard<std::mutex> one_run_at_a_time(run_mutex_);
+    std::vector<std::exception_ptr> errors(n);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      while (threads_.size() + 1 < n) {
+        const std::size_t index = threads_.size() + 1;
+        threads_.emplace_back([this, index] { serve(index); });
+      }
+      work_ = &work;
+      errors_ = &errors;
+      tasks_ = n;
+      pending_ = n - 1;
+      ++generation_;
+    }
+    wake_.notify_all();
+    guarded(0, work, errors);
+    std::unique_lock<std::mutex> lock(mutex_);
+    finished_.wait(lock, [this] { return pending_ == 0; });
+    work_ = nullptr;
+    for (const auto& error : errors) {
+      if (error) std::rethrow_exception(error);
+    }
+  }
+
+  ~WorkerPool() {
+    {
+      const std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    for (auto& thread : threads_) thread.join();
+  }
+
+ private:
+  static void guarded(std::size_t i, const std::function<void(std::size_t)>& work,
+                      std::vector<std::exception_ptr>& errors) {
     try {
       work(i);
     } catch (...) {
       errors[i] = std::current_exception();
     }
-  };
-  for (std::size_t i = 1; i < n; ++i) threads.emplace_back(guarded, i);
-  guarded(0);
-  for (auto& thread : threads) thread.join();
-  for (const auto& error : errors) {
-    if (error) std::rethrow_exception(error);
   }
-}
+
+  void serve(std::size_t index) {
+    std::uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      if (stopping_) return;
+      seen = generation_;
+      if (index >= tasks_) continue;
+      const auto* work = work_;
+      auto* errors = errors_;
+      lock.unlock();
+      guarded(index, *work, *errors);
+      lock.lock();
+      if (--pending_ == 0) finished_.notify_one();
+    }
+  }
+
+  std::mutex run_mutex_, mutex_;
+  std::condition_variable wake_, finished_;
+  std::vector<std::thread> threads_;
+  const std::function<void(std::size_t)>* work_ = nullptr;
+  std::vector<std::exception_ptr>* errors_ = nullptr;
+  std::size_t tasks_ = 0, pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool stopping_ = false;
+};
+
+void run_parts(std::size_t n, const std::function<void(std::size_t)>& work) { WorkerPool::instance().run(n, work); }
 
 }  // namespace
 
