@@ -128,8 +128,11 @@ struct EvalOptions {
 };
 
 int run_eval(const EvalOptions& o) {
-  if (o.text_file.empty() + o.dataset.empty() + o.multiple_choice.empty() != 2) {
-    throw Error("aios eval", "needs one thing to evaluate on", "one of --text-file, --dataset-file or --hellaswag");
+  if (!o.text_file.empty() && !o.dataset.empty()) {
+    throw Error("--text-file", "and --dataset-file both give tokens to measure", "one of them");
+  }
+  if (o.text_file.empty() && o.dataset.empty() && o.multiple_choice.empty()) {
+    throw Error("aios eval", "needs something to evaluate on", "--text-file, --dataset-file and/or --hellaswag");
   }
   torch::Device device(torch::kCPU);
   auto loaded = load(o.model, device);
@@ -148,7 +151,7 @@ int run_eval(const EvalOptions& o) {
     std::printf("%s: %lld items, acc %.4f (%lld), acc_norm %.4f (%lld)\n", o.multiple_choice.c_str(),
                 static_cast<long long>(result.items), result.accuracy(), static_cast<long long>(result.correct),
                 result.accuracy_normalized(), static_cast<long long>(result.correct_normalized));
-    return 0;
+    if (o.text_file.empty() && o.dataset.empty()) return 0;
   }
   std::vector<std::uint32_t> ids;
   std::string what;
