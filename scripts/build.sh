@@ -4,6 +4,8 @@
 # program alone (no tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The project's Python (scripts/install_deps.sh made it), where there is one.
+if [ -x .venv/bin/python3 ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 build_dir=${AIOS_BUILD_DIR:-build}
 torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
 launcher=()

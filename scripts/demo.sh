@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
+# The project's Python (scripts/install_deps.sh made it), where there is one.
+if [ -x .venv/bin/python3 ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 scripts/build.sh
 python3 scripts/make_demo_corpus.py data/demo --bytes 2000000 --files 4
 build/aios prepare data/demo --output shards/demo --overwrite --val-fraction 0.02

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "${AIOS_NO_INSTALL:-0}" = 1 ] || scripts/install_deps.sh
+# The project's Python (scripts/install_deps.sh made it), where there is one.
+if [ -x .venv/bin/python3 ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 scripts/build.sh
 cores=$(nproc)
 jobs=$(( cores < 8 ? cores : 8 ))

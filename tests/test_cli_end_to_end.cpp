@@ -51,6 +51,29 @@ TEST(EndToEnd, TrainHelpShowsEachFlagsDefault) {
   EXPECT_EQ(help.output.find("--fault-injection"), std::string::npos) << "a hidden testing aid";
 }
 
+// Without --out-dir every run writes to a directory of its own (runs/<UTC date-time>), never
+// into another run's; --resume then needs --out-dir to know which run.
+TEST(EndToEnd, EachRunWithoutOutDirGetsItsOwnDirectory) {
+  testing::ScratchDir dir;
+  testing::write_file(dir / "corpus/a.txt", testing::sample_text(40'000, 4));
+  ASSERT_EQ(run_aios("prepare " + (dir / "corpus") + " --output " + (dir / "set")).status, 0);
+  const std::string train = "cd " + dir.path() + " && " + AIOS_BINARY + " train --dataset-file set --model tiny" +
+                            " --n-layer 1 --n-head 2 --n-embd 32 --window-size 16 --steps 1 --warmup-steps 1" +
+                            " --eval-batches 0 --device cpu --no-amp 2>&1";
+  FILE* pipe = ::popen(train.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (std::size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  ASSERT_EQ(::pclose(pipe), 0) << output;
+  const auto at = output.find("no --out-dir: this run writes to runs/");
+  ASSERT_NE(at, std::string::npos) << output;
+  const std::string run = output.substr(output.find("runs/", at), 20);  // runs/YYYYMMDD-HHMMSS
+  EXPECT_TRUE(path_exists(dir / (run + "/ckpt-00000001.pt"))) << run;
+  const auto resumed = run_aios("train --dataset-file " + (dir / "set") + " --resume latest");
+  EXPECT_EQ(resumed.status, 1);
+  EXPECT_NE(resumed.output.find("--resume: needs --out-dir"), std::string::npos) << resumed.output;
+}
+
 TEST(EndToEnd, PrepareInspectAndVersion) {
   testing::ScratchDir dir;
   testing::write_file(dir / "corpus/a.txt", testing::sample_text(60'000, 1));

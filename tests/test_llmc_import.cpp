@@ -31,6 +31,24 @@ TEST(LlmcImport, ImportedTokensEqualTheFile) {
   EXPECT_EQ(set.manifest().documents("train"), 25);
 }
 
+// llm.c ships its own split (fineweb_train_*.bin, fineweb_val_*.bin): the _val files are the
+// validation split, whole, and nothing of the training files goes there.
+TEST(LlmcImport, LlmcValFilesAreTheValidationSplit) {
+  testing::ScratchDir dir;
+  auto train = testing::random_tokens(30'000, 50'257, 1), val = testing::random_tokens(4'000, 50'257, 2);
+  train[0] = val[0] = 50'256;
+  write_llmc_file(dir / "shake_train.bin", train, TokenDtype::kUint16);
+  write_llmc_file(dir / "shake_val.bin", val, TokenDtype::kUint16);
+  PrepareOptions options;
+  options.inputs = {dir / "shake_train.bin", dir / "shake_val.bin"};
+  options.output = dir / "set";
+  prepare_shards(options);
+  const ShardSet set = ShardSet::open(options.output);
+  EXPECT_EQ(read_split(set, "train"), train);
+  EXPECT_EQ(read_split(set, "val"), val);
+  EXPECT_EQ(set.manifest().val_fraction, 0.0);
+}
+
 TEST(LlmcImport, Llama3FilesUseUint32) {
   testing::ScratchDir dir;
   const auto tokens = testing::random_tokens(5'000, 128'256, 4);

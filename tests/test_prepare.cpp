@@ -100,6 +100,29 @@ TEST(Prepare, TrainsASentencePieceTokenizerAndStoresIt) {
 }
 #endif
 
+// SentencePiece would replace bytes that are not UTF-8, so no exact round trip: refused by name,
+// while byte-level tokenizers keep any bytes. Too small a corpus for the asked vocabulary is said.
+TEST(Prepare, SentencePieceRefusesTextThatIsNotUtf8) {
+  if (!sentencepiece_available()) GTEST_SKIP() << "built without SentencePiece";
+  testing::ScratchDir dir;
+  std::string text = testing::sample_text(20'000, 3);
+  text.insert(12'345, "\xff\xfe latin-1 \xe9t\xe9 ");
+  testing::write_file(dir / "a.txt", text);
+  PrepareOptions options;
+  options.inputs = {dir / "a.txt"};
+  options.output = dir / "set";
+  options.train_tokenizer_vocab = 500;
+  options.binary_ok = true;
+  const std::string message = testing::error_of([&] { prepare_shards(options); });
+  EXPECT_NE(message.find("a.txt: is not valid UTF-8 (byte 12345)"), std::string::npos) << message;
+  EXPECT_FALSE(path_exists(options.output));
+  options.train_tokenizer_vocab = 0;  // the byte tokenizer keeps them
+  prepare_shards(options);
+  EXPECT_EQ(make_byte_tokenizer()->decode(read_split(ShardSet::open(options.output), "train")).size() +
+                read_split(ShardSet::open(options.output), "val").size(),
+            text.size());
+}
+
 TEST(Prepare, EmptyCorpusIsAnErrorAndLeavesNothing) {
   testing::ScratchDir dir;
   testing::write_file(dir / "empty.txt", "");

@@ -207,7 +207,8 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20))
       ->group("Evaluation and output");
-  cmd.add_option("--out-dir", o.run.out_dir, "Directory for checkpoints")
+  cmd.add_option("--out-dir", o.run.out_dir,
+                 "Directory for checkpoints (default: runs/YYYYMMDD-HHMMSS, the run's start in UTC)")
       ->capture_default_str()
       ->group("Evaluation and output");
   cmd.add_option("--checkpoint-interval", o.run.checkpoint_interval, "Steps between checkpoints (0 = only at the end)")

@@ -7,6 +7,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "base/utf8.h"
 #include "data/bpe_tokenizer.h"
 #include "data/llmc_import.h"
 #include "data/manifest.h"
@@ -112,6 +113,39 @@ class Progress {
   PrepareProgress state_;
 };
 
+// SentencePiece reads its input as UTF-8 and replaces invalid bytes, so its ids could not give
+// the text back: such a file is refused by name (the byte tokenizer and byte-level BPE keep any
+// bytes). A character cut at a block's end is completed by the next block.
+void require_utf8(const InputFile& input) {
+  std::string tail;
+  std::int64_t offset = 0;
+  read_text_blocks(input.path, kTextBlockBytes, [&](std::string_view block) {
+    const std::string text = tail + std::string(block);
+    const std::size_t valid = valid_utf8_prefix(text);
+    const std::string_view rest = std::string_view(text).substr(valid);
+    const auto lead = rest.empty() ? 0 : static_cast<unsigned char>(rest[0]);
+    const std::size_t needed = lead >= 0xc2 && lead <= 0xdf   ? 2
+                               : lead >= 0xe0 && lead <= 0xef ? 3
+                               : lead >= 0xf0 && lead <= 0xf4 ? 4
+                                                              : 0;
+    const bool cut_character = needed > rest.size() && std::all_of(rest.begin() + 1, rest.end(), [](char c) {
+                                 return (static_cast<unsigned char>(c) & 0xc0) == 0x80;
+                               });
+    if (!rest.empty() && !cut_character) {
+      throw Error(input.path,
+                  "is not valid UTF-8 (byte " + std::to_string(offset + static_cast<std::int64_t>(valid)) +
+                      "), and SentencePiece would replace its invalid bytes",
+                  "UTF-8 text, or a tokenizer that keeps any bytes: --tokenizer byte or a byte-level BPE");
+    }
+    offset += static_cast<std::int64_t>(valid);
+    tail = text.substr(valid);
+  });
+  if (!tail.empty()) {
+    throw Error(input.path, "ends inside a UTF-8 character, and SentencePiece would replace it",
+                "UTF-8 text, or --tokenizer byte or a byte-level BPE");
+  }
+}
+
 // Encoding runs on `threads` cores over text gathered from consecutive blocks; what follows the
 // last split point waits for the next block, so that ids never depend on where blocks were cut.
 // Without a split point in 64 MiB (one endless line) the text is encoded as it stands.
@@ -163,10 +197,16 @@ void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokeni
   }
 }
 
-// llm.c files mark documents with a delimiter token at each document's start.
+// llm.c names its validation files *_val*.bin (fineweb_val_000000.bin, tinyshakespeare_val.bin).
+bool is_llmc_validation_file(const InputFile& input) { return file_stem(input.path).find("_val") != std::string::npos; }
+
+// llm.c files mark documents with a delimiter token at each document's start. When llm.c's own
+// validation files are among the inputs, they are the val split and the others the train split.
 void import_llmc(const std::vector<InputFile>& inputs, std::uint32_t delimiter, std::int64_t vocab_size,
                  ShardSetWriter& writer, Progress& progress) {
+  const bool own_split = std::any_of(inputs.begin(), inputs.end(), is_llmc_validation_file);
   for (const auto& input : inputs) {
+    if (own_split) writer.send_all_to(is_llmc_validation_file(input) ? "val" : "train");
     const auto header = read_llmc_header(input.path);
     read_llmc_tokens(input.path, kTokenPiece, [&](std::span<const std::uint32_t> tokens) {
       std::size_t start = 0;
@@ -198,6 +238,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
   check_options(options);
   const auto inputs = collect_inputs(options.inputs, options.binary_ok);
   const bool tokens_input = inputs.front().kind == InputKind::kLlmcTokens;
+  const bool llmc_own_split = tokens_input && std::any_of(inputs.begin(), inputs.end(), is_llmc_validation_file);
   std::int64_t input_bytes = 0;
   for (const auto& input : inputs) {
     if ((input.kind == InputKind::kLlmcTokens) != tokens_input) {
@@ -238,8 +279,19 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     manifest.tokenizer.end_of_text_id = llmc_delimiter;
     estimated_tokens = 0;
     for (const auto& input : inputs) estimated_tokens += read_llmc_header(input.path).tokens;
+    if (llmc_own_split) {
+      std::fprintf(stderr, "aios prepare: llm.c's own split: *_val* files go to the val split, the others to train%s\n",
+                   options.val_fraction != PrepareOptions{}.val_fraction ? " (--val-fraction does not apply)" : "");
+    }
   } else {
     std::string model_path = options.tokenizer;
+    const bool sentencepiece = options.train_tokenizer_vocab > 0 || file_extension(model_path) == ".model" ||
+                               (is_directory(model_path) && is_regular_file(join_path(model_path, "tokenizer.model")) &&
+                                !is_regular_file(join_path(model_path, "tokenizer.json")) &&
+                                !is_regular_file(join_path(model_path, "vocab.json")));
+    if (sentencepiece) {
+      for (const auto& input : inputs) require_utf8(input);
+    }
     if (options.train_tokenizer_vocab > 0) {
       std::vector<std::string> paths;
       for (const auto& input : inputs) paths.push_back(input.path);
@@ -247,6 +299,13 @@ PrepareResult prepare_shards(const PrepareOptions& options,
       remove_tree(join_path(staging.path(), "tokenizer.vocab"));
     }
     tokenizer = load_tokenizer(model_path);
+    if (options.train_tokenizer_vocab > 0 && tokenizer->vocab_size() < options.train_tokenizer_vocab) {
+      std::fprintf(stderr,
+                   "aios prepare: note: the trained tokenizer has %lld pieces, fewer than the %lld asked: the corpus "
+                   "holds no more that SentencePiece would keep\n",
+                   static_cast<long long>(tokenizer->vocab_size()),
+                   static_cast<long long>(options.train_tokenizer_vocab));
+    }
     // The tokenizer's files travel with the shards: the set alone decodes its ids.
     for (const auto& file : tokenizer->files()) {
       const std::string copy = join_path(staging.path(), file.name);
@@ -264,13 +323,13 @@ PrepareResult prepare_shards(const PrepareOptions& options,
   }
   manifest.dtype = choose_dtype(options.dtype, manifest.tokenizer.vocab_size);
   manifest.shard_tokens = options.shard_tokens;
-  manifest.val_fraction = options.val_fraction;
+  manifest.val_fraction = llmc_own_split ? 0.0 : options.val_fraction;  // llm.c's own split is not by blocks
   manifest.split_block_tokens = effective_split_block(options, estimated_tokens);
 
   ShardSetWriterOptions writer_options;
   writer_options.directory = staging.path();
   writer_options.shard_tokens = options.shard_tokens;
-  writer_options.val_fraction = options.val_fraction;
+  writer_options.val_fraction = manifest.val_fraction;
   writer_options.split_block_tokens = manifest.split_block_tokens;
   writer_options.dtype = manifest.dtype;
   writer_options.attributes.vocab_size = manifest.tokenizer.vocab_size;

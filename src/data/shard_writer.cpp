@@ -24,8 +24,11 @@ bool ShardSetWriter::is_validation_block(std::int64_t block) const {
 void ShardSetWriter::append(std::span<const std::uint32_t> tokens) {
   while (!tokens.empty()) {
     const std::int64_t block = position_ / options_.split_block_tokens;
-    const std::int64_t left_in_block = (block + 1) * options_.split_block_tokens - position_;
-    SplitBuffer& target = is_validation_block(block) ? val_ : train_;
+    const bool by_blocks = forced_split_.empty();
+    const std::int64_t left_in_block =
+        by_blocks ? (block + 1) * options_.split_block_tokens - position_ : static_cast<std::int64_t>(tokens.size());
+    SplitBuffer& target =
+        by_blocks ? (is_validation_block(block) ? val_ : train_) : (forced_split_ == "val" ? val_ : train_);
     const std::int64_t room = options_.shard_tokens - static_cast<std::int64_t>(target.tokens.size());
     const auto take =
         static_cast<std::size_t>(std::min({left_in_block, room, static_cast<std::int64_t>(tokens.size())}));
@@ -35,7 +38,8 @@ void ShardSetWriter::append(std::span<const std::uint32_t> tokens) {
     }
     target.tokens.insert(target.tokens.end(), tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(take));
     tokens = tokens.subspan(take);
-    position_ += static_cast<std::int64_t>(take);
+    if (by_blocks) position_ += static_cast<std::int64_t>(take);
+    appended_ += static_cast<std::int64_t>(take);
     if (static_cast<std::int64_t>(target.tokens.size()) == options_.shard_tokens) flush(target);
   }
 }

@@ -31,11 +31,14 @@ class ShardSetWriter {
 
   // The next appended token starts a new document.
   void begin_document() { document_pending_ = true; }
+  // Where appended tokens go: by blocks (the default), or all to one split ("train" or "val"),
+  // as for llm.c's own _train/_val files. Tokens sent to one split do not move the block count.
+  void send_all_to(const std::string& split) { forced_split_ = split; }
   void append(std::span<const std::uint32_t> tokens);
   // Writes the partly filled shards and returns the records of every shard written.
   std::vector<ShardRecord> finish();
 
-  std::int64_t tokens_appended() const { return position_; }
+  std::int64_t tokens_appended() const { return appended_; }
   bool is_validation_block(std::int64_t block) const;
 
  private:
@@ -51,7 +54,9 @@ class ShardSetWriter {
   SplitBuffer train_{"train", {}, {}, 0};
   SplitBuffer val_{"val", {}, {}, 0};
   std::vector<ShardRecord> records_;
-  std::int64_t position_ = 0;
+  std::int64_t position_ = 0;  // tokens split by blocks
+  std::int64_t appended_ = 0;  // all tokens
+  std::string forced_split_;   // "" (by blocks), "train" or "val"
   bool document_pending_ = false;
 };
 

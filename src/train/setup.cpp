@@ -3,11 +3,13 @@
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <ctime>
 #include <regex>
 
 #include "base/error.h"
 #include "base/files.h"
 #include "data/tokenizer.h"
+#include "distributed/mpi_comm.h"
 #include "io/metrics_log.h"
 #include "memory/activation_checkpoint.h"
 #include "memory/chunked_cross_entropy.h"
@@ -163,9 +165,31 @@ void check_data_matches_pretrained_tokenizer(const TrainOptions& o, const Manife
   }
 }
 
+// Without --out-dir each run gets its own directory, named by rank 0's start time (sent to every
+// rank, whose clocks may have passed another second).
+TrainOptions with_run_directory(TrainOptions o) {
+  if (!o.run.out_dir.empty()) return o;
+  if (!o.run.resume.empty()) {
+    throw Error("--resume", "needs --out-dir: the run directory to continue", "--out-dir runs/NAME --resume latest");
+  }
+  std::int64_t started = std::time(nullptr);
+  if (mpi_rank_info().world > 1) {
+    ensure_mpi_initialized();
+    MPI_Bcast(&started, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+  }
+  const std::time_t time = static_cast<std::time_t>(started);
+  std::tm utc{};
+  gmtime_r(&time, &utc);
+  char name[32];
+  std::strftime(name, sizeof name, "%Y%m%d-%H%M%S", &utc);
+  o.run.out_dir = join_path("runs", name);
+  return o;
+}
+
 }  // namespace
 
-TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
+TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_directory(given)) {
+  const TrainOptions& o = options;
   validate(o);
   const RankInfo ranks = mpi_rank_info();
   // From the first collective on, a stuck peer would leave this rank waiting for ever: connecting
@@ -184,6 +208,9 @@ TrainingSetup::TrainingSetup(const TrainOptions& o) : options(o) {
   device = choose_device(o.run.device, ranks);
   comm = make_comm(device);
   lead = comm->rank() == 0;
+  if (lead && given.run.out_dir.empty()) {
+    std::fprintf(stderr, "aios train: no --out-dir: this run writes to %s\n", o.run.out_dir.c_str());
+  }
   parameter_dtype = o.model.dtype == ModelDtype::kFloat64 ? torch::kDouble : torch::kFloat;
   precision = resolve_mixed_precision(o.memory.amp, o.memory.amp_dtype, device, parameter_dtype);
 

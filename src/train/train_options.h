@@ -88,7 +88,7 @@ struct RunOptions {
   std::int64_t sample_every = 0;         // steps between samples printed and logged; 0 = none
   std::string sample_prompt;             // text the samples continue ("": after an end-of-text token)
   std::int64_t sample_tokens = 48;       // new tokens per sample
-  std::string out_dir = "runs/default";  // checkpoints go here
+  std::string out_dir;                   // checkpoints go here; "": runs/<UTC date-time of the start>, one per run
   std::int64_t checkpoint_interval = 0;  // steps between checkpoints; 0 = only at the end
   double checkpoint_minutes = 30;        // and at least this often (minutes); 0 = no timed checkpoints
   std::int64_t keep_last = 0;            // keep the newest K checkpoints (and latest's); 0 = keep all
