@@ -31,6 +31,14 @@ export summary=$OUT/summary.txt
 left() { echo $((deadline - ($(date +%s) - start))); }
 note() { echo "[$(( $(date +%s) - start ))s] $*" | tee -a "$summary"; }
 
+# The GPU image has PCRE2's library but not its header: a carried copy (.deps/pcre2/include, from
+# Debian's libpcre2-dev) and a link to the library let CMake find both.
+if [ ! -f /usr/include/pcre2.h ] && [ -f .deps/pcre2/include/pcre2.h ]; then
+  mkdir -p /tmp/aios-pcre2/lib
+  ln -sf "$(ls /usr/lib/x86_64-linux-gnu/libpcre2-8.so.0 2>/dev/null | head -1)" /tmp/aios-pcre2/lib/libpcre2-8.so
+  export CMAKE_INCLUDE_PATH=$PWD/.deps/pcre2/include CMAKE_LIBRARY_PATH=/tmp/aios-pcre2/lib
+fi
+
 stage_build() {
   {
     date -u; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
