@@ -208,9 +208,6 @@ TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_direc
   device = choose_device(o.run.device, ranks);
   comm = make_comm(device);
   lead = comm->rank() == 0;
-  if (lead && given.run.out_dir.empty()) {
-    std::fprintf(stderr, "aios train: no --out-dir: this run writes to %s\n", o.run.out_dir.c_str());
-  }
   parameter_dtype = o.model.dtype == ModelDtype::kFloat64 ? torch::kDouble : torch::kFloat;
   precision = resolve_mixed_precision(o.memory.amp, o.memory.amp_dtype, device, parameter_dtype);
 
@@ -363,6 +360,9 @@ TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_direc
       std::fprintf(stderr, "aios train: rank %d: note: AIOS_FAULT_MEMORY_GIB has no effect on %s (CUDA only)\n",
                    comm->rank(), device.str().c_str());
     }
+  }
+  if (lead && given.run.out_dir.empty()) {
+    std::fprintf(stderr, "aios train: no --out-dir: this run writes to %s\n", o.run.out_dir.c_str());
   }
 }
 
