@@ -1,5 +1,5 @@
-// The `aios` command line: subcommands prepare, train, inspect, tokenize, sample, eval and export,
-// built with CLI11.
+// The `aios` command line: subcommands prepare, train, inspect, tokenize, sample, eval, export and
+// report, built with CLI11.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -23,6 +23,7 @@ CommandAction add_tokenize_command(CLI::App& app);
 CommandAction add_sample_command(CLI::App& app);  // sample, eval and export: cli/model_commands.cpp
 CommandAction add_eval_command(CLI::App& app);
 CommandAction add_export_command(CLI::App& app);
+CommandAction add_report_command(CLI::App& app);
 
 // Lets a subcommand read its options from a TOML file (--config FILE). After parsing,
 // apply_config_file sets every option the command line did not give from the file (validators
