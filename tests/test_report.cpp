@@ -28,7 +28,8 @@ TEST(Report, ChartsHoldEveryStepOfEachRunWithResumesAndShrinksMarked) {
                              " --model tiny --n-layer 1 --n-head 2 --n-embd 32 --window-size 16 --batch-size 4"
                              " --warmup-steps 1 --eval-interval 3 --eval-batches 1 --device cpu --no-amp";
   // Run a: 4 steps, then resumed to 6 (its replay of nothing, a resume mark at 4).
-  ASSERT_EQ(run_aios(common + " --steps 4 --out-dir " + (dir / "a") + " --log-file " + (dir / "a/metrics.jsonl")).status, 0);
+  ASSERT_EQ(
+      run_aios(common + " --steps 4 --out-dir " + (dir / "a") + " --log-file " + (dir / "a/metrics.jsonl")).status, 0);
   ASSERT_EQ(run_aios(common + " --steps 6 --resume latest --out-dir " + (dir / "a") + " --log-file " +
                      (dir / "a/metrics.jsonl"))
                 .status,
@@ -36,8 +37,8 @@ TEST(Report, ChartsHoldEveryStepOfEachRunWithResumesAndShrinksMarked) {
   // Run b: an out-of-memory error injected at step 2 halves the micro-batch.
   {
     testing::ScopedEnv oom("AIOS_FAULT_OOM_AT_STEP", "2");
-    const auto b = run_aios(common + " --steps 5 --fault-injection --out-dir " + (dir / "b") + " --log-file " +
-                            (dir / "b.jsonl"));
+    const auto b =
+        run_aios(common + " --steps 5 --fault-injection --out-dir " + (dir / "b") + " --log-file " + (dir / "b.jsonl"));
     ASSERT_EQ(b.status, 0) << b.output;
   }
   const RunLog a = read_run_log(dir / "a");
@@ -54,8 +55,9 @@ TEST(Report, ChartsHoldEveryStepOfEachRunWithResumesAndShrinksMarked) {
   EXPECT_EQ(count(html, "<tr><td>"), 2);  // one summary row per run
   // The loss chart: each run's 6 and 5 steps, and a's validation points (steps 3 and 6, and 4, the
   // last step of its first part).
-  const std::string loss = html.substr(html.find("<svg id=\"loss\""), html.find("</svg>", html.find("<svg id=\"loss\"")) -
-                                                                        html.find("<svg id=\"loss\""));
+  const std::string loss =
+      html.substr(html.find("<svg id=\"loss\""),
+                  html.find("</svg>", html.find("<svg id=\"loss\"")) - html.find("<svg id=\"loss\""));
   EXPECT_NE(loss.find(R"(data-series="a" data-points="6")"), std::string::npos) << loss.substr(0, 2000);
   EXPECT_NE(loss.find(R"(data-series="b" data-points="5")"), std::string::npos);
   EXPECT_NE(loss.find(R"(data-series="a val" data-points="3")"), std::string::npos);

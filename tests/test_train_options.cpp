@@ -6,6 +6,7 @@
 #include "cli/app.h"
 #include "cli/train_command.h"
 #include "test_support.h"
+#include "train/setup.h"
 
 namespace aios {
 namespace {
@@ -112,7 +113,7 @@ TEST(TrainOptions, OptionsWrittenAsAConfigFileParseBackToTheSameOptions) {
 
 TEST(TrainOptions, ShippedConfigsParse) {
   for (const char* name :
-       {"conservative-vram.toml", "long-context.toml", "tiny-demo.toml", "techniques/fp32-baseline.toml",
+       {"conservative-vram.toml", "gpt2.toml", "long-context.toml", "tiny-demo.toml", "techniques/fp32-baseline.toml",
         "techniques/amp-bf16.toml", "techniques/checkpointing.toml", "techniques/8bit-adamw.toml",
         "techniques/chunked-loss.toml", "techniques/amp-chunked-loss.toml", "techniques/all-together.toml"}) {
     const std::string path = join_path(AIOS_SOURCE_DIR "/configs", name);
@@ -253,6 +254,18 @@ TEST(TrainOptions, OptionsThatWouldBeIgnoredAreRefused) {
   EXPECT_EQ(message_of({"--gradient-checkpointing", "--checkpoint-every", "2"}), "");
   EXPECT_EQ(message_of({"--amp", "--amp-dtype", "fp16"}), "");
   EXPECT_EQ(message_of({"--no-amp"}), "");
+}
+
+// One GPU per rank, whatever Slurm or the launcher made visible: per-task binding (each rank sees
+// one GPU), a node's GPUs seen by all its ranks, and --device cuda:N honoured as given.
+TEST(DeviceChoice, EachRankGetsAGpuUnderPerTaskBindingOrANodesGpus) {
+  EXPECT_EQ(cuda_device_for_rank(std::nullopt, 5, 1), 0);  // srun --gpus-per-task=1
+  EXPECT_EQ(cuda_device_for_rank(std::nullopt, 5, 8), 5);  // mpirun on a node of 8
+  EXPECT_EQ(cuda_device_for_rank(3, 5, 8), 3);             // --device cuda:3 is not overridden
+  EXPECT_NE(testing::error_of([] { cuda_device_for_rank(std::nullopt, 2, 2); }).find("local rank 2 has no GPU"),
+            std::string::npos);
+  EXPECT_NE(testing::error_of([] { cuda_device_for_rank(4, 0, 2); }).find("cuda:4 but this rank sees 2 GPU(s)"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -68,7 +68,8 @@ std::string summary_row(const RunLog& run, std::size_t index) {
     for (const double bytes : p.peak_bytes_per_rank) peak = std::isfinite(peak) ? std::max(peak, bytes) : bytes;
     rates.push_back(p.tokens_per_s);
   }
-  const auto shrinks = std::count_if(run.marks.begin(), run.marks.end(), [](const RunMark& m) { return m.kind == "shrink"; });
+  const auto shrinks =
+      std::count_if(run.marks.begin(), run.marks.end(), [](const RunMark& m) { return m.kind == "shrink"; });
   const StepPoint last = run.steps.empty() ? StepPoint{} : run.steps.back();
   std::string row = "<tr><td><span class=\"swatch\" style=\"background:" + color_of(index) + "\"></span>" +
                     escape_html(run.name) + "</td>";
@@ -91,29 +92,33 @@ std::string summary_row(const RunLog& run, std::size_t index) {
 std::string html_report(const std::vector<RunLog>& runs) {
   std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
   html += kReportGenerator;
-  html += "<title>aios report</title>\n<style>\n"
-          "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
-          "table{border-collapse:collapse;font-size:13px;margin-bottom:20px}"
-          "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}"
-          ".swatch{display:inline-block;width:10px;height:10px;margin-right:6px}"
-          ".charts{display:flex;flex-wrap:wrap;gap:12px}"
-          ".chart{border:1px solid #ddd;background:#fff}.plot{fill:#fcfcfc;stroke:#999}"
-          ".grid{stroke:#e5e5e5}.tick,.legend{font-size:11px;fill:#444}.axis{font-size:12px;fill:#222}"
-          ".title{font-size:14px;font-weight:600}.empty{font-size:13px;fill:#888}"
-          ".mark{stroke-width:1.2;stroke-dasharray:4,3}.note{font-size:12px;color:#666}\n</style></head><body>\n";
-  html += "<h1>aios report</h1>\n<table id=\"summary\"><tr><th>run</th><th>model</th><th>device</th>"
-          "<th>batch and techniques</th><th>steps</th><th>last loss</th><th>best val loss</th>"
-          "<th>median tokens/s</th><th>peak memory</th><th>OOM shrinks</th></tr>\n";
+  html +=
+      "<title>aios report</title>\n<style>\n"
+      "body{font-family:system-ui,sans-serif;margin:24px;color:#222}"
+      "table{border-collapse:collapse;font-size:13px;margin-bottom:20px}"
+      "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f3f3f3}"
+      ".swatch{display:inline-block;width:10px;height:10px;margin-right:6px}"
+      ".charts{display:flex;flex-wrap:wrap;gap:12px}"
+      ".chart{border:1px solid #ddd;background:#fff}.plot{fill:#fcfcfc;stroke:#999}"
+      ".grid{stroke:#e5e5e5}.tick,.legend{font-size:11px;fill:#444}.axis{font-size:12px;fill:#222}"
+      ".title{font-size:14px;font-weight:600}.empty{font-size:13px;fill:#888}"
+      ".mark{stroke-width:1.2;stroke-dasharray:4,3}.note{font-size:12px;color:#666}\n</style></head><body>\n";
+  html +=
+      "<h1>aios report</h1>\n<table id=\"summary\"><tr><th>run</th><th>model</th><th>device</th>"
+      "<th>batch and techniques</th><th>steps</th><th>last loss</th><th>best val loss</th>"
+      "<th>median tokens/s</th><th>peak memory</th><th>OOM shrinks</th></tr>\n";
   for (std::size_t r = 0; r < runs.size(); ++r) html += summary_row(runs[r], r);
-  html += "</table>\n<p class=\"note\">Dashed vertical lines: red, an out-of-memory shrink; grey, a resume; black, "
-          "a stop by a signal (hover for details). Sources: ";
+  html +=
+      "</table>\n<p class=\"note\">Dashed vertical lines: red, an out-of-memory shrink; grey, a resume; black, "
+      "a stop by a signal (hover for details). Sources: ";
   for (std::size_t r = 0; r < runs.size(); ++r) {
     html += (r ? ", " : "") + escape_html(runs[r].path);
     if (runs[r].unreadable_lines) html += " (" + std::to_string(runs[r].unreadable_lines) + " unreadable line(s))";
   }
   html += ".</p>\n<div class=\"charts\">\n";
 
-  ChartSpec loss = per_step_chart(runs, "loss", "Loss", "loss (nats per token)", [](const StepPoint& p) { return p.loss; });
+  ChartSpec loss =
+      per_step_chart(runs, "loss", "Loss", "loss (nats per token)", [](const StepPoint& p) { return p.loss; });
   for (std::size_t r = 0; r < runs.size(); ++r) {
     ChartSeries val{runs[r].name + " val", color_of(r), {}, true, true};
     for (const auto& p : runs[r].steps) {
@@ -122,10 +127,12 @@ std::string html_report(const std::vector<RunLog>& runs) {
     loss.series.push_back(std::move(val));
   }
   html += svg_line_chart(loss);
-  ChartSpec by_tokens = per_step_chart(runs, "loss-tokens", "Loss against tokens", "loss (nats per token)",
-                                       [](const StepPoint& p) { return p.loss; }, /*against_tokens=*/true);
+  ChartSpec by_tokens = per_step_chart(
+      runs, "loss-tokens", "Loss against tokens", "loss (nats per token)", [](const StepPoint& p) { return p.loss; },
+      /*against_tokens=*/true);
   html += svg_line_chart(by_tokens);
-  html += svg_line_chart(per_step_chart(runs, "lr", "Learning rate", "learning rate", [](const StepPoint& p) { return p.lr; }));
+  html += svg_line_chart(
+      per_step_chart(runs, "lr", "Learning rate", "learning rate", [](const StepPoint& p) { return p.lr; }));
   html += svg_line_chart(per_step_chart(runs, "throughput", "Tokens per second", "tokens/s",
                                         [](const StepPoint& p) { return p.tokens_per_s; }));
   html += svg_line_chart(per_step_chart(runs, "mfu", "Model FLOPs utilisation", "MFU (%)",
@@ -146,8 +153,8 @@ std::string html_report(const std::vector<RunLog>& runs) {
   }
   memory.marks = loss.marks;
   html += svg_line_chart(memory);
-  html += svg_line_chart(per_step_chart(runs, "grad-norm", "Gradient norm", "norm",
-                                        [](const StepPoint& p) { return p.grad_norm; }));
+  html += svg_line_chart(
+      per_step_chart(runs, "grad-norm", "Gradient norm", "norm", [](const StepPoint& p) { return p.grad_norm; }));
   html += "</div>\n</body></html>\n";
   return html;
 }

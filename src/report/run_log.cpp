@@ -34,8 +34,8 @@ std::string jsonl_of(const std::string& path) {
 RunLog read_run_log(const std::string& path) {
   RunLog log;
   log.path = jsonl_of(path);
-  log.name = is_directory(path) ? file_name(path.back() == '/' ? path.substr(0, path.size() - 1) : path)
-                                : file_stem(log.path);
+  log.name =
+      is_directory(path) ? file_name(path.back() == '/' ? path.substr(0, path.size() - 1) : path) : file_stem(log.path);
   std::ifstream file(log.path);
   std::string line;
   bool any = false;
@@ -55,7 +55,8 @@ RunLog read_run_log(const std::string& path) {
       if (!std::isnan(resumed) && resumed > 0) {
         // The resumed run replays the steps after its checkpoint: its points replace the old ones.
         std::erase_if(log.steps, [&](const StepPoint& p) { return p.step > resumed; });
-        log.marks.push_back({resumed, "resume", "resumed from step " + std::to_string(static_cast<long long>(resumed))});
+        log.marks.push_back(
+            {resumed, "resume", "resumed from step " + std::to_string(static_cast<long long>(resumed))});
       }
       log.config = record;
     } else if (type == "step") {

@@ -15,7 +15,7 @@ namespace aios {
 struct StepPoint {
   static constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
   double step = 0, tokens = 0, loss = kNone, lr = kNone, tokens_per_s = kNone, mfu = kNone, grad_norm = kNone;
-  double val_loss = kNone;                 // on validation steps only
+  double val_loss = kNone;                  // on validation steps only
   std::vector<double> peak_bytes_per_rank;  // peak allocated memory, one entry per rank (empty: not measured)
 };
 
@@ -26,10 +26,10 @@ struct RunMark {
 };
 
 struct RunLog {
-  std::string name;  // the run directory's or the file's name
-  std::string path;  // the JSONL file
+  std::string name;                                  // the run directory's or the file's name
+  std::string path;                                  // the JSONL file
   nlohmann::json config = nlohmann::json::object();  // the newest "config" record
-  std::vector<StepPoint> steps;                        // by step; a resumed run's replay replaces
+  std::vector<StepPoint> steps;                      // by step; a resumed run's replay replaces
   std::vector<RunMark> marks;
   std::int64_t unreadable_lines = 0;
 };

@@ -15,7 +15,10 @@ std::vector<double> nice_ticks(double low, double high, int count) {
   const double span = high - low;
   const double raw = span / count;
   const double power = std::pow(10.0, std::floor(std::log10(raw)));
-  const double step = raw / power < 1.5 ? power : raw / power < 3 ? 2 * power : raw / power < 7 ? 5 * power : 10 * power;
+  const double step = raw / power < 1.5 ? power
+                      : raw / power < 3 ? 2 * power
+                      : raw / power < 7 ? 5 * power
+                                        : 10 * power;
   std::vector<double> ticks;
   for (double t = std::ceil(low / step) * step; t <= high + step * 1e-9; t += step) ticks.push_back(t);
   return ticks;
@@ -33,11 +36,20 @@ std::string escape_html(const std::string& text) {
   std::string out;
   for (const char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -69,9 +81,10 @@ std::string svg_line_chart(const ChartSpec& chart) {
       y_low = std::min(y_low, y), y_high = std::max(y_high, y);
     }
   }
-  std::string svg = "<svg id=\"" + escape_html(chart.id) + "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
-                    number(kWidth) + "\" height=\"" + number(kHeight) + "\" viewBox=\"0 0 " + number(kWidth) + " " +
-                    number(kHeight) + "\" role=\"img\" aria-label=\"" + escape_html(chart.title) + "\">\n";
+  std::string svg = "<svg id=\"" + escape_html(chart.id) +
+                    "\" class=\"chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"" + number(kWidth) +
+                    "\" height=\"" + number(kHeight) + "\" viewBox=\"0 0 " + number(kWidth) + " " + number(kHeight) +
+                    "\" role=\"img\" aria-label=\"" + escape_html(chart.title) + "\">\n";
   svg += "<text x=\"" + number(kLeft) + "\" y=\"20\" class=\"title\">" + escape_html(chart.title) + "</text>\n";
   if (!std::isfinite(x_low)) {
     svg += "<text x=\"" + number(kWidth / 2) + "\" y=\"" + number(kHeight / 2) +
@@ -100,13 +113,15 @@ std::string svg_line_chart(const ChartSpec& chart) {
   }
   svg += "<text x=\"" + number(kLeft + plot_w / 2) + "\" y=\"" + number(kHeight - 8) +
          "\" text-anchor=\"middle\" class=\"axis\">" + escape_html(chart.x_label) + "</text>\n";
-  svg += "<text transform=\"translate(14," + number(kTop + plot_h / 2) + ") rotate(-90)\" text-anchor=\"middle\" "
-         "class=\"axis\">" + escape_html(chart.y_label) + "</text>\n";
+  svg += "<text transform=\"translate(14," + number(kTop + plot_h / 2) +
+         ") rotate(-90)\" text-anchor=\"middle\" "
+         "class=\"axis\">" +
+         escape_html(chart.y_label) + "</text>\n";
   for (const auto& mark : chart.marks) {
     if (mark.x < x_low || mark.x > x_high) continue;
     svg += "<line x1=\"" + number(px(mark.x)) + "\" x2=\"" + number(px(mark.x)) + "\" y1=\"" + number(kTop) +
-           "\" y2=\"" + number(kTop + plot_h) + "\" stroke=\"" + mark.color +
-           "\" class=\"mark\"><title>" + escape_html(mark.text) + "</title></line>\n";
+           "\" y2=\"" + number(kTop + plot_h) + "\" stroke=\"" + mark.color + "\" class=\"mark\"><title>" +
+           escape_html(mark.text) + "</title></line>\n";
   }
   double legend_x = kLeft + 8;
   for (const auto& series : chart.series) {
@@ -124,8 +139,8 @@ std::string svg_line_chart(const ChartSpec& chart) {
     if (series.dots) {
       for (const auto& [x, y] : series.points) {
         if (std::isfinite(x) && std::isfinite(y)) {
-          svg += "<circle cx=\"" + number(px(x)) + "\" cy=\"" + number(py(y)) + "\" r=\"2.5\" fill=\"" +
-                 series.color + "\"/>";
+          svg += "<circle cx=\"" + number(px(x)) + "\" cy=\"" + number(py(y)) + "\" r=\"2.5\" fill=\"" + series.color +
+                 "\"/>";
         }
       }
       svg += "\n";

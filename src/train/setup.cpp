@@ -3,6 +3,7 @@
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <regex>
 
@@ -77,7 +78,9 @@ void check_outputs(const TrainOptions& o, std::int64_t checkpoint_bytes) {
 
 namespace {
 
-// Under mpirun each rank drives the GPU of its local rank.
+// Under mpirun or srun each rank drives one GPU. --device cuda:N is honoured as given. Otherwise a
+// rank that sees one GPU (Slurm's per-task binding, or CUDA_VISIBLE_DEVICES set per rank) takes it,
+// and a rank that sees all of its node's GPUs takes the one of its local rank.
 torch::Device choose_device(const std::string& requested, const RankInfo& ranks) {
   if (requested == "cpu") return torch::kCPU;
   if (requested == "auto" && !torch::cuda::is_available()) return torch::kCPU;
@@ -85,14 +88,11 @@ torch::Device choose_device(const std::string& requested, const RankInfo& ranks)
     throw Error("--device", "'" + requested + "' asked for CUDA but no CUDA device is available in this build/machine",
                 "--device cpu or auto");
   }
-  if (ranks.world > 1) return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ranks.local_rank));
-  if (requested == "auto") return torch::Device(torch::kCUDA, 0);
-  torch::Device device(requested);
-  if (device.index() >= static_cast<int>(torch::cuda::device_count())) {
-    throw Error("--device", "'" + requested + "' but only " + std::to_string(torch::cuda::device_count()) +
-                                " CUDA device(s) exist");
-  }
-  return device.has_index() ? device : torch::Device(torch::kCUDA, 0);
+  torch::Device device = requested == "auto" ? torch::Device(torch::kCUDA) : torch::Device(requested);
+  const int visible = static_cast<int>(torch::cuda::device_count());
+  const int index = cuda_device_for_rank(device.has_index() ? std::optional<int>(device.index()) : std::nullopt,
+                                         ranks.world > 1 ? ranks.local_rank : 0, visible);
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
 // The model's shape: a Hugging Face config (--init-from) or a preset with overrides; then checked
@@ -187,6 +187,23 @@ TrainOptions with_run_directory(TrainOptions o) {
 }
 
 }  // namespace
+
+int cuda_device_for_rank(std::optional<int> requested, int local_rank, int visible) {
+  const char* visible_env = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string seen = std::to_string(visible) + " GPU(s)" +
+                           (visible_env ? std::string(" (CUDA_VISIBLE_DEVICES=") + visible_env + ")" : std::string());
+  if (requested) {
+    if (*requested >= visible) {
+      throw Error("--device", "cuda:" + std::to_string(*requested) + " but this rank sees " + seen,
+                  "an index below " + std::to_string(visible) + ", or --device auto");
+    }
+    return *requested;
+  }
+  if (visible == 1) return 0;
+  if (local_rank < visible) return local_rank;
+  throw Error("--device", "local rank " + std::to_string(local_rank) + " has no GPU of its own: it sees " + seen,
+              "one GPU per rank: as many ranks per node as GPUs, or Slurm's --gpus-per-task=1");
+}
 
 TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_directory(given)) {
   const TrainOptions& o = options;

@@ -33,6 +33,11 @@
 
 namespace aios {
 
+// The CUDA device index a rank drives: `requested` (--device cuda:N) when given; else the one GPU a
+// rank sees (per-task binding), or the GPU of its local rank when it sees its node's GPUs. Throws
+// naming --device when the GPUs seen cannot give this rank one.
+int cuda_device_for_rank(std::optional<int> requested, int local_rank, int visible);
+
 struct TrainingSetup {
   // Validates the options, then builds every component (collective under mpirun: each rank
   // constructs one, in step with its peers).
