@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(cmake ninja-build g++ libopenmpi-dev openmpi-bin libhdf5-dev libcli11-dev libgtest-dev
-          libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev zlib1g-dev python3-pip python3-venv clang-format chromium)
+          libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev zlib1g-dev python3-pip python3-venv clang-format chromium
+          slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
