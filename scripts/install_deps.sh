@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs what aios needs to build and test on a fresh Debian/Ubuntu machine: Debian's packages
-# and LibTorch from PyTorch's CPU wheel. Installs only what is missing, so it is a no-op where
-# everything is present (the GPU image, a developer's machine).
+# Installs what aios needs to build and run on a fresh Debian/Ubuntu machine: Debian's packages
+# and LibTorch from PyTorch's CPU wheel; with --tests also what the tests compare against or run
+# under (a browser, a local Slurm, Python references, tiktoken's rank files). Installs only what
+# is missing, so it is a no-op where everything is present (the GPU image, a developer's machine).
+# Usage: scripts/install_deps.sh [--tests]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+tests=0; [ "${1:-}" = --tests ] && tests=1
 packages=(cmake ninja-build g++ libopenmpi-dev openmpi-bin libhdf5-dev libcli11-dev libgtest-dev
-          libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev zlib1g-dev python3-pip python3-venv clang-format chromium
-          slurm-wlm munge)
+          libgmock-dev nlohmann-json3-dev libsentencepiece-dev libpcre2-dev zlib1g-dev python3-pip python3-venv)
+[ $tests = 1 ] && packages+=(clang-format chromium slurm-wlm munge)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -29,6 +32,7 @@ if ! $py -c 'import torch' >/dev/null 2>&1; then
   $py -m pip install -q "torch==2.13.0+cpu" ||
     $py -m pip install -q "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu
 fi
+[ $tests = 1 ] || exit 0
 # The reference implementations tests compare against (tokenizers, tiktoken, and transformers for
 # exports), and tiktoken's rank files.
 if ! $py -c 'import tokenizers, tiktoken, transformers' >/dev/null 2>&1; then

@@ -5,7 +5,7 @@
 # all of them and the suite oversubscribes the machine until tests time out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ "${AIOS_NO_INSTALL:-0}" = 1 ] || scripts/install_deps.sh
+[ "${AIOS_NO_INSTALL:-0}" = 1 ] || scripts/install_deps.sh --tests
 # The project's Python (scripts/install_deps.sh made it), where there is one.
 if [ -x .venv/bin/python3 ]; then export PATH="$PWD/.venv/bin:$PATH"; fi
 scripts/build.sh
