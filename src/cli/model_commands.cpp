@@ -138,7 +138,11 @@ int run_eval(const EvalOptions& o) {
   auto loaded = load(o.model, device);
   const auto precision = precision_of(o.model, device);
   const GptConfig& config = loaded.metadata.model;
-  const std::int64_t window = o.window > 0 ? o.window : (config.rope() ? 1024 : config.max_positions);
+  // By default the window the model was trained on: positions past it were never trained.
+  const std::int64_t trained = loaded.metadata.window;
+  const std::int64_t window = o.window > 0  ? o.window
+                              : trained > 0 ? trained
+                                            : (config.rope() ? 1024 : config.max_positions);
   if (!config.rope() && window > config.max_positions) {
     throw Error("--window-size",
                 std::to_string(window) + " exceeds the model's " + std::to_string(config.max_positions) + " positions",
@@ -260,7 +264,8 @@ CommandAction add_eval_command(CLI::App& app) {
       ->check(CLI::IsMember({"train", "val"}));
   cmd->add_option("--hellaswag", o->multiple_choice,
                   "A HellaSwag-format JSONL file: multiple-choice accuracy (acc and acc_norm)");
-  cmd->add_option("--window-size", o->window, "Predictions per window (default: the model's positions)")
+  cmd->add_option("--window-size", o->window,
+                  "Predictions per window (default: the checkpoint's training window, else the model's positions)")
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
   cmd->add_option("--batch-size", o->batch_size, "Windows per forward pass")
       ->capture_default_str()
