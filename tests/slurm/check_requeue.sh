@@ -43,7 +43,7 @@ SlurmdLogFile=$work/slurmd.log
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
-NodeName=$host CPUs=$(nproc) State=UNKNOWN
+NodeName=$host CPUs=$(nproc --all) State=UNKNOWN
 PartitionName=test Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 mkdir -p "$work/spool" "$work/state" /etc/munge /run/munge /var/log/munge /var/lib/munge
