@@ -147,7 +147,7 @@ TEST(BpeTokenizer, PrepareCopiesTheTokenizerBesideTheShardsAndEncodesAcrossBlock
   const ShardSet set = ShardSet::open(options.output);
   const auto& record = set.manifest().tokenizer;
   EXPECT_EQ(record.kind, "bpe");
-  EXPECT_EQ(record.model_file, "tokenizer.json");
+  EXPECT_EQ(record.files, std::vector<std::string>{"tokenizer.json"});
   const auto tokenizer = load_tokenizer(set.directory());
   EXPECT_EQ(tokenizer->hash(), record.hash);
   EXPECT_EQ(record.hash, load_tokenizer(kFixture)->hash());

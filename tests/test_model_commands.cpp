@@ -223,6 +223,16 @@ TEST_F(FineTuneWorkflow, ShardsOfAnotherTokenizerAreRefusedByInitFromAndByResume
 
   // Resuming onto the same tokenizer's other shards goes on from the start of that data, and says so.
   train("run", "--steps 2");
+  // Evaluation refuses them too: the model would read the byte ids as its own.
+  const auto evaluated = run_aios("eval " + (dir_ / "run") + " --dataset-file " + (dir_ / "bytes"));
+  EXPECT_EQ(evaluated.status, 1);
+  EXPECT_NE(evaluated.output.find("holds ids of tokenizer byte:byte-v1 (vocab 256), the model reads bpe:"),
+            std::string::npos)
+      << evaluated.output;
+  // An export with --tokenizer carries that tokenizer's files, not the checkpoint's.
+  ASSERT_EQ(run_aios("export " + (dir_ / "run") + " --to-hf " + (dir_ / "as-bytes") + " --tokenizer byte").status, 0);
+  EXPECT_TRUE(path_exists(dir_ / "as-bytes/model.safetensors"));
+  EXPECT_FALSE(path_exists(dir_ / "as-bytes/tokenizer.json"));
   ASSERT_EQ(run_aios("prepare " + (dir_ / "corpus") + " --tokenizer " + kModel + "/tokenizer.json --output " +
                      (dir_ / "set2") + " --val-fraction 0.2")
                 .status,
@@ -266,6 +276,11 @@ TEST(ModelCommands, BadInputIsOneLine) {
   EXPECT_NE(invalid.output.find("--prompt: is not valid UTF-8"), std::string::npos) << invalid.output;
   auto too_long = run_aios("sample " + kModel + " --max-new-tokens 100");
   EXPECT_NE(too_long.output.find("--max-new-tokens: 100 after a prompt"), std::string::npos) << too_long.output;
+  testing::write_file(dir / "mine.bin", "mine");
+  auto kept = run_aios("tokenize --text hello --output " + (dir / "mine.bin"));
+  EXPECT_TRUE(one_line(kept)) << kept.output;
+  EXPECT_NE(kept.output.find("--output: " + (dir / "mine.bin") + " already exists"), std::string::npos) << kept.output;
+  EXPECT_EQ(testing::read_file(dir / "mine.bin"), "mine");
   testing::write_file(dir / "ckpt-00000001.pt", "not a checkpoint");
   auto damaged = run_aios("eval " + (dir / "ckpt-00000001.pt") + " --text-file /dev/null");
   EXPECT_TRUE(one_line(damaged)) << damaged.output;

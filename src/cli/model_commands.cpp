@@ -134,6 +134,13 @@ int run_eval(const EvalOptions& o) {
   if (o.text_file.empty() && o.dataset.empty() && o.multiple_choice.empty()) {
     throw Error("aios eval", "needs something to evaluate on", "--text-file, --dataset-file and/or --hellaswag");
   }
+  // The inputs are checked before the model is loaded, which can take long.
+  if (!o.text_file.empty() && !is_regular_file(o.text_file)) {
+    throw Error("--text-file", "'" + o.text_file + "' does not exist or is not a file", "a text file");
+  }
+  const auto items =
+      o.multiple_choice.empty() ? std::vector<MultipleChoiceItem>{} : read_hellaswag_jsonl(o.multiple_choice);
+  const std::optional<ShardSet> set = o.dataset.empty() ? std::nullopt : std::optional(ShardSet::open(o.dataset));
   torch::Device device(torch::kCPU);
   auto loaded = load(o.model, device);
   const auto precision = precision_of(o.model, device);
@@ -150,7 +157,6 @@ int run_eval(const EvalOptions& o) {
   }
   if (!o.multiple_choice.empty()) {
     if (!loaded.tokenizer) throw Error(o.model.source, "comes with no tokenizer to read the items", "--tokenizer");
-    const auto items = read_hellaswag_jsonl(o.multiple_choice);
     const auto result = evaluate_multiple_choice(loaded.model, *loaded.tokenizer, items, precision);
     std::printf("%s: %lld items, acc %.4f (%lld), acc_norm %.4f (%lld)\n", o.multiple_choice.c_str(),
                 static_cast<long long>(result.items), result.accuracy(), static_cast<long long>(result.correct),
@@ -161,19 +167,20 @@ int run_eval(const EvalOptions& o) {
   std::string what;
   if (!o.text_file.empty()) {
     if (!loaded.tokenizer) throw Error(o.model.source, "comes with no tokenizer to read the text", "--tokenizer");
-    if (!is_regular_file(o.text_file)) throw Error("--text-file", "'" + o.text_file + "' does not exist");
     loaded.tokenizer->encode(read_text_file(o.text_file), ids);
     what = o.text_file;
   } else {
-    const ShardSet set = ShardSet::open(o.dataset);
-    if (set.manifest().tokenizer.vocab_size > config.vocab_size) {
+    const TokenizerRecord &data = set->manifest().tokenizer, &model = loaded.metadata.tokenizer;
+    if (data.vocab_size > config.vocab_size || (!model.hash.empty() && model.hash != data.hash)) {
       throw Error("--dataset-file",
-                  o.dataset + " holds ids of a vocabulary of " + std::to_string(set.manifest().tokenizer.vocab_size) +
-                      ", the model has " + std::to_string(config.vocab_size),
+                  o.dataset + " holds ids of tokenizer " + data.kind + ":" + data.hash + " (vocab " +
+                      std::to_string(data.vocab_size) + "), the model reads " +
+                      (model.hash.empty() ? "a vocabulary of " + std::to_string(config.vocab_size)
+                                          : model.kind + ":" + model.hash),
                   "shards prepared with the model's tokenizer");
     }
-    for (const auto& shard : set.shards(o.split)) {
-      auto reader = set.open_shard(shard, true);
+    for (const auto& shard : set->shards(o.split)) {
+      auto reader = set->open_shard(shard, true);
       const std::size_t at = ids.size();
       ids.resize(at + static_cast<std::size_t>(reader.size()));
       reader.read(0, reader.size(), ids.data() + at);

@@ -3,7 +3,6 @@
 // uint32 with --output.
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -31,9 +30,7 @@ void write_output(const std::string& path, const std::string& bytes) {
     std::fwrite(bytes.data(), 1, bytes.size(), stdout);
     return;
   }
-  std::ofstream file(path, std::ios::binary | std::ios::trunc);
-  file.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  if (!file) throw Error("--output", "could not write " + path, "a writable file path");
+  write_file_atomically(path, bytes);
 }
 
 std::vector<std::uint32_t> read_ids(const TokenizeOptions& o) {
@@ -75,6 +72,10 @@ int run_tokenize(const TokenizeOptions& o) {
   }
   if (!o.input.empty() && !is_regular_file(o.input)) {
     throw Error(o.input, "does not exist or is not a file", "a text file (or uint32 ids with --decode)");
+  }
+  // A file that is already there is not written over: it may be anything of the user's.
+  if (!o.output.empty() && path_exists(o.output)) {
+    throw Error("--output", o.output + " already exists", "a path where no file is yet");
   }
   const auto tokenizer = load_tokenizer(o.tokenizer);
   if (o.decode) {

@@ -44,7 +44,7 @@ json manifest_to_json(const Manifest& m) {
                     {"hash", m.tokenizer.hash},
                     {"vocab_size", m.tokenizer.vocab_size},
                     {"end_of_text_id", m.tokenizer.end_of_text_id ? json(*m.tokenizer.end_of_text_id) : json(nullptr)},
-                    {"model_file", m.tokenizer.model_file},
+                    {"model_file", m.tokenizer.files.empty() ? std::string() : m.tokenizer.files.front()},
                     {"files", m.tokenizer.files}};
   return {{"format", "aios-shards"},
           {"format_version", kManifestFormatVersion},
@@ -98,9 +98,11 @@ Manifest manifest_from_json(const json& j, const std::string& where) {
     m.tokenizer.vocab_size = field<std::int64_t>(t, "vocab_size", "tokenizer.vocab_size", where);
     if (!field<json>(t, "end_of_text_id", "tokenizer.end_of_text_id", where).is_null())
       m.tokenizer.end_of_text_id = field<std::uint32_t>(t, "end_of_text_id", "tokenizer.end_of_text_id", where);
-    m.tokenizer.model_file = t.value("model_file", "");
     m.tokenizer.files = t.value("files", std::vector<std::string>{});
-    if (m.tokenizer.files.empty() && !m.tokenizer.model_file.empty()) m.tokenizer.files = {m.tokenizer.model_file};
+    // Sets written before "files" name only their entry file.
+    if (const std::string entry = t.value("model_file", ""); m.tokenizer.files.empty() && !entry.empty()) {
+      m.tokenizer.files = {entry};
+    }
     m.dtype = token_dtype_from_string(field<std::string>(j, "dtype", "dtype", where), where + ": dtype");
     m.shard_tokens = field<std::int64_t>(j, "shard_tokens", "shard_tokens", where);
     m.val_fraction = field<double>(j, "val_fraction", "val_fraction", where);

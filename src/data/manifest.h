@@ -28,8 +28,7 @@ struct TokenizerRecord {
   std::string hash;
   std::int64_t vocab_size = 0;
   std::optional<std::uint32_t> end_of_text_id;
-  std::string model_file;          // the tokenizer's entry file, copied into the set; empty for "byte"
-  std::vector<std::string> files;  // every tokenizer file copied into the set (model_file first)
+  std::vector<std::string> files;  // the tokenizer's files copied into the set, entry point first; none for "byte"
 };
 
 struct Manifest {

@@ -197,8 +197,11 @@ void tokenize_text(const std::vector<InputFile>& inputs, const Tokenizer& tokeni
   }
 }
 
-// llm.c names its validation files *_val*.bin (fineweb_val_000000.bin, tinyshakespeare_val.bin).
-bool is_llmc_validation_file(const InputFile& input) { return file_stem(input.path).find("_val") != std::string::npos; }
+// llm.c names its validation files *_val.bin or *_val_*.bin (tinyshakespeare_val.bin, fineweb_val_000000.bin).
+bool is_llmc_validation_file(const InputFile& input) {
+  const std::string stem = file_stem(input.path);
+  return stem.ends_with("_val") || stem.find("_val_") != std::string::npos;
+}
 
 // llm.c files mark documents with a delimiter token at each document's start. When llm.c's own
 // validation files are among the inputs, they are the val split and the others the train split.
@@ -280,7 +283,7 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     estimated_tokens = 0;
     for (const auto& input : inputs) estimated_tokens += read_llmc_header(input.path).tokens;
     if (llmc_own_split) {
-      std::fprintf(stderr, "aios prepare: llm.c's own split: *_val* files go to the val split, the others to train%s\n",
+      std::fprintf(stderr, "aios prepare: llm.c's own split: *_val files go to the val split, the others to train%s\n",
                    options.val_fraction != PrepareOptions{}.val_fraction ? " (--val-fraction does not apply)" : "");
     }
   } else {
@@ -316,7 +319,6 @@ PrepareResult prepare_shards(const PrepareOptions& options,
     manifest.tokenizer.vocab_size = tokenizer->vocab_size();
     manifest.tokenizer.end_of_text_id = tokenizer->end_of_text_id();
     if (const auto files = tokenizer->files(); !files.empty()) {
-      manifest.tokenizer.model_file = files.front().name;
       for (const auto& file : files) manifest.tokenizer.files.push_back(file.name);
       estimated_tokens = input_bytes / 4;
     }

@@ -10,7 +10,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
-#include "memory/attention_backend.h"
+#include "infer/inference_scope.h"
 
 namespace aios {
 namespace {
@@ -30,12 +30,8 @@ TokenLoss evaluate_tokens(Gpt& model, std::span<const std::uint32_t> ids, std::i
                           const MixedPrecision& precision) {
   TokenLoss result;
   if (ids.size() < 2) return result;
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
+  const InferenceScope inference(model, precision);
   const auto device = model->wte->weight.device();
-  AutocastRegion autocast(device.type(), precision.enabled, precision.dtype);
-  const CudnnAttentionOff per_shape_plans_cost_more;
   const auto predictions = static_cast<std::int64_t>(ids.size()) - 1;
   std::vector<at::Tensor> sums;
   // Full windows in batches, then the shorter last one alone.
@@ -60,7 +56,6 @@ TokenLoss evaluate_tokens(Gpt& model, std::span<const std::uint32_t> ids, std::i
   }
   result.loss_sum = at::stack(sums).sum().to(at::kDouble).item<double>();  // sync
   result.tokens = predictions;
-  if (was_training) model->train();
   return result;
 }
 
@@ -102,12 +97,8 @@ std::vector<MultipleChoiceItem> read_hellaswag_jsonl(const std::string& path) {
 MultipleChoiceResult evaluate_multiple_choice(Gpt& model, const Tokenizer& tokenizer,
                                               const std::vector<MultipleChoiceItem>& items,
                                               const MixedPrecision& precision) {
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
+  const InferenceScope inference(model, precision);
   const auto device = model->wte->weight.device();
-  AutocastRegion autocast(device.type(), precision.enabled, precision.dtype);
-  const CudnnAttentionOff per_shape_plans_cost_more;
   const std::int64_t positions = model->config().rope() ? INT64_MAX : model->config().max_positions;
   MultipleChoiceResult result;
   for (const auto& item : items) {
@@ -148,7 +139,6 @@ MultipleChoiceResult evaluate_multiple_choice(Gpt& model, const Tokenizer& token
     result.correct_normalized += result.chosen_normalized.back() == item.label;
     ++result.items;
   }
-  if (was_training) model->train();
   return result;
 }
 

@@ -11,7 +11,7 @@
 #include <torch/types.h>
 
 #include "base/error.h"
-#include "memory/attention_backend.h"
+#include "infer/inference_scope.h"
 
 namespace aios {
 namespace {
@@ -56,12 +56,8 @@ Generation generate(Gpt& model, const std::vector<std::uint32_t>& prompt, std::i
   const auto since_start = [&] {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   };
-  torch::NoGradGuard no_grad;
-  const bool was_training = model->is_training();
-  model->eval();
+  const InferenceScope inference(model, o.precision);
   const auto device = model->wte->weight.device();
-  AutocastRegion autocast(device.type(), o.precision.enabled, o.precision.dtype);
-  const CudnnAttentionOff per_shape_plans_cost_more;
   // A generator of its own on the model's device: the global one (training's dropout) is untouched.
   at::Generator generator = at::globalContext().defaultGenerator(device).clone();
   generator.set_current_seed(o.seed);
@@ -119,7 +115,6 @@ Generation generate(Gpt& model, const std::vector<std::uint32_t>& prompt, std::i
       if (o.stop_id && id == *o.stop_id) break;  // a sample ends at its first end of text
     }
   }
-  if (was_training) model->train();
   return result;
 }
 

@@ -49,7 +49,7 @@ LoadedModel load_model(const std::string& source, const std::string& tokenizer, 
     load_hf_gpt2_weights(source, loaded.model);
     const bool has_tokenizer =
         is_regular_file(join_path(source, "tokenizer.json")) || is_regular_file(join_path(source, "vocab.json"));
-    if (has_tokenizer) loaded.tokenizer = load_tokenizer(source, source);
+    if (has_tokenizer && tokenizer.empty()) loaded.tokenizer = load_tokenizer(source, source);
     loaded.description = "Hugging Face GPT-2 in " + source;
   } else if (is_regular_file(source) || (is_directory(source) && is_regular_file(join_path(source, "latest")))) {
     InferenceCheckpoint checkpoint = open_checkpoint_for_inference(source);
@@ -61,7 +61,7 @@ LoadedModel load_model(const std::string& source, const std::string& tokenizer, 
     loaded.metadata.model.dropout = 0;
     loaded.model = Gpt(loaded.metadata.model);
     loaded.model->load(checkpoint.weights);
-    loaded.tokenizer = tokenizer_of_checkpoint(loaded.metadata);
+    if (tokenizer.empty()) loaded.tokenizer = tokenizer_of_checkpoint(loaded.metadata);
     loaded.description = checkpoint.path + " (step " + std::to_string(checkpoint.step) + ")";
   } else {
     throw Error(source, path_exists(source) ? "is not a model aios can load" : "does not exist", kSources);
@@ -74,7 +74,9 @@ LoadedModel load_model(const std::string& source, const std::string& tokenizer, 
                       " ids exceeds the model's " + std::to_string(loaded.metadata.model.vocab_size),
                   "the tokenizer the model was trained with");
     }
-    if (loaded.metadata.tokenizer.kind.empty()) {  // a Hugging Face directory, or --tokenizer
+    // A Hugging Face directory records no tokenizer, and --tokenizer replaces the recorded one (an
+    // export then carries the given tokenizer's files).
+    if (loaded.metadata.tokenizer.kind.empty() || !tokenizer.empty()) {
       loaded.metadata.tokenizer.kind = loaded.tokenizer->kind();
       loaded.metadata.tokenizer.hash = loaded.tokenizer->hash();
       loaded.metadata.tokenizer.vocab_size = loaded.tokenizer->vocab_size();

@@ -21,7 +21,7 @@ struct LoadedModel {
 };
 
 // `tokenizer` overrides the source's own ("" keeps it); its vocabulary must fit the model's.
-// Errors name `option` for the source ("aios sample", "--to-hf" ...).
+// Errors name the source's path, or --tokenizer.
 LoadedModel load_model(const std::string& source, const std::string& tokenizer, const torch::Device& device);
 
 // A tokenizer's files, read (for a checkpoint's metadata or an export).

@@ -79,7 +79,6 @@ std::optional<CheckpointMetadata> read_metadata(torch::serialize::InputArchive& 
     m.tokenizer.vocab_size = t.at("vocab_size").get<std::int64_t>();
     if (!t.at("end_of_text_id").is_null()) m.tokenizer.end_of_text_id = t.at("end_of_text_id").get<std::uint32_t>();
     m.tokenizer.files = t.at("files").get<std::vector<std::string>>();
-    if (!m.tokenizer.files.empty()) m.tokenizer.model_file = m.tokenizer.files.front();
     m.dataset = json.at("dataset").get<std::string>();
     m.window = json.at("window").get<std::int64_t>();
   } catch (const nlohmann::json::exception& e) {

@@ -200,13 +200,4 @@ AttentionChoice configure_attention(AttentionBackend requested, const AttentionQ
   return choice;
 }
 
-CudnnAttentionOff::CudnnAttentionOff() : was_on_(at::globalContext().userEnabledCuDNNSDP()) {
-  auto& c = at::globalContext();
-  if (was_on_ && (c.userEnabledFlashSDP() || c.userEnabledMemEfficientSDP() || c.userEnabledMathSDP())) {
-    c.setSDPUseCuDNN(false);
-  }
-}
-
-CudnnAttentionOff::~CudnnAttentionOff() { at::globalContext().setSDPUseCuDNN(was_on_); }
-
 }  // namespace aios

@@ -48,18 +48,4 @@ struct AttentionChoice {
 // --attention with ATen's reasons when a forced backend cannot run.
 AttentionChoice configure_attention(AttentionBackend requested, const AttentionQuery& query);
 
-// cuDNN attention off for the object's lifetime (unless it is the only backend on). Generation
-// and evaluation call attention with a new sequence length nearly every time, and cuDNN plans a
-// graph for each new shape, which costs more than the attention itself.
-class CudnnAttentionOff {
- public:
-  CudnnAttentionOff();
-  ~CudnnAttentionOff();
-  CudnnAttentionOff(const CudnnAttentionOff&) = delete;
-  CudnnAttentionOff& operator=(const CudnnAttentionOff&) = delete;
-
- private:
-  bool was_on_;
-};
-
 }  // namespace aios

@@ -26,26 +26,16 @@ bool lower_right_flash_runs(const at::Tensor& q, const at::Tensor& keys, double 
 #endif
 }
 
-// cuDNN's attention with an explicit mask has given NaN gradients on Hopper (PyTorch issue
-// 196678, sequence lengths ≡ 64 mod 128), so the masked call keeps to the other kernels while
-// any of them is enabled; with cuDNN alone (--attention cudnn) it stays the user's choice.
-class CudnnAttentionOffForMasks {
- public:
-  CudnnAttentionOffForMasks() : was_on_(at::globalContext().userEnabledCuDNNSDP()) {
-    auto& c = at::globalContext();
-    if (was_on_ && (c.userEnabledFlashSDP() || c.userEnabledMemEfficientSDP() || c.userEnabledMathSDP())) {
-      c.setSDPUseCuDNN(false);
-    }
-  }
-  ~CudnnAttentionOffForMasks() { at::globalContext().setSDPUseCuDNN(was_on_); }
-  CudnnAttentionOffForMasks(const CudnnAttentionOffForMasks&) = delete;
-  CudnnAttentionOffForMasks& operator=(const CudnnAttentionOffForMasks&) = delete;
-
- private:
-  bool was_on_;
-};
-
 }  // namespace
+
+CudnnAttentionOff::CudnnAttentionOff() : was_on_(at::globalContext().userEnabledCuDNNSDP()) {
+  auto& c = at::globalContext();
+  if (was_on_ && (c.userEnabledFlashSDP() || c.userEnabledMemEfficientSDP() || c.userEnabledMathSDP())) {
+    c.setSDPUseCuDNN(false);
+  }
+}
+
+CudnnAttentionOff::~CudnnAttentionOff() { at::globalContext().setSDPUseCuDNN(was_on_); }
 
 at::Tensor causal_attention_after_past(const at::Tensor& q, const at::Tensor& keys, const at::Tensor& values,
                                        double dropout) {
@@ -59,7 +49,9 @@ at::Tensor causal_attention_after_past(const at::Tensor& q, const at::Tensor& ke
   const auto positions = at::TensorOptions(q.device()).dtype(at::kLong);
   const auto mask =
       at::arange(past + time, positions).unsqueeze(0) <= (at::arange(time, positions) + past).unsqueeze(1);
-  const CudnnAttentionOffForMasks no_cudnn;
+  // cuDNN's attention with an explicit mask has given NaN gradients on Hopper (PyTorch issue
+  // 196678, sequence lengths ≡ 64 mod 128): the masked call keeps to the other kernels.
+  const CudnnAttentionOff no_cudnn;
   return at::scaled_dot_product_attention(q, keys, values, mask, dropout, /*is_causal=*/false);
 }
 

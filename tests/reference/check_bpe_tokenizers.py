@@ -120,6 +120,8 @@ def train_hf(text: str, split_pattern: str | None, vocab_size: int = 3000) -> To
 
 
 def aios_ids(aios: str, tokenizer: str, text_path: str, out_path: str) -> list[int]:
+    if os.path.exists(out_path):
+        os.remove(out_path)  # aios tokenize writes only new files
     subprocess.run([aios, "tokenize", "--tokenizer", tokenizer, text_path, "--output", out_path, "--threads", "2"],
                    check=True)
     data = open(out_path, "rb").read()
