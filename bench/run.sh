@@ -12,6 +12,7 @@
 #   distributed, distributed-tests                  2 GPUs and more (a multi-GPU kind)
 #   data, data-bpe             prepare's throughput (byte tokenizer; GPT-2's BPE, .deps/gpt2.tiktoken)
 #   sample-speed               aios sample's tokens/s against plain PyTorch generation
+#   plan-accuracy              aios plan's planned peak memory against the measured peak
 # Usage (GPU machine, repository root): bench/run.sh [--deadline SECONDS] STAGE...
 # Build outputs (build-gpu/) and generated shards (/tmp/aios-bench-work) stay on a warm machine,
 # so a later call skips what an earlier one did.
@@ -96,6 +97,7 @@ stage_data-bpe() {
   cat "$OUT/prepare_throughput_bpe.txt"
 }
 stage_sample-speed() { bench/infer/sample_speed.sh 256; }
+stage_plan-accuracy() { bench/memory/plan_accuracy.sh; }
 
 status=0
 for stage in "$@"; do
