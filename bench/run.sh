@@ -97,7 +97,7 @@ stage_data-bpe() {
   cat "$OUT/prepare_throughput_bpe.txt"
 }
 stage_sample-speed() { bench/infer/sample_speed.sh 256; }
-stage_plan-accuracy() { bench/memory/plan_accuracy.sh; }
+stage_plan-accuracy() { bench/memory/plan_accuracy.sh ${PLAN_CONFIGS:-}; }
 
 status=0
 for stage in "$@"; do

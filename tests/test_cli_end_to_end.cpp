@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <nlohmann/json.hpp>
 
 #include "test_support.h"
 
@@ -115,6 +116,24 @@ TEST(EndToEnd, PrepareInspectAndVersion) {
   }
 }
 
+TEST(EndToEnd, PlanReadsTrainsConfigAndFitsAGpu) {
+  const auto plan =
+      run_aios(std::string("plan --config ") + AIOS_SOURCE_DIR + "/configs/gpt2.toml --gpu-memory 80GiB --fit");
+  ASSERT_EQ(plan.status, 0) << plan.output;
+  for (const char* expected : {"12 layers", "micro-batch 16 x window 1024", "weights", "optimizer state",
+                               "activations saved for the backward", "fits in 80.0 GiB", "the largest micro-batch"}) {
+    EXPECT_NE(plan.output.find(expected), std::string::npos) << expected << "\n" << plan.output;
+  }
+  const auto small = run_aios(
+      "plan --model gpt2-xl --window-size 1024 --batch-size 16 --no-amp "
+      "--no-gradient-checkpointing --no-chunked-loss --gpu-memory 40GiB --fit --json");
+  ASSERT_EQ(small.status, 0) << small.output;
+  const auto json = nlohmann::json::parse(small.output);
+  EXPECT_GT(json["peak_bytes"].get<double>(), 40.0 * (1LL << 30));
+  ASSERT_EQ(json["fit"].size(), 2u) << small.output;
+  EXPECT_EQ(json["fit"][1]["flags"][0], "--amp");
+}
+
 TEST(EndToEnd, BadInputGivesOneLineAndANonZeroExit) {
   testing::ScratchDir dir;
   testing::write_file(dir / "a.txt", "some text\n");
@@ -132,6 +151,9 @@ TEST(EndToEnd, BadInputGivesOneLineAndANonZeroExit) {
       {"train --config " + (dir / "bad.toml"), "not-an-option"},
       {"train --dataset-file " + missing_set, "nope"},
       {"inspect " + (dir / "a.txt"), "a.txt"},
+      {"plan --model gpt2 --gpu-memory lots", "--gpu-memory"},
+      {"plan --model gpt2 --fit", "--fit"},
+      {"plan --model gpt2 --dataset-file " + missing_set, "nope"},
   };
   for (const auto& [args, expected] : cases) {
     const auto run = run_aios(args);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aios plan against the GPU: for each configuration of bench/memory/plan_configs.txt, the planned
-# peak (aios plan, when this build has it) and the measured peak of 3 training steps (the largest
+# peak (aios plan, when this build has it) and the measured peak of 2 training steps (the largest
 # of the steps' peaks: the first step also creates the optimizer state). Prints one table.
 # Usage (on the GPU machine): bench/memory/plan_accuracy.sh [CONFIG_NAME...]
 set -uo pipefail
@@ -18,7 +18,7 @@ while read -r name flags; do
       head -3 "$out/plan-$name.err"
   fi
   # shellcheck disable=SC2086
-  "$bin" train $flags --vocab-size 50257 --dataset-file "$shards" --steps 3 --warmup-steps 1 --eval-batches 0 \
+  "$bin" train $flags --vocab-size 50257 --dataset-file "$shards" --steps 2 --warmup-steps 1 --eval-batches 0 \
     --device cuda --out-dir "$work/plan-run-$name" --log-file "$out/measured-$name.jsonl" \
     > "$out/train-$name.log" 2>&1 || tail -3 "$out/train-$name.log"
   rm -rf "$work/plan-run-$name"

@@ -163,7 +163,8 @@ int run(int argc, char** argv) {
       {"prepare", add_prepare_command(app)}, {"train", add_train_command(app)},
       {"inspect", add_inspect_command(app)}, {"tokenize", add_tokenize_command(app)},
       {"sample", add_sample_command(app)},   {"eval", add_eval_command(app)},
-      {"export", add_export_command(app)},   {"report", add_report_command(app)}};
+      {"export", add_export_command(app)},   {"report", add_report_command(app)},
+      {"plan", add_plan_command(app)}};
 
   try {
     // Parse everything first: CLI11 checks unknown config keys only after subcommand callbacks.

@@ -24,6 +24,7 @@ CommandAction add_sample_command(CLI::App& app);  // sample, eval and export: cl
 CommandAction add_eval_command(CLI::App& app);
 CommandAction add_export_command(CLI::App& app);
 CommandAction add_report_command(CLI::App& app);
+CommandAction add_plan_command(CLI::App& app);
 
 // Lets a subcommand read its options from a TOML file (--config FILE). After parsing,
 // apply_config_file sets every option the command line did not give from the file (validators

@@ -95,44 +95,6 @@ torch::Device choose_device(const std::string& requested, const RankInfo& ranks)
   return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
 }
 
-// The model's shape: a Hugging Face config (--init-from) or a preset with overrides; then checked
-// against the data and the window.
-GptConfig model_config(const TrainOptions& o, const Manifest& data) {
-  const ModelOptions& m = o.model;
-  GptConfig config;
-  if (!m.init_from.empty()) {
-    if (m.n_layer > 0 || m.n_head > 0 || m.n_embd > 0 || m.max_positions > 0 || m.vocab_size > 0) {
-      throw Error("--init-from", "takes the model's shape from " + m.init_from + "/config.json",
-                  "no --n-layer/--n-head/--n-embd/--seq-len/--vocab-size with --init-from");
-    }
-    config = read_hf_gpt2_config(m.init_from);
-  } else {
-    config = gpt_preset(m.preset);
-    if (m.n_layer > 0) config.n_layer = m.n_layer;
-    if (m.n_head > 0) config.n_head = m.n_head;
-    if (m.n_embd > 0) config.n_embd = m.n_embd;
-    if (m.max_positions > 0) config.max_positions = m.max_positions;
-    config.vocab_size = m.vocab_size > 0 ? m.vocab_size : data.tokenizer.vocab_size;
-  }
-  config.dropout = m.dropout;
-  config.position = m.position;
-  check_config(config);
-  if (data.tokenizer.vocab_size > config.vocab_size) {
-    throw Error("--vocab-size",
-                "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
-                    " ids exceeds the model's " + std::to_string(config.vocab_size),
-                "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
-  }
-  const std::int64_t window = o.data.window_size;
-  if (!config.rope() && window > config.max_positions) {
-    throw Error("--window-size",
-                "value " + std::to_string(window) + " exceeds the model's " + std::to_string(config.max_positions) +
-                    " positions",
-                "--window-size <= " + std::to_string(config.max_positions) + ", a larger --seq-len, or --pos rope");
-  }
-  return config;
-}
-
 // A pretrained model reads the ids of its own tokenizer. Shards of another would train without
 // complaint on ids that mean other text, so they are refused naming both tokenizers; a model
 // directory without tokenizer files is held to the vocabulary size at least.
@@ -187,6 +149,44 @@ TrainOptions with_run_directory(TrainOptions o) {
 }
 
 }  // namespace
+
+// The model's shape: a Hugging Face config (--init-from) or a preset with overrides; then checked
+// against the data and the window.
+GptConfig model_config(const TrainOptions& o, const Manifest& data) {
+  const ModelOptions& m = o.model;
+  GptConfig config;
+  if (!m.init_from.empty()) {
+    if (m.n_layer > 0 || m.n_head > 0 || m.n_embd > 0 || m.max_positions > 0 || m.vocab_size > 0) {
+      throw Error("--init-from", "takes the model's shape from " + m.init_from + "/config.json",
+                  "no --n-layer/--n-head/--n-embd/--seq-len/--vocab-size with --init-from");
+    }
+    config = read_hf_gpt2_config(m.init_from);
+  } else {
+    config = gpt_preset(m.preset);
+    if (m.n_layer > 0) config.n_layer = m.n_layer;
+    if (m.n_head > 0) config.n_head = m.n_head;
+    if (m.n_embd > 0) config.n_embd = m.n_embd;
+    if (m.max_positions > 0) config.max_positions = m.max_positions;
+    config.vocab_size = m.vocab_size > 0 ? m.vocab_size : data.tokenizer.vocab_size;
+  }
+  config.dropout = m.dropout;
+  config.position = m.position;
+  check_config(config);
+  if (data.tokenizer.vocab_size > config.vocab_size) {
+    throw Error("--vocab-size",
+                "the dataset's vocabulary of " + std::to_string(data.tokenizer.vocab_size) +
+                    " ids exceeds the model's " + std::to_string(config.vocab_size),
+                "--vocab-size >= " + std::to_string(data.tokenizer.vocab_size) + " (or leave it unset)");
+  }
+  const std::int64_t window = o.data.window_size;
+  if (!config.rope() && window > config.max_positions) {
+    throw Error("--window-size",
+                "value " + std::to_string(window) + " exceeds the model's " + std::to_string(config.max_positions) +
+                    " positions",
+                "--window-size <= " + std::to_string(config.max_positions) + ", a larger --seq-len, or --pos rope");
+  }
+  return config;
+}
 
 int cuda_device_for_rank(std::optional<int> requested, int local_rank, int visible) {
   const char* visible_env = std::getenv("CUDA_VISIBLE_DEVICES");

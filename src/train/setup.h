@@ -38,6 +38,10 @@ namespace aios {
 // naming --device when the GPUs seen cannot give this rank one.
 int cuda_device_for_rank(std::optional<int> requested, int local_rank, int visible);
 
+// The model's shape: a Hugging Face config (--init-from) or a preset with overrides, its vocabulary
+// --vocab-size or the data's; checked against the data and the window.
+GptConfig model_config(const TrainOptions& options, const Manifest& data);
+
 struct TrainingSetup {
   // Validates the options, then builds every component (collective under mpirun: each rank
   // constructs one, in step with its peers).

@@ -15,6 +15,7 @@
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "model/hf_gpt2.h"
+#include "plan/memory_plan.h"
 #include "train/device_stats.h"
 #include "train/setup.h"
 #include "train/step_profiler.h"
@@ -210,6 +211,13 @@ TrainSummary train(const TrainOptions& options) {
   MetricsLog log(run.lead ? o.log_file : "", /*append=*/run.resumed);
   log.write(header_record(run));
   if (run.lead) print_run(run, tokens_per_step);
+  // The planned peak (aios plan), compared with the measured one after the first step.
+  const double planned_peak =
+      run.device.is_cuda() ? plan_memory(run.config, run.options, {true, world}).peak_bytes : 0.0;
+  if (run.lead && planned_peak > 0) {
+    std::fprintf(stderr, "aios train: planned peak memory %s per rank (aios plan with these options itemizes it)\n",
+                 format_bytes(planned_peak).c_str());
+  }
   ProgressLine progress_line(o.log_every > 0 ? o.log_every : std::max<std::int64_t>(1, o.steps / 20),
                              /*quiet=*/!run.lead, /*plain_seconds=*/30);
   const std::string profile_path = profile_path_of(run);
@@ -295,6 +303,15 @@ TrainSummary train(const TrainOptions& options) {
       record["current_allocated_bytes"] = memory.current_allocated;
       if (world > 1)
         record["peak_allocated_bytes_per_rank"] = run.comm->gather_values(memory.peak_allocated);  // collective
+      if (step == first_step) {
+        record["planned_peak_bytes"] = planned_peak;
+        if (run.lead) {
+          progress_line.finish();
+          std::fprintf(stderr, "aios train: measured peak memory %s at step %lld (planned %s)\n",
+                       format_bytes(static_cast<double>(memory.peak_allocated)).c_str(), static_cast<long long>(step),
+                       format_bytes(planned_peak).c_str());
+        }
+      }
     }
 
     const bool last = step == o.steps;
