@@ -1,10 +1,9 @@
 // aios plan's arithmetic: the persistent items equal the tensors a training run holds (CPU), the
 // techniques change the items they should, and --fit's proposals sit exactly at the budget's edge.
 // Its accuracy for activations is measured on the GPU (bench/memory/plan_accuracy.sh).
-#include "plan/memory_plan.h"
-
 #include <gtest/gtest.h>
 
+#include "plan/memory_plan.h"
 #include "train/setup.h"
 #include "train/train_step.h"
 #include "trainer_fixture.h"

@@ -50,8 +50,8 @@ GptConfig plan_model_config(const TrainOptions& o, bool& vocabulary_assumed) {
   Manifest data;
   vocabulary_assumed = false;
   if (!o.data.dataset_file.empty()) {
-    const std::string path = is_directory(o.data.dataset_file) ? join_path(o.data.dataset_file, kManifestFileName)
-                                                               : o.data.dataset_file;
+    const std::string path =
+        is_directory(o.data.dataset_file) ? join_path(o.data.dataset_file, kManifestFileName) : o.data.dataset_file;
     data = read_manifest(path);
   } else if (o.model.vocab_size == 0 && o.model.init_from.empty()) {
     data.tokenizer.vocab_size = gpt_preset(o.model.preset).vocab_size;
@@ -64,7 +64,8 @@ json plan_json(const MemoryPlan& plan) {
   json moments = json::array();
   for (const auto& moment : plan.moments) {
     json items = json::array();
-    for (const auto& item : moment.items) items.push_back({{"name", item.name}, {"bytes", item.bytes}, {"detail", item.detail}});
+    for (const auto& item : moment.items)
+      items.push_back({{"name", item.name}, {"bytes", item.bytes}, {"detail", item.detail}});
     moments.push_back({{"name", moment.name}, {"bytes", moment.bytes()}, {"items", items}});
   }
   return {{"peak_bytes", plan.peak_bytes},
@@ -93,7 +94,8 @@ void print_plan(const MemoryPlan& plan) {
     std::printf("  %-44s %10s   %s\n", item.name.c_str(), format_bytes(item.bytes).c_str(), item.detail.c_str());
   }
   std::printf("  %-44s %10s\n", "total in tensors (PyTorch's peak allocated)", format_bytes(plan.peak_bytes).c_str());
-  std::printf("  %-44s %10s\n", "with the allocator's cached blocks (reserved)", format_bytes(plan.reserved_bytes).c_str());
+  std::printf("  %-44s %10s\n", "with the allocator's cached blocks (reserved)",
+              format_bytes(plan.reserved_bytes).c_str());
   std::printf("  %-44s %10s\n", "on the GPU with the CUDA context",
               format_bytes(plan.reserved_bytes + kCudaContextBytes).c_str());
   std::string others;

@@ -40,10 +40,10 @@ std::vector<double> parameter_tensors(const GptConfig& c) {
 // Everything the plan reads from the options, in bytes and tokens.
 struct Shape {
   double C, V, L, heads, window, batch;
-  double p;        // bytes of a parameter (float32, or float64 for reference runs)
-  double a;        // bytes of a matmul operand: the autocast type under AMP, else p
-  double stats;    // a LayerNorm's mean and 1/std per token (float32)
-  double lse;      // attention's saved log-sum-exp per token, or the math kernel's probabilities
+  double p;      // bytes of a parameter (float32, or float64 for reference runs)
+  double a;      // bytes of a matmul operand: the autocast type under AMP, else p
+  double stats;  // a LayerNorm's mean and 1/std per token (float32)
+  double lse;    // attention's saved log-sum-exp per token, or the math kernel's probabilities
   bool amp, checkpointing, chunked_loss;
   std::int64_t checkpoint_every;
   double loss_chunk;
@@ -70,9 +70,9 @@ Shape shape_of(const GptConfig& config, const TrainOptions& o, const PlanTarget&
                     (o.memory.attention == AttentionBackend::kAuto && config.dropout > 0 && !s.amp);
   attention = math ? "math" : !s.amp ? "efficient" : o.memory.attention == AttentionBackend::kCudnn ? "cudnn" : "flash";
   s.lse = math ? s.heads * s.window * (2 * s.a) : 4 * s.heads;
-  const double loss_chunk_tokens =
-      o.memory.loss_chunk_tokens > 0 ? static_cast<double>(o.memory.loss_chunk_tokens)
-                                     : std::max(128.0, std::floor(256.0 * kMiB / (s.a * s.V)));
+  const double loss_chunk_tokens = o.memory.loss_chunk_tokens > 0
+                                       ? static_cast<double>(o.memory.loss_chunk_tokens)
+                                       : std::max(128.0, std::floor(256.0 * kMiB / (s.a * s.V)));
   s.loss_chunk = loss_chunk_tokens;
   return s;
 }
@@ -120,11 +120,11 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   } else {
     for (const double n : parameter_tensors(config)) state += 2 * s.p * n + 4;  // two moments and a step count
   }
-  const MemoryItem optimizer{"optimizer state", state / shard,
-                             o.optimizer.use_8bit_optimizer
-                                 ? "AdamW moments in 8 bits (blocks of 256, two float32 maxima each)" + shard_text
-                                 : "AdamW moments, 2 x " + std::to_string(int(s.p)) + " bytes per parameter" +
-                                       shard_text};
+  const MemoryItem optimizer{
+      "optimizer state", state / shard,
+      o.optimizer.use_8bit_optimizer
+          ? "AdamW moments in 8 bits (blocks of 256, two float32 maxima each)" + shard_text
+          : "AdamW moments, 2 x " + std::to_string(int(s.p)) + " bytes per parameter" + shard_text};
   MemoryItem gradients{"gradients", P * s.p, "one per parameter, " + std::to_string(int(s.p)) + " bytes"};
   MemoryItem communication{"gradient buckets in flight", 0, ""};
   if (ranks > 1) {
@@ -143,8 +143,8 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
                              target.cuda ? "cuBLAS/cuBLASLt 2 x 32 MiB, 2 % block rounding" : "none on the CPU"};
 
   const double micro = s.batch;
-  const bool chunked_training = o.memory.chunked_training && o.memory.chunk_size > 0 &&
-                                o.memory.chunk_size < o.data.window_size;
+  const bool chunked_training =
+      o.memory.chunked_training && o.memory.chunk_size > 0 && o.memory.chunk_size < o.data.window_size;
   const double chunk = chunked_training ? static_cast<double>(o.memory.chunk_size) : s.window;
   const double n = micro * chunk;  // tokens of one forward pass (one chunk of a long window)
   const std::string tokens_text = count_text(n) + " tokens";
@@ -173,6 +173,12 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
     past_text = count_text(earlier) + " earlier tokens' keys/values, " + std::to_string(int(s.L)) + " layers";
   }
   const bool exact_chunks = chunked_training && o.memory.chunk_mode == ChunkMode::kExact;
+  // A checkpointed chunk returns its keys and values as views of its blocks' qkv (3C) and rotated
+  // query/key (2C) tensors, which they keep alive until the chunk's backward is done.
+  const double chunk_views = chunked_training && s.checkpointing ? 5 * s.L * n * s.C * s.a : 0;
+  // Gradients of earlier micro-batches (or chunks) are held from the start of the next forward.
+  const bool accumulating = o.data.gradient_accumulation_steps > 1 || chunked_training;
+  const std::string accumulated_text = chunked_training ? "earlier chunks' sum" : "earlier micro-batches' sum";
 
   // The classifier: logits of one chunk of tokens in the matmul type (all tokens without
   // --chunked-loss); the loss's gradient is formed in the forward: into the hidden states (matmul
@@ -181,9 +187,8 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   const double head_cast = s.a != s.p ? s.V * s.C * s.a : 0;
   const double classifier = loss_chunk * s.V * s.a + n * s.C * s.a + (loss_chunk < n ? loss_chunk * s.C * s.a : 0) +
                             s.V * s.C * s.p + (s.a != s.p && loss_chunk < n ? s.V * s.C * 4 : 0) + head_cast;
-  const std::string classifier_text =
-      count_text(loss_chunk) + " tokens x " + count_text(s.V) + " logits, their gradient into the hidden states and " +
-      "the embedding";
+  const std::string classifier_text = count_text(loss_chunk) + " tokens x " + count_text(s.V) +
+                                      " logits, their gradient into the hidden states and " + "the embedding";
 
   std::vector<MemoryMoment> moments_extra;
   // Moment 1: the end of the forward, in the classifier.
@@ -192,13 +197,28 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
                            tokens_text + ", " + std::to_string(int(checkpointed)) + " checkpointed blocks of " +
                                std::to_string(int(s.L)) + (s.amp ? ", 16-bit weight casts" : "")});
   forward.items.push_back({"classifier", classifier, classifier_text});
+  if (accumulating) forward.items.push_back({"gradients", gradients.bytes, accumulated_text});
   if (chunked_training) {
     forward.items.push_back({"keys/values of earlier chunks", (exact_chunks ? 2 : 1) * past,
                              past_text + (exact_chunks ? ", and their gradients" : "")});
+    forward.items.push_back({"this chunk's keys/values", chunk_views, "views that hold each block's qkv"});
     if (!s.checkpointing) forward.items.push_back({"attention over earlier chunks", s.L * past_concat, "per layer"});
   }
 
-  // Moment 2: the backward of the first block, the last to run: every other gradient is formed.
+  // Moment 2: the classifier's backward scales the gradients its forward formed (a copy of each),
+  // and with gradients already held adds them in.
+  MemoryMoment head{"backward of the classifier", {weights, optimizer, workspace}};
+  head.items.push_back(
+      {"activations saved for the backward", n * (saved_per_token - s.a * s.C) + cast_weights, tokens_text});
+  head.items.push_back({"classifier's gradients, scaled", 2 * (s.V * s.C * s.p + n * s.C * s.a),
+                        "into the embedding and the hidden states, as formed and scaled"});
+  if (accumulating) head.items.push_back({"gradients", gradients.bytes, accumulated_text});
+  if (chunked_training) {
+    head.items.push_back({"keys/values of earlier chunks", (exact_chunks ? 2 : 1) * past, past_text});
+    head.items.push_back({"this chunk's keys/values", chunk_views, "views that hold each block's qkv"});
+  }
+
+  // Moment 3: the backward of the first block, the last to run: every other gradient is formed.
   MemoryMoment backward{"backward of the first block", {weights, optimizer, workspace, gradients}};
   if (ranks > 1) backward.items.push_back(communication);
   if (s.checkpointing) {
@@ -212,24 +232,30 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
     backward.name = "backward of the last block";
     backward.items = {weights, optimizer, workspace};
     backward.items.push_back({"activations saved for the backward", n * saved_per_token + cast_weights, tokens_text});
-    backward.items.push_back({"gradients formed so far", s.V * s.C * s.p + 12 * s.C * s.C * s.p,
-                              "the embedding's (classifier) and one block's"});
-    backward.items.push_back({"backward temporaries", n * (s.p * s.C + 8 * s.a * s.C),
-                              "the incoming gradient and the MLP's"});
+    backward.items.push_back(accumulating
+                                 ? MemoryItem{"gradients", gradients.bytes, accumulated_text}
+                                 : MemoryItem{"gradients formed so far", s.V * s.C * s.p + 12 * s.C * s.C * s.p,
+                                              "the embedding's (classifier) and one block's"});
+    backward.items.push_back(
+        {"backward temporaries", n * (s.p * s.C + 8 * s.a * s.C), "the incoming gradient and the MLP's"});
   }
   if (chunked_training) {
-    backward.items.push_back({"keys/values of earlier chunks", (exact_chunks ? 4 : 1) * past,
-                              past_text + (exact_chunks ? ", their gradients, and one chunk's gradients for them" : "")});
+    backward.items.push_back(
+        {"keys/values of earlier chunks", (exact_chunks ? 3 : 1) * past,
+         past_text + (exact_chunks ? ", their gradients, and this chunk's gradients for them" : "")});
+    backward.items.push_back({"this chunk's keys/values", chunk_views, "views that hold each block's qkv"});
     backward.items.push_back({"attention over earlier chunks", (s.checkpointing ? 2 : s.L + 1) * past_concat,
                               s.checkpointing ? "one layer's joined keys/values" : "every layer's joined keys/values"});
   }
 
-  // Moment 3 (checkpointing): the backward of the last block, the first to run. All blocks' inputs
+  // Moment 4 (checkpointing): the backward of the last block, the first to run. All blocks' inputs
   // are still held, few gradients formed: the peak when activations outweigh the gradients (small
   // models, large batches).
   if (s.checkpointing) {
     MemoryMoment last{"backward of the last block", {weights, optimizer, workspace}};
-    last.items.push_back({"gradients formed so far", s.V * s.C * s.p, "the embedding's (classifier)"});
+    last.items.push_back(accumulating
+                             ? MemoryItem{"gradients", gradients.bytes, accumulated_text}
+                             : MemoryItem{"gradients formed so far", s.V * s.C * s.p, "the embedding's (classifier)"});
     last.items.push_back({"activations saved for the backward", n * (saved_per_token - s.p * s.C - s.stats - s.a * s.C),
                           tokens_text + ", every block's"});
     last.items.push_back({"recomputed block", n * (s.p * s.C + block_recompute_per_token(s)),
@@ -238,16 +264,17 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
                           "one block's matrices"});
     if (chunked_training) {
       last.items.push_back({"keys/values of earlier chunks", (exact_chunks ? 3 : 1) * past, past_text});
+      last.items.push_back({"this chunk's keys/values", chunk_views, "views that hold each block's qkv"});
       last.items.push_back({"attention over earlier chunks", 2 * past_concat, "one layer's joined keys/values"});
     }
     moments_extra.push_back(last);
   }
 
-  // Moment 4: the optimizer step.
+  // Moment 5: the optimizer step.
   MemoryMoment step{"optimizer step", {weights, optimizer, workspace, gradients}};
   if (zero) step.items.back() = {"gradients", P * s.p / shard, "this rank's reduced shard"};
 
-  plan.moments = {forward, backward};
+  plan.moments = {forward, head, backward};
   plan.moments.insert(plan.moments.end(), moments_extra.begin(), moments_extra.end());
   plan.moments.push_back(step);
   for (std::size_t i = 0; i < plan.moments.size(); ++i) {
@@ -257,9 +284,9 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
     }
   }
   // The caching allocator holds freed blocks for reuse; measured on an H200, its reserved peak is
-  // 1-3 % above the allocated peak when the whole forward's activations are held, and 5-16 % above
+  // 1-5 % above the allocated peak when the whole forward's activations are held, and 2-16 % above
   // with checkpointing or chunks, whose many short-lived tensors of differing sizes fragment it.
-  plan.reserved_bytes = plan.peak_bytes * (s.checkpointing || chunked_training ? 1.12 : 1.03);
+  plan.reserved_bytes = plan.peak_bytes * (s.checkpointing || chunked_training ? 1.07 : 1.03);
   return plan;
 }
 
@@ -293,8 +320,10 @@ std::vector<FitProposal> fit_memory(const GptConfig& config, const TrainOptions&
   if (const std::int64_t micro = largest(options, 1 << 16); micro > 0) {
     TrainOptions o = options;
     o.data.batch_size = micro;
-    result.push_back(FitProposal{"the largest micro-batch with the flags given", {"--batch-size " + std::to_string(micro)},
-                                 o, plan_memory(config, o, target)});
+    result.push_back(FitProposal{"the largest micro-batch with the flags given",
+                                 {"--batch-size " + std::to_string(micro)},
+                                 o,
+                                 plan_memory(config, o, target)});
   }
 
   // Techniques in order of what they cost in speed: mixed precision is faster, chunked loss and
@@ -319,17 +348,18 @@ std::vector<FitProposal> fit_memory(const GptConfig& config, const TrainOptions&
       [](TrainOptions& t) { t.memory.gradient_checkpointing = true, t.memory.checkpoint_every = 1; });
   if (options.data.window_size >= 4096) {
     const std::int64_t chunk = std::max<std::int64_t>(1024, options.data.window_size / 8);
-    add(o.memory.chunked_training, "--chunked-training --chunk-size " + std::to_string(chunk), [chunk](TrainOptions& t) {
-      t.memory.chunked_training = true, t.memory.chunk_size = chunk, t.memory.chunk_mode = ChunkMode::kExact;
-    });
+    add(o.memory.chunked_training, "--chunked-training --chunk-size " + std::to_string(chunk),
+        [chunk](TrainOptions& t) {
+          t.memory.chunked_training = true, t.memory.chunk_size = chunk, t.memory.chunk_mode = ChunkMode::kExact;
+        });
   }
   if (result.size() < 2) {
     const std::int64_t micro = largest(o, options.data.batch_size);
     if (micro > 0) {
       flags.push_back("--batch-size " + std::to_string(micro) + " --gradient-accumulation-steps " +
                       std::to_string((windows + micro - 1) / micro));
-      result.push_back(proposal("every technique, a smaller micro-batch and accumulation for the same windows", flags, o,
-                                micro));
+      result.push_back(
+          proposal("every technique, a smaller micro-batch and accumulation for the same windows", flags, o, micro));
     }
   }
   return result;

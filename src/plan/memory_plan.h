@@ -17,7 +17,7 @@
 namespace aios {
 
 struct MemoryItem {
-  std::string name;    // "weights", "activations saved for the backward", ...
+  std::string name;  // "weights", "activations saved for the backward", ...
   double bytes = 0;
   std::string detail;  // how it is counted: "124.4M parameters x 4 bytes"
 };
