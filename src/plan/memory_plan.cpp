@@ -195,7 +195,7 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   MemoryMoment forward{"end of the forward (classifier)", {weights, optimizer, workspace}};
   forward.items.push_back({"activations saved for the backward", n * saved_per_token + cast_weights,
                            tokens_text + ", " + std::to_string(int(checkpointed)) + " checkpointed blocks of " +
-                               std::to_string(int(s.L)) + (s.amp ? ", 16-bit weight casts" : "")});
+                               std::to_string(int(s.L)) + (cast_weights > 0 ? ", 16-bit weight casts" : "")});
   forward.items.push_back({"classifier", classifier, classifier_text});
   if (accumulating) forward.items.push_back({"gradients", gradients.bytes, accumulated_text});
   if (chunked_training) {
