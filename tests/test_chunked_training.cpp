@@ -172,7 +172,7 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
              targets = torch::randint(0, 64, {2, 24}, torch::kLong);
   // Chunks draw their dropout masks in another order than the whole window, so the two cannot be
-  // compared; each chunk's recomputation restores the RNG state of its first pass, and the run
+  // compared sample by sample (the test above compares their expectations); each chunk's recomputation restores the RNG state of its first pass, and the run
   // leaves the RNG where the first pass left it: two runs from one seed agree exactly.
   torch::manual_seed(9);
   const auto first = chunked(model, tokens, targets, {ChunkMode::kExact, 8, 0});
@@ -191,6 +191,55 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   EXPECT_NEAR(one_chunk.first, whole.first, 1e-12 * whole.first);
   EXPECT_LT(worst_relative(one_chunk.second, whole.second), 1e-12);
   EXPECT_TRUE(at::equal(after_one_chunk, after_whole));
+}
+
+// With dropout, exact chunks and the whole window draw different masks, so single gradients differ;
+// both must be samples of one distribution: the same expected gradient. Over K seeds each, the
+// mean gradients' difference is compared with its standard error, element by element: the mean
+// squared z-score is about 1 when the expectations agree. Masks replayed wrongly in a chunk's
+// recomputation, or one mask reused across chunks, would move it (the test's own check: the
+// dropout-free gradient, a different expectation, is told apart).
+TEST(ChunkedTraining, ExactModeWithDropoutHasTheWholeWindowsExpectedGradient) {
+  torch::manual_seed(3);
+  GptConfig c = small("rope");
+  c.dropout = 0.2;
+  Gpt model(c);
+  model->to(torch::kDouble);
+  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
+             targets = torch::randint(0, 64, {2, 24}, torch::kLong);
+  const auto flat = [](const std::vector<at::Tensor>& grads) {
+    std::vector<at::Tensor> parts;
+    for (const auto& g : grads) parts.push_back(g.reshape({-1}));
+    return at::cat(parts);
+  };
+  constexpr int kSamples = 400;
+  at::Tensor sum_whole, squares_whole, sum_chunked, squares_chunked;
+  for (int k = 0; k < kSamples; ++k) {
+    torch::manual_seed(1000 + k);
+    const auto w = flat(whole_window(model, tokens, targets).second);
+    torch::manual_seed(500000 + k);
+    const auto x = flat(chunked(model, tokens, targets, {ChunkMode::kExact, 8, 0}).second);
+    sum_whole = k == 0 ? w.clone() : sum_whole + w;
+    squares_whole = k == 0 ? w * w : squares_whole + w * w;
+    sum_chunked = k == 0 ? x.clone() : sum_chunked + x;
+    squares_chunked = k == 0 ? x * x : squares_chunked + x * x;
+  }
+  const double n = kSamples;
+  const auto mean_whole = sum_whole / n, mean_chunked = sum_chunked / n;
+  const auto variance_whole = (squares_whole / n - mean_whole * mean_whole) * (n / (n - 1));
+  const auto variance_chunked = (squares_chunked / n - mean_chunked * mean_chunked) * (n / (n - 1));
+  const auto error = ((variance_whole + variance_chunked) / n).sqrt();
+  const auto varies = error > 1e-12;  // elements dropout does not reach have no spread
+  ASSERT_GT(varies.sum().item<std::int64_t>(), 1000);
+  const double z2 = ((mean_chunked - mean_whole) / error).masked_select(varies).pow(2).mean().item<double>();
+  EXPECT_LT(z2, 1.5) << "mean squared z-score of exact chunks' mean gradient against the whole window's";
+
+  model->eval();  // no dropout
+  const auto plain = flat(whole_window(model, tokens, targets).second);
+  const auto plain_error = (variance_chunked / n).sqrt();
+  const double plain_z2 = ((mean_chunked - plain) / plain_error).masked_select(varies).pow(2).mean().item<double>();
+  EXPECT_GT(plain_z2, 3.0) << "the test cannot tell the dropout-free gradient from the expected one";
+  std::printf("mean squared z: chunks against the whole window %.3f, against no dropout %.3f\n", z2, plain_z2);
 }
 
 TEST(ChunkedTraining, TruncatedModeWithWholeMemoryHasTheWholeWindowLoss) {

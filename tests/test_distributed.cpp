@@ -8,6 +8,9 @@
 #include <cstdlib>
 #include <functional>
 
+#include "distributed/zero_sharding.h"
+#include "io/zero_reshard.h"
+#include "optim/optimizer.h"
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -195,6 +198,50 @@ TEST_F(DistributedTest, ShardedResumeIsBitIdenticalAndReshardsToAnotherWorldSize
   ASSERT_EQ(launch(resumed, 2, "--use-8bit-optimizer --resume " + middle), 0) << log_of(resumed);
   const auto a = final_parameters(two), b = final_parameters(resumed);
   for (std::size_t i = 0; i < a.size(); ++i) ASSERT_TRUE(torch::equal(a[i], b[i])) << "tensor " << i;
+
+  // The 8-bit state re-sliced from 2 ranks to 3 and to 1, key by key: each new rank's codes and
+  // block maxima are, bit for bit, its slice of the old ranks' pieces joined in rank order.
+  std::vector<torch::serialize::InputArchive> saved(2);
+  for (int r = 0; r < 2; ++r) {
+    torch::serialize::InputArchive file;
+    file.load_from(two.run.out_dir + "/ckpt-00000003.optimizer-rank-0000" + std::to_string(r) + "-of-00002.pt");
+    file.read("optimizer", saved[r]);
+  }
+  GptConfig config = gpt_preset("tiny");
+  config.n_layer = 2, config.n_head = 2, config.n_embd = 64, config.max_positions = 64, config.vocab_size = 256;
+  Gpt model(config);
+  model->to(torch::kDouble);
+  const auto groups = adamw_groups(*model, AdamWSettings{});
+  std::size_t quantized = 0;
+  for (const int world : {3, 1}) {
+    for (int rank = 0; rank < world; ++rank) {
+      auto resliced = reshard_optimizer_state(saved, groups, rank, world, torch::kCPU, "test");
+      for (std::size_t g = 0; g < groups.size(); ++g) {
+        for (std::size_t i = 0; i < groups[g].params.size(); ++i) {
+          const std::int64_t n = groups[g].params[i].numel();
+          const std::int64_t per_rank = ZeroSharding::elements_per_rank(n, world);
+          const std::int64_t start = std::min(n, rank * per_rank), length = std::min(n, start + per_rank) - start;
+          for (const std::string kind : {"codes_avg", "codes_avg_sq", "absmax_avg", "absmax_avg_sq"}) {
+            const std::string key = kind + "." + std::to_string(g) + "." + std::to_string(i);
+            torch::Tensor old0, old1, now;
+            if (!saved[0].try_read(key, old0, /*is_buffer=*/true)) continue;  // a 32-bit tensor (under 4096)
+            ASSERT_TRUE(saved[1].try_read(key, old1, /*is_buffer=*/true)) << key;
+            ASSERT_TRUE(resliced.try_read(key, now, /*is_buffer=*/true)) << key;
+            const auto whole = torch::cat({old0.reshape({-1}), old1.reshape({-1})});
+            const bool per_block = kind.rfind("absmax", 0) == 0;
+            const std::int64_t block = ZeroSharding::kAlignment;
+            const auto expected = per_block ? whole.narrow(0, start / block, (length + block - 1) / block)
+                                            : whole.narrow(0, start, length);
+            EXPECT_EQ(now.scalar_type(), whole.scalar_type()) << key;
+            EXPECT_TRUE(torch::equal(now.reshape({-1}), expected))
+                << key << " of rank " << rank << " of " << world << " is not the old pieces' slice";
+            ++quantized;
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(quantized, 0u) << "no 8-bit state was compared";
 
   // 2 ranks -> 3 ranks: the 8-bit state is re-sliced exactly; only the gradients' summation order differs.
   auto three = run_options("three", 3, 6);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# cluster/slurm/one-node-8gpu.sbatch under a real Slurm, on the CPU: a one-node Slurm (munge,
-# slurmctld, slurmd) started here with a generated configuration, the script submitted with 2
-# tasks in CPU mode, a SIGUSR1 sent to the job's ranks mid-run (as --signal=USR1@180 does before a
-# time limit): the ranks checkpoint and exit 138, the script requeues the job, the requeued job
+# cluster/slurm/*.sbatch under a real Slurm, on the CPU: a one-node Slurm (munge, slurmctld,
+# slurmd) started here with a generated configuration, each script submitted with 2 tasks in CPU
+# mode (the multi-node one on this one node, through srun --mpi=pmix), a SIGUSR1 sent to the
+# batch script mid-run (as --signal=B:USR1@180 does before a time limit): the ranks checkpoint and exit 138, the script requeues the job, the requeued job
 # resumes from that checkpoint and ends with the loss of an uninterrupted run of the same steps.
 # Exit 77 (ctest's skip) only where Slurm cannot start.
 # Usage: tests/slurm/check_requeue.sh AIOS_BINARY WORK_DIR
@@ -67,7 +67,7 @@ n-head = 2
 n-embd = 64
 window-size = 32
 batch-size = 4
-steps = 300
+steps = 150
 warmup-steps = 10
 device = "cpu"
 amp = false
@@ -78,39 +78,51 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS
 mkdir -p "$work/repo"; ln -s "$source_dir/cluster" "$work/repo/cluster"; mkdir -p "$work/repo/build"
 ln -s "$aios" "$work/repo/build/aios"
 cd "$work/repo"
-job=$(RUN="$work/run" DATA="$work/shards" CONFIG="$work/cpu.toml" sbatch --parsable --ntasks-per-node=2 \
-  --gpus-per-node=0 --cpus-per-task=1 --time=10 cluster/slurm/one-node-8gpu.sbatch) || fail "sbatch"
-echo "job $job submitted"
 
-# ---- SIGUSR1 mid-run to the batch script, as --signal=B:USR1@180 sends it before the time limit ----
-for _ in $(seq 120); do
-  [ "$(grep -c '"type":"step"' "$work/run/metrics.jsonl" 2>/dev/null || echo 0)" -ge 40 ] && break; sleep 0.5
-done
-[ -f "$work/run/metrics.jsonl" ] || fail "the job did not start training"
-scancel --batch --signal=USR1 "$job" || fail "scancel --batch --signal=USR1"
-echo "SIGUSR1 sent at step $(grep -c '"type":"step"' "$work/run/metrics.jsonl")"
-for _ in $(seq 360); do
-  state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
-  # Slurm holds a requeued job for a while (its begin time); a real cluster waits, the test need not.
-  [ "$state" = PENDING ] && scontrol update JobId="$job" BeginTime=now >/dev/null 2>&1
-  [ "$(grep -c '"event":"stopped"' "$work/run/metrics.jsonl")" -ge 1 ] && [ "$state" = COMPLETED ] && break
-  [ "$state" = FAILED ] || [ "$state" = CANCELLED ] && fail "job state $state"
-  sleep 0.5
-done
-[ "$state" = COMPLETED ] || fail "the job did not complete after the requeue (state $state)"
-grep -q "requeueing job $job" "$work"/repo/slurm-*.out || fail "the script did not requeue"
-stopped_at=$(grep '"event":"stopped"' "$work/run/metrics.jsonl" | head -1 | sed -E 's/.*"step":([0-9]+).*/\1/')
-last=$(grep '"type":"step"' "$work/run/metrics.jsonl" | tail -1)
-resumed=$(grep -c '"resumed_from_step":'"$stopped_at" "$work/run/metrics.jsonl")
-[ "$resumed" -ge 1 ] || fail "the requeued job did not resume from step $stopped_at"
-
-# ---- the same steps without interruption ----
+# ---- the same steps without interruption: what each requeued job must end with ----
 mpirun -np 2 --oversubscribe "$aios" train --config "$work/cpu.toml" --dataset-file "$work/shards" \
   --out-dir "$work/straight" --log-file "$work/straight/metrics.jsonl" >/dev/null 2>&1 || fail "the straight run"
 straight=$(grep '"type":"step"' "$work/straight/metrics.jsonl" | tail -1)
 loss_of() { echo "$1" | sed -E 's/.*"loss":([^,}]+).*/\1/'; }
 step_of() { echo "$1" | sed -E 's/.*"step":([0-9]+).*/\1/'; }
-[ "$(step_of "$last")" = 300 ] || fail "the requeued run ended at step $(step_of "$last")"
-[ "$(loss_of "$last")" = "$(loss_of "$straight")" ] ||
-  fail "step 300 loss $(loss_of "$last") after the requeue, $(loss_of "$straight") without"
-echo "slurm: stopped at step $stopped_at by SIGUSR1, requeued, resumed; step 300 loss $(loss_of "$last") equals the uninterrupted run's"
+
+# One script's cycle: submit with 2 tasks in CPU mode, SIGUSR1 to the batch script mid-run (as
+# --signal=B:USR1@180 sends it before the time limit), the ranks checkpoint and exit 138, the
+# script requeues, the requeued job resumes and ends with the uninterrupted run's loss.
+requeue_cycle() {
+  local script=$1 run=$work/run-$(basename "$1" .sbatch) job state stopped_at last resumed
+  shift
+  job=$(RUN="$run" DATA="$work/shards" CONFIG="$work/cpu.toml" sbatch --parsable "$@" --ntasks-per-node=2 \
+    --gpus-per-node=0 --cpus-per-task=1 --time=10 "$script") || fail "sbatch $script"
+  echo "$script: job $job submitted at $(date +%T)"
+  for _ in $(seq 120); do
+    [ "$(grep -c '"type":"step"' "$run/metrics.jsonl" 2>/dev/null || echo 0)" -ge 40 ] && break; sleep 0.5
+  done
+  [ -f "$run/metrics.jsonl" ] || fail "$script: the job did not start training"
+  scancel --batch --signal=USR1 "$job" || fail "scancel --batch --signal=USR1"
+  echo "$script: SIGUSR1 sent at step $(grep -c '"type":"step"' "$run/metrics.jsonl")"
+  echo "  at $(date +%T)"
+  for _ in $(seq 360); do
+    state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
+    # Slurm holds a requeued job for a while (its begin time); a real cluster waits, the test need not.
+    [ "$state" = PENDING ] && scontrol update JobId="$job" BeginTime=now >/dev/null 2>&1
+    [ "$(grep -c '"event":"stopped"' "$run/metrics.jsonl")" -ge 1 ] && [ "$state" = COMPLETED ] && break
+    [ "$state" = FAILED ] || [ "$state" = CANCELLED ] && fail "$script: job state $state"
+    sleep 0.5
+  done
+  echo "  completed at $(date +%T)"
+  [ "$state" = COMPLETED ] || fail "$script: the job did not complete after the requeue (state $state)"
+  grep -q "requeueing job $job" "$work"/repo/slurm-*-"$job".out || fail "$script: the script did not requeue"
+  stopped_at=$(grep '"event":"stopped"' "$run/metrics.jsonl" | head -1 | sed -E 's/.*"step":([0-9]+).*/\1/')
+  last=$(grep '"type":"step"' "$run/metrics.jsonl" | tail -1)
+  resumed=$(grep -c '"resumed_from_step":'"$stopped_at" "$run/metrics.jsonl")
+  [ "$resumed" -ge 1 ] || fail "$script: the requeued job did not resume from step $stopped_at"
+  [ "$(step_of "$last")" = 150 ] || fail "$script: the requeued run ended at step $(step_of "$last")"
+  [ "$(loss_of "$last")" = "$(loss_of "$straight")" ] ||
+    fail "$script: step 150 loss $(loss_of "$last") after the requeue, $(loss_of "$straight") without"
+  echo "$script: stopped at step $stopped_at by SIGUSR1, requeued, resumed; step 150 loss $(loss_of "$last") equals the uninterrupted run's"
+}
+
+# One node through mpirun; the multi-node script's srun --mpi=pmix path on this one node.
+requeue_cycle cluster/slurm/one-node-8gpu.sbatch
+requeue_cycle cluster/slurm/multi-node.sbatch --nodes=1
