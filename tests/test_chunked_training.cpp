@@ -172,8 +172,9 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
   const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
              targets = torch::randint(0, 64, {2, 24}, torch::kLong);
   // Chunks draw their dropout masks in another order than the whole window, so the two cannot be
-  // compared sample by sample (the test above compares their expectations); each chunk's recomputation restores the RNG state of its first pass, and the run
-  // leaves the RNG where the first pass left it: two runs from one seed agree exactly.
+  // compared sample by sample (the test above compares their expectations); each chunk's
+  // recomputation restores the RNG state of its first pass, and the run leaves the RNG where the
+  // first pass left it: two runs from one seed agree exactly.
   torch::manual_seed(9);
   const auto first = chunked(model, tokens, targets, {ChunkMode::kExact, 8, 0});
   torch::manual_seed(9);
