@@ -91,6 +91,51 @@ double block_recompute_per_token(const Shape& s) {
   return (14 * s.a + s.p) * s.C + 2 * s.stats + s.lse + 8 * s.a * s.C + (s.a != s.p ? s.a * s.C : 0);
 }
 
+// What a rank holds across the step: weights and optimizer state; gradients from the backward to
+// the optimizer step; under several ranks the buckets in flight.
+struct PersistentItems {
+  MemoryItem weights, optimizer, gradients, communication, workspace;
+};
+
+PersistentItems persistent_items(const GptConfig& config, const TrainOptions& o, const Shape& s,
+                                 const PlanTarget& target) {
+  const double P = static_cast<double>(config.parameter_count());
+  const double ranks = static_cast<double>(std::max<std::int64_t>(1, target.ranks));
+  const bool zero = ranks > 1 && o.parallel.shard_optimizer;
+  const double shard = zero ? ranks : 1.0;
+  const std::string shard_text = zero ? ", 1/" + std::to_string(target.ranks) + " per rank (ZeRO-1)" : "";
+  PersistentItems items;
+  items.weights = {"weights", P * s.p, count_text(P) + " parameters x " + std::to_string(int(s.p)) + " bytes"};
+  double state = 0;
+  for (const double n : parameter_tensors(config)) {
+    // 8-bit: codes and two float32 maxima per 256-element block; tensors under 4096 elements keep
+    // 32-bit moments. Each 32-bit tensor also has a step count.
+    state += o.optimizer.use_8bit_optimizer && n >= 4096 ? 2 * n + 2 * 4 * std::ceil(n / 256) : 2 * s.p * n + 4;
+  }
+  items.optimizer = {"optimizer state", state / shard,
+                     o.optimizer.use_8bit_optimizer
+                         ? "AdamW moments in 8 bits (blocks of 256, two float32 maxima each)" + shard_text
+                         : "AdamW moments, 2 x " + std::to_string(int(s.p)) + " bytes per parameter" + shard_text};
+  items.gradients = {"gradients", P * s.p, "one per parameter, " + std::to_string(int(s.p)) + " bytes"};
+  items.communication = {"gradient buckets in flight", 0, ""};
+  if (ranks > 1) {
+    // Buckets are flattened for their collective; two may be in flight while the next fills.
+    items.communication.bytes = 2 * std::min(o.parallel.bucket_mb * 1e6, P * s.p);
+    items.communication.detail = "2 x --bucket-mb " + count_text(o.parallel.bucket_mb) + " MB";
+    if (zero) {
+      items.gradients.bytes = P * s.p / shard + P * s.p;  // this rank's shard, and the backward's full gradients
+      items.gradients.detail = "the backward's full gradients and this rank's reduced shard";
+    }
+  }
+  // cuBLAS and cuBLASLt workspaces come from PyTorch's allocator; rounding of each tensor to the
+  // allocator's block sizes adds about 2 % to the persistent tensors (measured on an H200).
+  items.workspace = {
+      "library workspaces and allocator rounding",
+      target.cuda ? 64 * kMiB + 0.02 * (items.weights.bytes + items.optimizer.bytes + items.gradients.bytes) : 0,
+      target.cuda ? "cuBLAS/cuBLASLt 2 x 32 MiB, 2 % block rounding" : "none on the CPU"};
+  return items;
+}
+
 }  // namespace
 
 double MemoryMoment::bytes() const {
@@ -104,43 +149,12 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   plan.micro_batch = o.data.batch_size;
   plan.accumulation = o.data.gradient_accumulation_steps;
   const Shape s = shape_of(config, o, target, plan.attention);
+  const PersistentItems persistent = persistent_items(config, o, s, target);
+  const MemoryItem &weights = persistent.weights, &optimizer = persistent.optimizer, &gradients = persistent.gradients,
+                   &communication = persistent.communication, &workspace = persistent.workspace;
   const double P = static_cast<double>(config.parameter_count());
   const double ranks = static_cast<double>(std::max<std::int64_t>(1, target.ranks));
   const bool zero = ranks > 1 && o.parallel.shard_optimizer;
-  const double shard = zero ? ranks : 1.0;
-  const std::string shard_text = zero ? ", 1/" + std::to_string(target.ranks) + " per rank (ZeRO-1)" : "";
-
-  // Persistent: weights, optimizer state; gradients from the backward to the optimizer step.
-  const MemoryItem weights{"weights", P * s.p, count_text(P) + " parameters x " + std::to_string(int(s.p)) + " bytes"};
-  double state = 0;
-  if (o.optimizer.use_8bit_optimizer) {
-    for (const double n : parameter_tensors(config)) {
-      state += n >= 4096 ? 2 * n + 2 * 4 * std::ceil(n / 256) : 2 * s.p * n + 4;  // 32-bit moments and a step count
-    }
-  } else {
-    for (const double n : parameter_tensors(config)) state += 2 * s.p * n + 4;  // two moments and a step count
-  }
-  const MemoryItem optimizer{
-      "optimizer state", state / shard,
-      o.optimizer.use_8bit_optimizer
-          ? "AdamW moments in 8 bits (blocks of 256, two float32 maxima each)" + shard_text
-          : "AdamW moments, 2 x " + std::to_string(int(s.p)) + " bytes per parameter" + shard_text};
-  MemoryItem gradients{"gradients", P * s.p, "one per parameter, " + std::to_string(int(s.p)) + " bytes"};
-  MemoryItem communication{"gradient buckets in flight", 0, ""};
-  if (ranks > 1) {
-    // Buckets are flattened for their collective; two may be in flight while the next fills.
-    communication.bytes = 2 * std::min(o.parallel.bucket_mb * 1e6, P * s.p);
-    communication.detail = "2 x --bucket-mb " + count_text(o.parallel.bucket_mb) + " MB";
-    if (zero) {
-      gradients.bytes = P * s.p / shard + P * s.p;  // this rank's shard, and the full gradients of the backward
-      gradients.detail = "the backward's full gradients and this rank's reduced shard";
-    }
-  }
-  // cuBLAS and cuBLASLt workspaces come from PyTorch's allocator; rounding of each tensor to the
-  // allocator's block sizes adds about 2 % to the persistent tensors (measured on an H200).
-  const MemoryItem workspace{"library workspaces and allocator rounding",
-                             target.cuda ? 64 * kMiB + 0.02 * (weights.bytes + state / shard + gradients.bytes) : 0,
-                             target.cuda ? "cuBLAS/cuBLASLt 2 x 32 MiB, 2 % block rounding" : "none on the CPU"};
 
   const double micro = s.batch;
   const bool chunked_training =
@@ -272,7 +286,7 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
 
   // Moment 5: the optimizer step.
   MemoryMoment step{"optimizer step", {weights, optimizer, workspace, gradients}};
-  if (zero) step.items.back() = {"gradients", P * s.p / shard, "this rank's reduced shard"};
+  if (zero) step.items.back() = {"gradients", P * s.p / ranks, "this rank's reduced shard"};
 
   plan.moments = {forward, head, backward};
   plan.moments.insert(plan.moments.end(), moments_extra.begin(), moments_extra.end());
