@@ -5,7 +5,7 @@
 #   build, build-aios          the whole tree with tests, or the program alone
 #   test                       the test suite (scripts/test.sh), then the GPU tests by name: none may skip
 #   same-losses                this build against BASELINE_BIN (a build of another commit): equal losses?
-#   speed, profile             aios against the PyTorch reference trainer; a kernel-by-kernel profile
+#   speed, profile, profile-amp  aios against the PyTorch reference trainer; a kernel-by-kernel profile (both rows, or bf16 alone)
 #   vs-compile, vs-compile-32, vs-compile-large   aios against PyTorch eager and torch.compile (bf16)
 #   memory, memory-large, max-batch, convergence    the memory techniques, alone and together
 #   long-context, long-context-reference            long windows, whole and in chunks
@@ -75,6 +75,7 @@ stage_build-aios() { AIOS_BUILD_TARGET=aios stage_build; }
 stage_same-losses() { bench/numerics/same_losses.sh "$BASELINE_BIN" build-gpu/aios; }
 stage_speed() { bench/speed/vs_reference.sh gpt2 16 60; }
 stage_profile() { bench/speed/profile.sh gpt2 16; }
+stage_profile-amp() { bench/speed/profile.sh gpt2 16 amp-bf16; }
 stage_vs-compile() { bench/speed/vs_compile.sh gpt2 16 300; }
 stage_vs-compile-32() { bench/speed/vs_compile.sh gpt2 32 40; }
 stage_vs-compile-large() { bench/speed/vs_compile.sh gpt2-large 8 30; }
