@@ -16,13 +16,21 @@ declare -A reference_flags=(
   [fp32-baseline]="" [amp-bf16]="--amp" [checkpointing]="--checkpointing" [8bit-adamw]="--optimizer bnb-8bit"
   [all-together]="--amp --checkpointing --optimizer bnb-8bit")
 
-# Shards from a generated corpus (byte tokenizer), made once per work folder.
+# Shards from a generated corpus, made once per work folder: GPT-2's BPE ids when .deps/gpt2.tiktoken
+# is carried (train --init-from a GPT-2 of bench_init refuses ids of another tokenizer), else
+# byte-level ids for the runs that give --vocab-size themselves.
 bench_shards() {
-  if [ ! -f "$work/shards/manifest.json" ]; then
-    python3 scripts/make_demo_corpus.py "$work/corpus" --bytes "${1:-20000000}" --files 4 --seed 7 >&2
-    "$bin" prepare "$work/corpus" --output "$work/shards" --val-fraction 0.005 > /dev/null
+  local tokenizer=() name=shards-bytes
+  if [ -f .deps/gpt2.tiktoken ]; then
+    tokenizer=(--tokenizer .deps/gpt2.tiktoken) name=shards-gpt2
+  else
+    echo "bench: no .deps/gpt2.tiktoken (carry .deps): byte-level shards, which --init-from GPT-2 runs refuse" >&2
   fi
-  echo "$work/shards"
+  if [ ! -f "$work/$name/manifest.json" ]; then
+    [ -d "$work/corpus" ] || python3 scripts/make_demo_corpus.py "$work/corpus" --bytes "${1:-20000000}" --files 4 --seed 7 >&2
+    "$bin" prepare "$work/corpus" "${tokenizer[@]}" --output "$work/$name" --val-fraction 0.005 > /dev/null
+  fi
+  echo "$work/$name"
 }
 
 # GPT-2 weights of MODEL written once as safetensors, loaded by aios and the reference alike.
