@@ -163,16 +163,26 @@ TEST(ChunkedTraining, ExactModeUnderBf16IsAsCloseToFp32AsTheWholeWindowUnderBf16
   EXPECT_LT(exact_error, 2.0 * whole_error) << "exact " << exact_error << ", whole " << whole_error;
 }
 
-TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
-  torch::manual_seed(2);
+// A float64 rotary model with dropout 0.2 and two windows of 24 tokens, drawn from `seed`.
+struct DropoutCase {
+  Gpt model;
+  at::Tensor tokens, targets;
+};
+
+DropoutCase dropout_case(std::uint64_t seed) {
+  torch::manual_seed(seed);
   GptConfig c = small("rope");
   c.dropout = 0.2;
   Gpt model(c);
   model->to(torch::kDouble);
-  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
-             targets = torch::randint(0, 64, {2, 24}, torch::kLong);
+  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong);
+  return {model, tokens, torch::randint(0, 64, {2, 24}, torch::kLong)};
+}
+
+TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
+  auto [model, tokens, targets] = dropout_case(2);
   // Chunks draw their dropout masks in another order than the whole window, so the two cannot be
-  // compared sample by sample (the test above compares their expectations); each chunk's
+  // compared sample by sample (the next test compares their expectations); each chunk's
   // recomputation restores the RNG state of its first pass, and the run leaves the RNG where the
   // first pass left it: two runs from one seed agree exactly.
   torch::manual_seed(9);
@@ -201,13 +211,7 @@ TEST(ChunkedTraining, ExactModeWithDropoutIsDeterministic) {
 // recomputation, or one mask reused across chunks, would move it (the test's own check: the
 // dropout-free gradient, a different expectation, is told apart).
 TEST(ChunkedTraining, ExactModeWithDropoutHasTheWholeWindowsExpectedGradient) {
-  torch::manual_seed(3);
-  GptConfig c = small("rope");
-  c.dropout = 0.2;
-  Gpt model(c);
-  model->to(torch::kDouble);
-  const auto tokens = torch::randint(0, 64, {2, 24}, torch::kLong),
-             targets = torch::randint(0, 64, {2, 24}, torch::kLong);
+  auto [model, tokens, targets] = dropout_case(3);
   const auto flat = [](const std::vector<at::Tensor>& grads) {
     std::vector<at::Tensor> parts;
     for (const auto& g : grads) parts.push_back(g.reshape({-1}));

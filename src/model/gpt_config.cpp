@@ -4,14 +4,29 @@
 
 namespace aios {
 
-std::int64_t GptConfig::parameter_count() const {
+std::vector<std::int64_t> GptConfig::parameter_sizes() const {
   const std::int64_t c = n_embd;
-  const std::int64_t per_block = 2 * 2 * c            // two LayerNorms
-                                 + c * 3 * c + 3 * c  // qkv
-                                 + c * c + c          // attention output
-                                 + c * 4 * c + 4 * c  // MLP up
-                                 + 4 * c * c + c;     // MLP down
-  return vocab_size * c + position_table() * c + n_layer * per_block + 2 * c;
+  std::vector<std::int64_t> sizes = {vocab_size * c};
+  if (position_table() > 0) sizes.push_back(position_table() * c);
+  for (std::int64_t l = 0; l < n_layer; ++l) {
+    for (const std::int64_t n : {c, c,              // ln_1
+                                 3 * c * c, 3 * c,  // qkv
+                                 c * c, c,          // attention output
+                                 c, c,              // ln_2
+                                 4 * c * c, 4 * c,  // MLP up
+                                 4 * c * c, c}) {   // MLP down
+      sizes.push_back(n);
+    }
+  }
+  sizes.push_back(c);  // ln_f
+  sizes.push_back(c);
+  return sizes;
+}
+
+std::int64_t GptConfig::parameter_count() const {
+  std::int64_t total = 0;
+  for (const std::int64_t n : parameter_sizes()) total += n;
+  return total;
 }
 
 double GptConfig::training_flops_per_token(std::int64_t window) const {

@@ -5,6 +5,7 @@
 #include <array>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/enum_names.h"
 
@@ -33,6 +34,9 @@ struct GptConfig {
   std::int64_t position_table() const { return rope() ? 0 : max_positions; }  // rows of wpe
   // Parameters, counting the tied embedding once.
   std::int64_t parameter_count() const;
+  // Elements of each parameter tensor, in the model's registration order (wte, wpe, each block's
+  // ln_1, attention, ln_2 and MLP weights and biases, ln_f): what sizes optimizer state per tensor.
+  std::vector<std::int64_t> parameter_sizes() const;
   // Training FLOPs per token at a window of `window` tokens: 6·N for the matrices (forward and
   // backward) plus 12·layers·width·window for attention scores (PaLM, appendix B).
   double training_flops_per_token(std::int64_t window) const;

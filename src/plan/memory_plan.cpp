@@ -23,26 +23,12 @@ std::string count_text(double n) {
   return text;
 }
 
-// The parameter tensors of a GPT-2 shaped model, by element count (the 8-bit optimizer keeps
-// tensors under 4096 elements in 32 bits, so sizes matter one by one).
-std::vector<double> parameter_tensors(const GptConfig& c) {
-  const double C = static_cast<double>(c.n_embd);
-  std::vector<double> sizes = {static_cast<double>(c.vocab_size) * C};
-  if (c.position_table() > 0) sizes.push_back(static_cast<double>(c.position_table()) * C);
-  for (std::int64_t l = 0; l < c.n_layer; ++l) {
-    for (const double n : {C, C, 3 * C * C, 3 * C, C * C, C, C, C, 4 * C * C, 4 * C, 4 * C * C, C}) sizes.push_back(n);
-  }
-  sizes.push_back(C);
-  sizes.push_back(C);
-  return sizes;
-}
-
 // Everything the plan reads from the options, in bytes and tokens.
 struct Shape {
   double C, V, L, heads, window, batch;
   double p;      // bytes of a parameter (float32, or float64 for reference runs)
   double a;      // bytes of a matmul operand: the autocast type under AMP, else p
-  double stats;  // a LayerNorm's mean and 1/std per token (float32)
+  double stats;  // a LayerNorm's mean and 1/std per token, in the parameter type
   double lse;    // attention's saved log-sum-exp per token, or the math kernel's probabilities
   bool amp, checkpointing, chunked_loss;
   std::int64_t checkpoint_every;
@@ -60,15 +46,18 @@ Shape shape_of(const GptConfig& config, const TrainOptions& o, const PlanTarget&
   s.p = o.model.dtype == ModelDtype::kFloat64 ? 8 : 4;
   s.amp = o.memory.amp && o.model.dtype == ModelDtype::kFloat32;
   s.a = s.amp ? 2 : s.p;
-  s.stats = 2 * std::min(s.p, 4.0) * (s.p == 8 ? 2 : 1);
+  s.stats = 2 * s.p;
   s.checkpointing = o.memory.gradient_checkpointing;
   s.checkpoint_every = std::max<std::int64_t>(1, o.memory.checkpoint_every);
   s.chunked_loss = o.memory.chunked_loss;
-  // Flash and memory-efficient attention keep one float32 log-sum-exp per head and token; the
-  // math kernel keeps the whole probability matrix, [heads, window] per token.
-  const bool math = !target.cuda || o.memory.attention == AttentionBackend::kMath ||
-                    (o.memory.attention == AttentionBackend::kAuto && config.dropout > 0 && !s.amp);
-  attention = math ? "math" : !s.amp ? "efficient" : o.memory.attention == AttentionBackend::kCudnn ? "cudnn" : "flash";
+  // Flash, memory-efficient and cuDNN attention keep one float32 log-sum-exp per head and token;
+  // the math kernel (forced, or planned for the CPU) keeps the whole probability matrix, [heads,
+  // window] per token.
+  const bool math = !target.cuda || o.memory.attention == AttentionBackend::kMath;
+  attention = math ? "math"
+              : o.memory.attention == AttentionBackend::kAuto
+                  ? "auto (flash, cuDNN or memory-efficient: O(window) per head)"
+                  : to_string(o.memory.attention);
   s.lse = math ? s.heads * s.window * (2 * s.a) : 4 * s.heads;
   const double loss_chunk_tokens = o.memory.loss_chunk_tokens > 0
                                        ? static_cast<double>(o.memory.loss_chunk_tokens)
@@ -107,7 +96,8 @@ PersistentItems persistent_items(const GptConfig& config, const TrainOptions& o,
   PersistentItems items;
   items.weights = {"weights", P * s.p, count_text(P) + " parameters x " + std::to_string(int(s.p)) + " bytes"};
   double state = 0;
-  for (const double n : parameter_tensors(config)) {
+  for (const std::int64_t elements : config.parameter_sizes()) {
+    const double n = static_cast<double>(elements);
     // 8-bit: codes and two float32 maxima per 256-element block; tensors under 4096 elements keep
     // 32-bit moments. Each 32-bit tensor also has a step count.
     state += o.optimizer.use_8bit_optimizer && n >= 4096 ? 2 * n + 2 * 4 * std::ceil(n / 256) : 2 * s.p * n + 4;
