@@ -9,9 +9,10 @@ Usage: check_hf_export.py AIOS_BINARY WORK_DIR
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
+
+from scratch import fresh_scratch_dir
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -30,7 +31,7 @@ def run(*args: str) -> str:
 
 def main() -> int:
     aios, work = sys.argv[1], sys.argv[2]
-    shutil.rmtree(work, ignore_errors=True)
+    work = fresh_scratch_dir(work)
     os.makedirs(os.path.join(work, "corpus"))
     text = ("The model learns a window of text, and the gradient flows back through every layer. "
             "It's 2026: 42 steps, 日本語 and über café.\n") * 60

@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 
+from scratch import fresh_scratch_dir
+
 
 def chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
@@ -28,7 +30,7 @@ def run(*args: str, env: dict | None = None) -> None:
 
 def main() -> int:
     aios, work = sys.argv[1], os.path.abspath(sys.argv[2])
-    shutil.rmtree(work, ignore_errors=True)
+    work = fresh_scratch_dir(work)
     os.makedirs(os.path.join(work, "corpus"))
     with open(os.path.join(work, "corpus", "a.txt"), "w") as f:
         f.write("the model learns a window of text and the gradient flows back.\n" * 1500)

@@ -12,9 +12,10 @@ Usage:
 import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
+
+from scratch import fresh_scratch_dir
 
 
 def section_of(text: str, title: str) -> str:
@@ -36,9 +37,7 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--expect", action="append", default=[])
     args = parser.parse_args()
-    work = os.path.abspath(args.work)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    work = fresh_scratch_dir(args.work)
     text = open(args.doc, encoding="utf-8").read()
     env = dict(os.environ, PATH=os.path.dirname(os.path.abspath(args.aios)) + os.pathsep + os.environ.get("PATH", ""))
     if args.gpt2:  # docs/fine-tuning.md

@@ -9,7 +9,11 @@
 set -uo pipefail
 aios=$(realpath "$1"); work=$2
 source_dir=$(cd "$(dirname "$0")/../.." && pwd)
-rm -rf "$work"; mkdir -p "$work"; work=$(realpath "$work")
+# The scratch folder is emptied only when an earlier run of a test made it (tests/reference/scratch.py).
+if [ -d "$work" ] && [ -n "$(ls -A "$work")" ] && [ ! -f "$work/.aios-test-scratch" ]; then
+  echo "$work: exists and was not made by an aios test; give an empty or new folder"; exit 1
+fi
+rm -rf "$work"; mkdir -p "$work"; work=$(realpath "$work"); touch "$work/.aios-test-scratch"
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAILED: $*"; for f in "$work"/slurm-*.out "$work/slurmctld.log" "$work/slurmd.log"; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done; exit 1; }
 for tool in munged slurmctld slurmd sbatch scontrol squeue; do
