@@ -263,6 +263,32 @@ TEST_F(FineTuneWorkflow, ResumeOntoShardsOfAnotherTokenizerIsRefused) {
       << refused.output;
 }
 
+// Weights without tokenizer files (what bench/reference_trainer.py init writes) are held to the
+// data's vocabulary, padded or not: GPT-2's 50,257 ids train a model of 50,304 rows; byte ids do not.
+TEST_F(FineTuneWorkflow, WeightsWithoutTokenizerFilesTakeTheDataVocabularyPaddedButNoOther) {
+  ASSERT_EQ(run_aios("prepare " + (dir_ / "corpus") + " --output " + (dir_ / "bytes")).status, 0);
+  auto config = nlohmann::json::parse(testing::read_file(kModel + "/config.json"));
+  const std::int64_t vocab = config["vocab_size"], padded = vocab + 40;
+  config["vocab_size"] = padded;
+  testing::write_file(dir_ / "padded/config.json", config.dump());
+  auto tensors = read_safetensors(kModel + "/model.safetensors");
+  auto& wte = tensors.at("transformer.wte.weight");
+  wte = torch::cat({wte, torch::zeros({padded - vocab, wte.size(1)}, wte.options())});
+  write_safetensors(dir_ / "padded/model.safetensors", tensors, {{"format", "pt"}});
+  const std::string run =
+      " --init-from " + (dir_ / "padded") +
+      " --window-size 32 --batch-size 2 --steps 1 --warmup-steps 1 --device cpu --no-amp --eval-batches 0 --out-dir ";
+  const auto trained = run_aios("train --dataset-file " + (dir_ / "set") + run + (dir_ / "run"));
+  EXPECT_EQ(trained.status, 0) << trained.output;
+  const auto refused = run_aios("train --dataset-file " + (dir_ / "bytes") + run + (dir_ / "bytes-run"));
+  EXPECT_EQ(refused.status, 1);
+  EXPECT_NE(refused.output.find("has a vocabulary of " + std::to_string(padded) +
+                                " (and no tokenizer files to compare; accepted: 256 to 383, the data's padded)"),
+            std::string::npos)
+      << refused.output;
+  EXPECT_EQ(std::count(refused.output.begin(), refused.output.end(), '\n'), 1) << refused.output;
+}
+
 TEST(ModelCommands, BadInputIsOneLine) {
   testing::ScratchDir dir;
   const auto one_line = [](const testing::Run& run) {

@@ -96,8 +96,11 @@ torch::Device choose_device(const std::string& requested, const RankInfo& ranks)
 }
 
 // A pretrained model reads the ids of its own tokenizer. Shards of another would train without
-// complaint on ids that mean other text, so they are refused naming both tokenizers; a model
-// directory without tokenizer files is held to the vocabulary size at least.
+// complaint on ids that mean other text, so they are refused naming both tokenizers. A model
+// directory without tokenizer files is held to the vocabulary size: the data's, or the data's
+// padded by fewer than kVocabularyPadding rows (GPT-2's 50,257 is commonly padded to 50,304 so
+// that the classifier's GEMMs run on aligned shapes).
+constexpr std::int64_t kVocabularyPadding = 128;
 void check_data_matches_pretrained_tokenizer(const TrainOptions& o, const Manifest& data, const GptConfig& config) {
   const std::string& dir = o.model.init_from;
   if (dir.empty()) return;
@@ -108,11 +111,13 @@ void check_data_matches_pretrained_tokenizer(const TrainOptions& o, const Manife
   const std::string data_tokenizer =
       data.tokenizer.kind + ":" + data.tokenizer.hash + ", vocab " + std::to_string(data.tokenizer.vocab_size);
   if (!has_files) {
-    if (data.tokenizer.vocab_size != config.vocab_size) {
+    const std::int64_t data_vocab = data.tokenizer.vocab_size;
+    if (config.vocab_size < data_vocab || config.vocab_size >= data_vocab + kVocabularyPadding) {
       throw Error("--dataset-file",
                   o.data.dataset_file + " holds ids of tokenizer " + data_tokenizer + ", but the model in " + dir +
                       " has a vocabulary of " + std::to_string(config.vocab_size) +
-                      " (and no tokenizer files to compare)",
+                      " (and no tokenizer files to compare; accepted: " + std::to_string(data_vocab) + " to " +
+                      std::to_string(data_vocab + kVocabularyPadding - 1) + ", the data's padded)",
                   fix);
     }
     return;
