@@ -33,12 +33,16 @@ bench_shards() {
   echo "$work/$name"
 }
 
-# GPT-2 weights of MODEL written once as safetensors, loaded by aios and the reference alike.
+# GPT-2 weights of MODEL written once as safetensors, loaded by aios and the reference alike:
+# GPT-2's vocabulary of 50,257, or with VOCAB (50304: padded to a multiple of 64, the shape of the
+# speed comparisons; weights without tokenizer files take the data's vocabulary padded).
 bench_init() {
-  if [ ! -f "$work/init-$1/model.safetensors" ]; then
-    python3 bench/reference_trainer.py init --out "$work/init-$1" --model "$1" --vocab-size 50257 >&2
+  local vocab=${2:-50257} dir=$work/init-$1
+  [ "$vocab" = 50257 ] || dir=$work/init-$1-v$vocab
+  if [ ! -f "$dir/model.safetensors" ]; then
+    python3 bench/reference_trainer.py init --out "$dir" --model "$1" --vocab-size "$vocab" >&2
   fi
-  echo "$work/init-$1"
+  echo "$dir"
 }
 
 # aios alone, 12 steps of the named technique rows (medians of steps 6-12): a change's effect, to

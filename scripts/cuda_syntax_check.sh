@@ -20,7 +20,7 @@ import json, shlex, subprocess, sys
 headers, cuda = sys.argv[1], sys.argv[2]
 sources = ["src/distributed/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
            "src/train/device_stats.cpp", "src/memory/attention_backend.cpp", "src/kernels/fused_classifier.cpp",
-           "src/kernels/layer_norm.cpp"]
+           "src/kernels/layer_norm.cpp", "src/kernels/attention_heads.cpp"]
 entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/distributed/comm.cpp"))
 flags, words, i = [], shlex.split(entry["command"]), 0
 while i < len(words):
@@ -36,7 +36,8 @@ for source in sources:
     print(source, "ok" if r.returncode == 0 else "FAILED")
     if r.returncode: print(r.stderr[:4000]); failed += 1
 arches = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ("80", "86", "89", "90")]
-for kernel in ("src/optim/adamw_8bit_cuda.cu", "src/kernels/cross_entropy_cuda.cu", "src/kernels/layer_norm_cuda.cu"):
+for kernel in ("src/optim/adamw_8bit_cuda.cu", "src/kernels/cross_entropy_cuda.cu", "src/kernels/layer_norm_cuda.cu",
+               "src/kernels/attention_heads_cuda.cu"):
     nvcc = subprocess.run([f"{cuda}/bin/nvcc", "-std=c++20", *arches, "-Isrc", "-c", kernel, "-o", "/dev/null"],
                           capture_output=True, text=True)
     print(kernel, "ok" if nvcc.returncode == 0 else "FAILED")

@@ -43,10 +43,35 @@ TEST(FusedClassifier, AtenRowsEqualPyTorchsCrossEntropyAndItsGradient) {
   }
 }
 
+// The head with its weight padded by zero rows (as on CUDA, to a multiple of 64) gives the loss and
+// gradients of the unpadded head: float64 on the CPU, whole and in chunks, to rounding.
+TEST(FusedClassifier, PaddedVocabularyGivesTheUnpaddedLossAndGradients) {
+  torch::manual_seed(35);
+  const std::int64_t tokens = 45, width = 24, vocab = 501;
+  const auto hidden0 = torch::randn({tokens, width}, torch::kDouble);
+  const auto weight0 = torch::randn({vocab, width}, torch::kDouble) * 0.1;
+  const auto targets = torch::randint(0, vocab, {tokens}, torch::kLong);
+  auto run = [&](std::int64_t chunk, std::int64_t multiple) {
+    auto h = hidden0.clone().requires_grad_(), w = weight0.clone().requires_grad_();
+    auto loss = fused_classifier_loss_sum(h, w, targets, chunk, multiple);
+    (loss * 0.5).backward();
+    return std::vector<torch::Tensor>{loss.detach(), h.grad(), w.grad()};
+  };
+  for (const std::int64_t chunk : {tokens, std::int64_t{16}}) {
+    const auto plain = run(chunk, 1), padded = run(chunk, 64);
+    ASSERT_EQ(padded[2].sizes(), weight0.sizes()) << "the weight gradient has the weight's rows";
+    for (std::size_t i = 0; i < 3; ++i) {
+      EXPECT_LE(max_difference(padded[i], plain[i]), 1e-12) << "chunk " << chunk << ", quantity " << i;
+    }
+  }
+}
+
 // The CUDA kernel against float64 autograd, for each logit type, for vocabularies that take the
-// 16-byte path (50304) and the scalar path (50257, 3001), and for rows that are views into a wider
-// tensor. Tolerances: the loss in float32 (1e-4 absolute on losses near 11); the gradient rounded
-// once to the logit type (half an ulp of values ≤ 1: 2^-9 for bf16, 2^-12 for fp16) plus float32 error.
+// 16-byte path (50304), the scalar path (50257, 3001, contiguous rows of an odd length), and rows
+// that are views into a tensor padded to a multiple of 64 columns (16-byte packs, then a scalar
+// tail for 50257 and 3001), as the classifier's logits are. Tolerances: the loss in float32 (1e-4 absolute on losses
+// near 11); the gradient rounded once to the logit type (half an ulp of values ≤ 1: 2^-9 for bf16, 2^-12 for fp16) plus
+// float32 error.
 TEST(FusedClassifier, CudaKernelEqualsFloat64CrossEntropyForEachTypeAndLayout) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
   torch::manual_seed(32);
@@ -57,12 +82,13 @@ TEST(FusedClassifier, CudaKernelEqualsFloat64CrossEntropyForEachTypeAndLayout) {
     for (const std::int64_t vocab : {50304, 50257, 3001}) {
       for (const bool view : {false, true}) {
         const std::int64_t rows = 96;
-        const auto wide = (torch::randn({rows, vocab + (view ? 24 : 0)}) * 3).to(cuda, type);
+        const std::int64_t width = view ? (vocab + 64) / 64 * 64 : vocab, beside_width = width - vocab;
+        const auto wide = (torch::randn({rows, width}) * 3).to(cuda, type);
         auto logits = view ? wide.narrow(1, 0, vocab) : wide;
         auto targets = torch::randint(0, vocab, {rows}, torch::kLong);
         targets[0] = 0, targets[1] = vocab - 1;
         const auto [losses_ref, grad_ref] = reference(logits, targets);
-        const auto beside = view ? wide.narrow(1, vocab, 24).clone() : torch::Tensor();
+        const auto beside = view ? wide.narrow(1, vocab, beside_width).clone() : torch::Tensor();
         ASSERT_EQ(cross_entropy_path(logits), "fused CUDA kernel");
         const auto losses = cross_entropy_rows_(logits, targets.to(cuda), /*write_gradient=*/true);
         const std::string what = std::string(c10::toString(type)) + " vocab " + std::to_string(vocab) +
@@ -71,7 +97,7 @@ TEST(FusedClassifier, CudaKernelEqualsFloat64CrossEntropyForEachTypeAndLayout) {
         EXPECT_LE(max_difference(losses, losses_ref), 1e-4) << what;
         EXPECT_LE(max_difference(logits, grad_ref), gradient_tolerance) << what;
         if (view) {
-          EXPECT_TRUE(torch::equal(wide.narrow(1, vocab, 24).cpu(), beside.cpu()))
+          EXPECT_TRUE(torch::equal(wide.narrow(1, vocab, beside_width).cpu(), beside.cpu()))
               << what << ": columns beside the rows";
         }
       }

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 model=${1:-gpt2}; batch=${2:-16}; shift 2 2>/dev/null || true
 rows=("$@"); [ ${#rows[@]} -gt 0 ] || rows=(amp-bf16 all-together)
 source bench/common.sh
-shards=$(bench_shards); init=$(bench_init "$model")
+shards=$(bench_shards); init=$(bench_init "$model" 50304)  # the shapes of vs_compile.sh
 common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps 8 --warmup-steps 2
         --profile-file "$work/trace.json" --profile-from 5 --profile-steps 3)
 for row in "${rows[@]}"; do

@@ -22,7 +22,7 @@ KINDS = (
     ("attention", r"flash|fmha|cudnn|attention|sdpa"),
     ("LayerNorm (and fused adds)", r"layer_norm|LayerNorm|GammaBeta|native_layer_norm"),
     ("classifier: softmax, cross-entropy", r"softmax|cross_entropy|nll_loss|log_softmax"),
-    ("GELU", r"gelu|GeluCUDA|tanh"),
+    ("GELU", r"[Gg]elu|tanh"),
     ("optimizer", r"multi_tensor_apply|adam|Adam"),
     ("bias-gradient and other reductions", r"reduce_kernel|triton_red_|triton_per_|sum_partials"),
     ("embedding", r"embedding|indexSelect|index_put|indexing_backward|EmbeddingBackward|radix|sort"),

@@ -6,6 +6,7 @@
 #   aios whole head     --amp bf16, no checkpointing, the logits of a micro-batch at once
 #   aios chunked head   --amp bf16, no checkpointing, the chunked loss (aios's default head)
 #   aios everything on  configs/techniques/all-together.toml (checkpointing, chunked loss, 8-bit AdamW)
+#   aios whole head, vocabulary 50257   GPT-2's own vocabulary, unpadded (aios pads the head's matmuls)
 #   PyTorch eager, PyTorch torch.compile
 # Prints one table (tokens/s, peak GiB, MFU, ratio to torch.compile) and keeps it in $OUT.
 # Usage (GPU machine, repository root): bench/speed/vs_compile.sh [MODEL=gpt2] [MICRO_BATCH=16] [STEPS=30]
@@ -14,25 +15,29 @@ cd "$(dirname "$0")/../.."
 model=${1:-gpt2}; batch=${2:-16}; steps=${3:-30}
 source bench/common.sh
 shards=$(bench_shards 40000000)
-init=$work/init-$model-v50304
-[ -f "$init/model.safetensors" ] || python3 bench/reference_trainer.py init --out "$init" --model "$model" --vocab-size 50304 >&2
+init=$(bench_init "$model" 50304)
 common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --steps "$steps" --warmup-steps 5
         --lr 6e-4 --min-lr 6e-5)
 tag=$model-mb$batch
 runs=/dev/shm/aios-vs-compile  # the final checkpoint is written to memory, not timed, and removed
-aios_row() {
-  local name=$1; shift
-  "$bin" train --init-from "$init" "${common[@]}" "$@" --eval-batches 0 --device cuda --out-dir "$runs/$name" \
+aios_row() {  # NAME [--init DIR] FLAGS...
+  local name=$1 row_init=$init; shift
+  if [ "$1" = --init ]; then row_init=$2; shift 2; fi
+  "$bin" train --init-from "$row_init" "${common[@]}" "$@" --eval-batches 0 --device cuda --out-dir "$runs/$name" \
     --log-file "$out/aios-$tag-$name.jsonl" 2>&1 | grep -E "precision|rror" >&2
   rm -rf "$runs/$name"
 }
 aios_row whole-head --amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss
 aios_row chunked-head --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss
 aios_row everything-on --config configs/techniques/all-together.toml
+# GPT-2's own vocabulary (50,257, unpadded weights): aios pads the classifier's matmuls itself.
+init_unpadded=$(bench_init "$model")
+aios_row whole-head-v50257 --init "$init_unpadded" --amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss
 python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp --log-file "$out/eager-$tag.jsonl" >&2
 python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp --compile \
   --log-file "$out/compile-$tag.jsonl" >&2
 python3 bench/speed/vs_compile_table.py "$model, micro-batch $batch" \
   "aios, whole head=$out/aios-$tag-whole-head.jsonl" "aios, chunked head=$out/aios-$tag-chunked-head.jsonl" \
-  "aios, everything on=$out/aios-$tag-everything-on.jsonl" "PyTorch eager=$out/eager-$tag.jsonl" \
+  "aios, everything on=$out/aios-$tag-everything-on.jsonl" \
+  "aios, whole head, vocabulary 50257=$out/aios-$tag-whole-head-v50257.jsonl" "PyTorch eager=$out/eager-$tag.jsonl" \
   "PyTorch torch.compile=$out/compile-$tag.jsonl" | tee "$out/vs-compile-$tag.md"

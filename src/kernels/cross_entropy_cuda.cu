@@ -52,7 +52,8 @@ __device__ __forceinline__ MaxSum warp_merge(MaxSum s) {
 
 // One block per row. Pass 1 reads the row for its log-sum-exp; pass 2 reads it again and writes
 // softmax − onehot over it. Each thread writes only elements it read itself, and the target's logit
-// is read before the barrier that precedes any write.
+// is read before the barrier that precedes any write. kVec-wide packs cover the row up to the last
+// multiple of kVec; the rest (GPT-2's 50,257 = 8·6282 + 1) is read one element at a time.
 template <typename T, int kVec>
 __global__ void __launch_bounds__(kThreads)
     cross_entropy_rows_kernel(T* logits, std::int64_t vocab, std::int64_t row_stride, const std::int64_t* targets,
@@ -65,12 +66,14 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0)
     target_logit = (target >= 0 && target < vocab) ? to_float(x[target]) : __int_as_float(0x7fc00000);
 
+  const std::int64_t packed = vocab / kVec * kVec;
   MaxSum local{-FLT_MAX, 0.f};
-  for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kVec; i < vocab; i += kThreads * kVec) {
+  for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kVec; i < packed; i += kThreads * kVec) {
     const P p = *reinterpret_cast<const P*>(x + i);
 #pragma unroll
     for (int k = 0; k < kVec; ++k) add(local, to_float(p.v[k]));
   }
+  for (std::int64_t i = packed + threadIdx.x; i < vocab; i += kThreads) add(local, to_float(x[i]));
   __shared__ MaxSum per_warp[kWarps];
   __shared__ float row_lse;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -87,7 +90,7 @@ __global__ void __launch_bounds__(kThreads)
   if (threadIdx.x == 0) losses[row] = lse - target_logit;
   if (!write_gradient) return;
 
-  for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kVec; i < vocab; i += kThreads * kVec) {
+  for (std::int64_t i = static_cast<std::int64_t>(threadIdx.x) * kVec; i < packed; i += kThreads * kVec) {
     const P p = *reinterpret_cast<const P*>(x + i);
     P g;
 #pragma unroll
@@ -98,14 +101,16 @@ __global__ void __launch_bounds__(kThreads)
     }
     *reinterpret_cast<P*>(x + i) = g;
   }
+  for (std::int64_t i = packed + threadIdx.x; i < vocab; i += kThreads) {
+    x[i] = from_float<T>(expf(to_float(x[i]) - lse) - (i == target ? 1.f : 0.f));
+  }
 }
 
 template <typename T>
 void launch_typed(T* logits, std::int64_t rows, std::int64_t vocab, std::int64_t row_stride,
                   const std::int64_t* targets, float* losses, bool write_gradient, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
-  const bool aligned =
-      reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 && vocab % kWide == 0 && row_stride % kWide == 0;
+  const bool aligned = reinterpret_cast<std::uintptr_t>(logits) % 16 == 0 && row_stride % kWide == 0;
   const dim3 grid(static_cast<unsigned>(rows));
   if (aligned) {
     cross_entropy_rows_kernel<T, kWide>

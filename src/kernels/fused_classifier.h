@@ -25,8 +25,10 @@ std::string cross_entropy_path(const at::Tensor& logits);
 // Σ over tokens of the cross-entropy of hidden · weightᵀ, `chunk_tokens` rows of logits at a time.
 // hidden: [N, C], weight: [V, C], targets: [N] int64. The matmuls run in the autocast type when
 // called under autocast. Differentiable in hidden and weight: the gradients are formed in the
-// forward (no recomputation), so its backward only scales them.
+// forward (no recomputation), so its backward only scales them. The matmuls see the vocabulary
+// padded with zero rows to a multiple of `vocabulary_multiple` (0: 64 on CUDA, where cuBLAS needs
+// aligned shapes for its fast kernels, none elsewhere); the results are those of the unpadded head.
 at::Tensor fused_classifier_loss_sum(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
-                                     std::int64_t chunk_tokens);
+                                     std::int64_t chunk_tokens, std::int64_t vocabulary_multiple = 0);
 
 }  // namespace aios

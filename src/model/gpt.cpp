@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "kernels/attention_heads.h"
 #include "kernels/fused_classifier.h"
 #include "kernels/layer_norm.h"
 #include "model/causal_attention.h"
@@ -46,10 +47,7 @@ CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config, std::s
 torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   if (rotary_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
-  // [B, T, 3C] -> three [B, nh, T, hd]. unbind, not three selects: its backward stacks the three
-  // gradients in one copy, where each select's backward would zero-fill and sum a full-size tensor.
-  const auto qkv =
-      linear(c_attn, x).view({batch, time, 3, n_head_, width / n_head_}).permute({2, 0, 3, 1, 4}).unbind(0);
+  const auto qkv = split_heads(linear(c_attn, x), n_head_);  // three [B, nh, T, hd] views
   auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
                                             /*is_causal=*/true);
   return linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width}));

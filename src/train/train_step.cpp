@@ -105,8 +105,9 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
   run.scaler->unscale(gradients);
   const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
   run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
-  stats.grad_norm = norm.item<double>();                                                   // sync
-  stats.loss = run.comm->sum_over_ranks(loss.item<double>());                              // sync, collective (host)
+  stats.grad_norm = norm.item<double>();                       // sync
+  stats.loss = run.comm->sum_over_ranks(loss.item<double>());  // sync, collective (host)
+  stats.synced_at = std::chrono::steady_clock::now();
   const bool overflow = run.comm->agree_max(run.scaler->found_non_finite() ? 1 : 0) != 0;  // sync, collective
   if (!std::isfinite(stats.loss) || (!std::isfinite(stats.grad_norm) && !run.scaler->enabled())) {
     throw Error("step " + std::to_string(step),

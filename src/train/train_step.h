@@ -5,6 +5,7 @@
 // write. Every host synchronisation and every collective is marked where it happens.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct StepStats {
   double grad_norm = 0;   // global, before clipping; inf/NaN on a skipped fp16 step
   double loss_scale = 1;  // the fp16 loss scale this step ran with (1 without fp16)
   bool skipped = false;   // fp16: inf/NaN gradients, so the update was not applied
+  // When the host had the loss and norm, i.e. had waited for the forward and backward; the update
+  // is still running on the GPU when train_step returns.
+  std::chrono::steady_clock::time_point synced_at;
   std::vector<BatchShrink> shrinks;
 };
 

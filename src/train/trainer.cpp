@@ -244,11 +244,24 @@ TrainSummary train(const TrainOptions& options) {
   const std::int64_t first_step = progress.step + 1;
   const auto run_start = Clock::now();
   auto last_checkpoint_time = run_start;
+  // No synchronisation between steps: the host reads the next windows and queues the next step
+  // while the GPU runs this step's update. A step's time runs from the previous step's loss read
+  // (where the host waited for the GPU) to its own; evaluation, sampling and checkpoints start
+  // from an idle GPU and their time is left out.
+  auto last_synced = run_start;
+  double paused_seconds = 0;
+  const auto paused = [&](const auto& work) {
+    synchronize(run.device);  // sync: the update's time stays in the step's
+    const auto start = Clock::now();
+    work();
+    paused_seconds += std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  torch::Tensor next_windows;  // read during the previous step
   for (std::int64_t step = first_step; step <= o.steps; ++step) {
     profiler.before_step(step);
-    const auto step_start = Clock::now();
     reset_peak_memory(run.device);
-    const torch::Tensor windows = read_windows(*run.train_data, windows_per_step, run.device);
+    const torch::Tensor windows =
+        next_windows.defined() ? next_windows : read_windows(*run.train_data, windows_per_step, run.device);
 
     const StepStats stats = train_step(run, shape, step, windows);
 
@@ -260,9 +273,13 @@ TrainSummary train(const TrainOptions& options) {
     progress.step = step;
     progress.data_cursor = run.train_data->cursor();
     progress.tokens_seen += tokens_per_step;
+    // The next step's windows, read from disk and copied to the device behind this step's update.
+    // The cursor above is this step's, so a checkpoint of this step resumes at these windows.
+    next_windows = step < o.steps ? read_windows(*run.train_data, windows_per_step, run.device) : torch::Tensor();
 
-    synchronize(run.device);  // sync: honest step time
-    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    const double step_seconds = std::chrono::duration<double>(stats.synced_at - last_synced).count() - paused_seconds;
+    last_synced = stats.synced_at;
+    paused_seconds = 0;
     if (profiler.after_step(step) && run.lead) {
       progress_line.finish();
       std::fprintf(stderr, "aios train: profile of steps %lld-%lld written to %s\n",
@@ -318,19 +335,21 @@ TrainSummary train(const TrainOptions& options) {
     const bool evaluation_due = (o.eval_interval > 0 && step % o.eval_interval == 0) || last;
     if (run.val_data && evaluation_due) {
       run.watchdog->beat(step, "evaluation");
-      summary.last_val_loss = evaluate(run, shape.micro_batch);
+      paused([&] { summary.last_val_loss = evaluate(run, shape.micro_batch); });
       record["val_loss"] = summary.last_val_loss;
     }
     // Text in and out on rank 0 alone: the other ranks wait for it at the next collective.
     if (run.lead && evaluation_due && !run.hellaswag_items.empty()) {
       run.watchdog->beat(step, "multiple-choice evaluation");
-      const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
-      record["hellaswag_acc"] = choice.accuracy();
-      record["hellaswag_acc_norm"] = choice.accuracy_normalized();
+      paused([&] {
+        const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
+        record["hellaswag_acc"] = choice.accuracy();
+        record["hellaswag_acc_norm"] = choice.accuracy_normalized();
+      });
     }
     if (run.lead && o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
       run.watchdog->beat(step, "sampling");
-      record["sample"] = sample_text(run, step);
+      paused([&] { record["sample"] = sample_text(run, step); });
       progress_line.finish();
       std::fprintf(stderr, "aios train: sample at step %lld: %s\n", static_cast<long long>(step),
                    json(record["sample"]).dump().c_str());
@@ -370,11 +389,13 @@ TrainSummary train(const TrainOptions& options) {
     if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last || any_due || any_log_failure ||
         stop_signal != 0) {
       run.watchdog->beat(step, "writing a checkpoint");
-      summary.last_checkpoint = save_checkpoint(o.out_dir, *run.model, *run.optimizer, *run.scaler, progress,
-                                                run.checkpoint_metadata, *run.comm,
-                                                run.gradient_sync->shards_optimizer_state());  // collective
+      paused([&] {
+        summary.last_checkpoint = save_checkpoint(o.out_dir, *run.model, *run.optimizer, *run.scaler, progress,
+                                                  run.checkpoint_metadata, *run.comm,
+                                                  run.gradient_sync->shards_optimizer_state());  // collective
+        if (run.lead) prune_checkpoints(o.out_dir, o.keep_last, o.keep_every);  // after every rank's part is in place
+      });
       last_checkpoint_time = Clock::now();
-      if (run.lead) prune_checkpoints(o.out_dir, o.keep_last, o.keep_every);  // after every rank's part is in place
     }
     if (any_log_failure) {
       progress_line.finish();
