@@ -26,8 +26,11 @@ torch::Tensor projection_gradient(const torch::Tensor& qkv0, std::int64_t heads,
   for (int s = 0; s < 3; ++s) {
     // The keys read through a [B, T, H, D] copy, so that their gradient arrives in that layout (as
     // an attention kernel may return it): the kernel reads each part by its own strides.
-    if (use[s]) loss = loss + (s == 1 ? parts[s].transpose(1, 2).contiguous().transpose(1, 2) : parts[s])
-                                  .mul(weights[s]).sum().to(torch::kFloat);
+    if (use[s])
+      loss = loss + (s == 1 ? parts[s].transpose(1, 2).contiguous().transpose(1, 2) : parts[s])
+                        .mul(weights[s])
+                        .sum()
+                        .to(torch::kFloat);
   }
   loss.backward();
   return qkv.grad();
@@ -39,8 +42,8 @@ TEST(SplitHeads, ViewsEqualTheProjectionsHeadsAndTheGradientIsAutogradsExactly) 
   const auto qkv = torch::randn({batch, time, 3 * width});
   const auto parts = split_heads(qkv, heads);
   for (int s = 0; s < 3; ++s) {
-    EXPECT_TRUE(torch::equal(parts[s], qkv.narrow(2, s * width, width).view({batch, time, heads, head_dim})
-                                           .transpose(1, 2)))
+    EXPECT_TRUE(
+        torch::equal(parts[s], qkv.narrow(2, s * width, width).view({batch, time, heads, head_dim}).transpose(1, 2)))
         << s;
     EXPECT_EQ(parts[s].data_ptr(), static_cast<char*>(qkv.data_ptr()) + s * width * 4) << "a view, not a copy";
   }
@@ -57,17 +60,21 @@ TEST(SplitHeads, CudaKernelGradientEqualsAutogradBitForBit) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
   torch::manual_seed(42);
   const torch::Device cuda(torch::kCUDA);
-  // GPT-2's head size (64: 16-byte moves) and an odd one (6 bf16 = 12 bytes: the ATen copies).
-  for (const std::int64_t head_dim : {64, 6}) {
+  struct Shape {
+    std::int64_t batch, time, heads, head_dim;
+  };
+  // GPT-2's head size (64: 16-byte moves); more rows than one grid dimension holds (65,535), each
+  // head one 16-byte unit in bf16; an odd head size (6: 12 bytes in bf16, the ATen copies).
+  for (const Shape shape : {Shape{3, 37, 4, 64}, Shape{2, 35000, 1, 8}, Shape{3, 37, 4, 6}}) {
     for (const auto type : {torch::kBFloat16, torch::kFloat}) {
-      const std::int64_t batch = 3, time = 37, heads = 4;
-      const auto qkv = torch::randn({batch, time, 3 * heads * head_dim}).to(cuda, type);
+      const auto qkv = torch::randn({shape.batch, shape.time, 3 * shape.heads * shape.head_dim}).to(cuda, type);
       std::array<torch::Tensor, 3> weights;
-      for (auto& w : weights) w = torch::randn({batch, heads, time, head_dim}).to(cuda, type);
+      for (auto& w : weights) w = torch::randn({shape.batch, shape.heads, shape.time, shape.head_dim}).to(cuda, type);
       for (const auto& use : {std::array<bool, 3>{true, true, true}, std::array<bool, 3>{false, true, true}}) {
-        EXPECT_TRUE(torch::equal(projection_gradient(qkv, heads, true, use, weights).cpu(),
-                                 projection_gradient(qkv, heads, false, use, weights).cpu()))
-            << "head size " << head_dim << ", " << c10::toString(type) << ", queries used: " << use[0];
+        EXPECT_TRUE(torch::equal(projection_gradient(qkv, shape.heads, true, use, weights).cpu(),
+                                 projection_gradient(qkv, shape.heads, false, use, weights).cpu()))
+            << shape.batch << " x " << shape.time << " rows, head size " << shape.head_dim << ", "
+            << c10::toString(type) << ", queries used: " << use[0];
       }
     }
   }

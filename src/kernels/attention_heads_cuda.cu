@@ -16,23 +16,22 @@ struct Parts {
   HeadStrides strides[3];  // in 16-byte units
 };
 
-// One thread per 16 bytes of the output, in output order: the stores are fully coalesced and each
-// run of a head's units (128 bytes for D = 64 in bf16) is read contiguously.
-__global__ void __launch_bounds__(kThreads)
-    interleave_heads_kernel(Parts parts, uint4* __restrict__ out, std::int64_t heads, std::int64_t time,
-                            std::int64_t units, std::int64_t total) {
-  for (std::int64_t index = static_cast<std::int64_t>(blockIdx.x) * kThreads + threadIdx.x; index < total;
-       index += static_cast<std::int64_t>(gridDim.x) * kThreads) {
-    std::int64_t rest = index;
-    const std::int64_t unit = rest % units;
-    rest /= units;
-    const std::int64_t head = rest % heads;
-    rest /= heads;
-    const int s = static_cast<int>(rest % 3);
-    rest /= 3;
-    const std::int64_t t = rest % time, b = rest / time;
-    const HeadStrides& stride = parts.strides[s];
-    out[index] = parts.part[s][b * stride.batch + head * stride.head + t * stride.time + unit];
+// Grid: x covers one output row's 3·H·units 16-byte units (288 for GPT-2 in bf16), y strides over
+// the B·T rows: the per-element index arithmetic is 32-bit (no 64-bit division per element), the
+// stores are coalesced, and each run of a head's units (128 bytes for D = 64 in bf16) is read
+// contiguously.
+__global__ void __launch_bounds__(kThreads) interleave_heads_kernel(Parts parts, uint4* __restrict__ out, int heads,
+                                                                    std::int64_t time, int units, std::int64_t rows) {
+  const int per_row = 3 * heads * units;
+  const int i = static_cast<int>(blockIdx.x) * kThreads + static_cast<int>(threadIdx.x);
+  if (i >= per_row) return;
+  const int unit = i % units, head = (i / units) % heads, s = i / (units * heads);
+  // Selected, not indexed by s: a run-time index into a kernel parameter would copy it to local memory.
+  const HeadStrides stride = s == 0 ? parts.strides[0] : s == 1 ? parts.strides[1] : parts.strides[2];
+  const uint4* part = s == 0 ? parts.part[0] : s == 1 ? parts.part[1] : parts.part[2];
+  for (std::int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const std::int64_t b = row / time, t = row - b * time;
+    out[row * per_row + i] = part[b * stride.batch + head * stride.head + t * stride.time + unit];
   }
 }
 
@@ -51,19 +50,21 @@ bool interleave_heads_supported(const void* const parts[3], const HeadStrides st
 }
 
 void launch_interleave_heads(const void* const parts[3], const HeadStrides strides[3], void* out, std::int64_t batch,
-                             std::int64_t heads, std::int64_t time, std::int64_t head_bytes,
-                             std::int64_t element_bytes, cudaStream_t stream) {
-  const std::int64_t units = head_bytes / kUnit, total = batch * time * 3 * heads * units;
-  if (total == 0) return;
+                             std::int64_t heads, std::int64_t time, std::int64_t head_bytes, std::int64_t element_bytes,
+                             cudaStream_t stream) {
+  const std::int64_t units = head_bytes / kUnit, rows = batch * time, per_row = 3 * heads * units;
+  if (rows == 0 || per_row == 0) return;
+  if (per_row > (1 << 30)) throw std::runtime_error("aios: attention heads kernel: rows wider than 2^30 units");
   Parts p;
   const std::int64_t per_unit = kUnit / element_bytes;
   for (int s = 0; s < 3; ++s) {
     p.part[s] = static_cast<const uint4*>(parts[s]);
     p.strides[s] = {strides[s].batch / per_unit, strides[s].head / per_unit, strides[s].time / per_unit};
   }
-  const std::int64_t blocks = std::min<std::int64_t>((total + kThreads - 1) / kThreads, 1 << 20);
-  interleave_heads_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, stream>>>(p, static_cast<uint4*>(out), heads,
-                                                                                   time, units, total);
+  const dim3 grid(static_cast<unsigned>((per_row + kThreads - 1) / kThreads),
+                  static_cast<unsigned>(std::min<std::int64_t>(rows, 65535)));
+  interleave_heads_kernel<<<grid, kThreads, 0, stream>>>(p, static_cast<uint4*>(out), static_cast<int>(heads), time,
+                                                         static_cast<int>(units), rows);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) {
     throw std::runtime_error(std::string("aios: attention heads kernel launch failed: ") + cudaGetErrorString(status));

@@ -21,7 +21,7 @@ bool interleave_heads_supported(const void* const parts[3], const HeadStrides st
 // out[b, t, s, h, :] = parts[s][b, h, t, :] for s = 0, 1, 2 (queries, keys, values); out is
 // contiguous [batch, time, 3, heads, head_bytes / element_bytes]. A byte copy, so any element type.
 void launch_interleave_heads(const void* const parts[3], const HeadStrides strides[3], void* out, std::int64_t batch,
-                             std::int64_t heads, std::int64_t time, std::int64_t head_bytes,
-                             std::int64_t element_bytes, cudaStream_t stream);
+                             std::int64_t heads, std::int64_t time, std::int64_t head_bytes, std::int64_t element_bytes,
+                             cudaStream_t stream);
 
 }  // namespace aios

@@ -5,6 +5,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "base/rng_state.h"
+#include "kernels/linear.h"
 #include "memory/mixed_precision.h"
 
 namespace aios {
@@ -84,11 +85,10 @@ variable_list recompute_to_output_projection(BlockImpl& block, const variable_li
   auto grads = torch::autograd::grad({y, h}, inputs, {grad_output, grad_h}, /*retain_graph=*/false,
                                      /*create_graph=*/false, /*allow_unused=*/true);
   for (std::size_t i = 1; i < inputs.size(); ++i) {
-    if (inputs[i].is_same(projection->weight)) {
-      // gᵀ·h, the product autograd's addmm backward forms for a transposed weight.
-      grads[i] = g.t().mm(h.reshape({-1, h.size(-1)})).to(projection->weight.scalar_type());
+    if (inputs[i].is_same(projection->weight)) {  // as the layer's own backward forms them
+      grads[i] = linear_weight_gradient(g, h.reshape({-1, h.size(-1)}), projection->weight.scalar_type());
     } else if (inputs[i].is_same(projection->bias)) {
-      grads[i] = g.sum(0).to(projection->bias.scalar_type());
+      grads[i] = linear_bias_gradient(g, projection->bias.scalar_type());
     }
   }
   return grads;

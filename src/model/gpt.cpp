@@ -11,6 +11,7 @@
 #include "kernels/attention_heads.h"
 #include "kernels/fused_classifier.h"
 #include "kernels/layer_norm.h"
+#include "kernels/linear.h"
 #include "model/causal_attention.h"
 
 namespace aios {
@@ -19,13 +20,12 @@ namespace F = torch::nn::functional;
 
 namespace {
 
-// ATen's linear, not the C++ frontend's Linear::forward: for inputs of more than two dimensions
-// the frontend runs matmul and then adds the bias in a separate kernel (with a dtype-casting,
-// unvectorized add under autocast), while at::linear flattens them into one addmm whose bias add
-// is fused into the GEMM's epilogue (as PyTorch's Python nn.Linear does): the separate add costs
-// about 6 % of a GPT-2 bf16 step on an H100.
+// Through kernels/linear.h, not the C++ frontend's Linear::forward: for inputs of more than two
+// dimensions the frontend runs matmul and then adds the bias in a separate kernel, where at::linear
+// (which kernels/linear.h calls) flattens them into one addmm whose bias add is fused into the
+// GEMM's epilogue, as PyTorch's Python nn.Linear does; and its backward writes float32 gradients.
 torch::Tensor linear(const torch::nn::Linear& layer, const torch::Tensor& x) {
-  return at::linear(x, layer->weight, layer->bias);
+  return aios::linear(x, layer->weight, layer->bias);
 }
 
 // The module's parameters through kernels/layer_norm.h: on CUDA the fused kernels (under autocast

@@ -57,9 +57,15 @@ void clear_gradients(std::vector<torch::Tensor>& parameters) {
   for (auto& p : parameters) p.mutable_grad() = torch::Tensor();  // the next backward writes, not adds
 }
 
+void apply_update(TrainingSetup& run) {
+  run.optimizer->step();
+  run.gradient_sync->after_update();  // collective under ZeRO-1: the updated shards to every rank
+}
+
 }  // namespace
 
-StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows) {
+StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows,
+                     const std::function<void()>& while_backward_runs) {
   StepStats stats;
   stats.lr = run.schedule.at(step - 1);
   run.optimizer->set_learning_rate(stats.lr);
@@ -96,15 +102,21 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
     stats.shrinks.push_back({reason, failed, ranks, shape, smaller});
     shape = smaller;
   }
+  if (while_backward_runs) while_backward_runs();  // host work while the GPU runs the backward
   run.faults.after_gradient_sync(step, loss, run.optimizer->gradients());
 
-  // Unscale, clip and update. The update is skipped on every rank when any rank's gradients hold
-  // inf/NaN under fp16 (the scale then backs off); a non-finite loss or norm otherwise stops the run.
+  // Unscale, clip and update. Under fp16 the update is skipped on every rank when any rank's
+  // gradients hold inf/NaN (the scale then backs off), so it waits for that finding. Otherwise
+  // nothing decides on the update but a non-finite loss or norm, which stops the run without
+  // saving this step: the update is queued before the host waits for the loss and norm, and the
+  // GPU goes from the backward to the update without idling on that round trip.
   run.watchdog->beat(step, "gradient norm, optimizer step and parameter all-gather");
   const auto gradients = run.optimizer->gradients();
   run.scaler->unscale(gradients);
   const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
   run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
+  const bool update_before_checks = !run.scaler->enabled();
+  if (update_before_checks) apply_update(run);
   stats.grad_norm = norm.item<double>();                       // sync
   stats.loss = run.comm->sum_over_ranks(loss.item<double>());  // sync, collective (host)
   stats.synced_at = std::chrono::steady_clock::now();
@@ -112,14 +124,11 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
   if (!std::isfinite(stats.loss) || (!std::isfinite(stats.grad_norm) && !run.scaler->enabled())) {
     throw Error("step " + std::to_string(step),
                 "loss is " + std::to_string(stats.loss) + " and gradient norm " + std::to_string(stats.grad_norm) +
-                    "; the step was not applied and the last checkpoint is kept",
+                    "; the run stops without saving this step, and the last checkpoint is kept",
                 "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
   }
   stats.skipped = overflow || !std::isfinite(stats.grad_norm);
-  if (!stats.skipped) {
-    run.optimizer->step();
-    run.gradient_sync->after_update();  // collective under ZeRO-1: the updated shards to every rank
-  }
+  if (!update_before_checks && !stats.skipped) apply_update(run);
   stats.loss_scale = run.scaler->enabled() ? run.scaler->current_scale() : 1.0;  // sync
   run.scaler->update(overflow);  // the agreed finding: every rank's scale changes alike
   return stats;

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,10 @@ struct StepStats {
 
 // Runs optimizer step `step` (1-based) on `windows`, this rank's [micro_batch · accumulation,
 // window + 1] tokens of the step on the device, split as `shape` says; an out-of-memory recovery
-// makes `shape` smaller (the windows stay the same).
-StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows);
+// makes `shape` smaller (the windows stay the same). `while_backward_runs` is host work done once
+// the forward and backward are queued, before the step first waits for the GPU (the trainer reads
+// the next step's windows there).
+StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, const torch::Tensor& windows,
+                     const std::function<void()>& while_backward_runs = {});
 
 }  // namespace aios

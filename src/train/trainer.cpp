@@ -244,10 +244,10 @@ TrainSummary train(const TrainOptions& options) {
   const std::int64_t first_step = progress.step + 1;
   const auto run_start = Clock::now();
   auto last_checkpoint_time = run_start;
-  // No synchronisation between steps: the host reads the next windows and queues the next step
-  // while the GPU runs this step's update. A step's time runs from the previous step's loss read
-  // (where the host waited for the GPU) to its own; evaluation, sampling and checkpoints start
-  // from an idle GPU and their time is left out.
+  // No synchronisation between steps: the host queues the next step while the GPU runs this
+  // step's update. A step's time runs from the previous step's loss read (where the host waited
+  // for the GPU) to its own; evaluation, sampling and checkpoints start from an idle GPU and their
+  // time is left out.
   auto last_synced = run_start;
   double paused_seconds = 0;
   const auto paused = [&](const auto& work) {
@@ -263,7 +263,14 @@ TrainSummary train(const TrainOptions& options) {
     const torch::Tensor windows =
         next_windows.defined() ? next_windows : read_windows(*run.train_data, windows_per_step, run.device);
 
-    const StepStats stats = train_step(run, shape, step, windows);
+    // The next step's windows are read from disk and copied to the device while the GPU runs this
+    // step's backward; the cursor before that read is this step's, so its checkpoint resumes at them.
+    std::uint64_t cursor_after_step = 0;
+    const auto read_next_windows = [&] {
+      cursor_after_step = run.train_data->cursor();
+      next_windows = step < o.steps ? read_windows(*run.train_data, windows_per_step, run.device) : torch::Tensor();
+    };
+    const StepStats stats = train_step(run, shape, step, windows, read_next_windows);
 
     for (const auto& shrink : stats.shrinks) report_shrink(run, log, progress_line, step, shrink);
     summary.batch_shrinks += static_cast<std::int64_t>(stats.shrinks.size());
@@ -271,11 +278,8 @@ TrainSummary train(const TrainOptions& options) {
     if (step == first_step) summary.first_loss = stats.loss;
     summary.last_loss = stats.loss;
     progress.step = step;
-    progress.data_cursor = run.train_data->cursor();
+    progress.data_cursor = cursor_after_step;
     progress.tokens_seen += tokens_per_step;
-    // The next step's windows, read from disk and copied to the device behind this step's update.
-    // The cursor above is this step's, so a checkpoint of this step resumes at these windows.
-    next_windows = step < o.steps ? read_windows(*run.train_data, windows_per_step, run.device) : torch::Tensor();
 
     const double step_seconds = std::chrono::duration<double>(stats.synced_at - last_synced).count() - paused_seconds;
     last_synced = stats.synced_at;

@@ -106,11 +106,14 @@ requeue_cycle() {
   scancel --batch --signal=USR1 "$job" || fail "scancel --batch --signal=USR1"
   echo "$script: SIGUSR1 sent at step $(grep -c '"type":"step"' "$run/metrics.jsonl")"
   echo "  at $(date +%T)"
+  local pending_polls=0
   for _ in $(seq 360); do
     state=$(scontrol show job "$job" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | cut -d= -f2)
     # Slurm holds a requeued job for two minutes (its eligible time); a real cluster waits, the test
-    # need not (scontrol update takes the time as StartTime).
-    [ "$state" = PENDING ] && scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
+    # need not (scontrol update takes the time as StartTime). Not in the first seconds: slurmd
+    # refuses to launch a job in the second its previous instance's credential was revoked.
+    [ "$state" = PENDING ] && pending_polls=$((pending_polls + 1))
+    [ "$state" = PENDING ] && [ $pending_polls -gt 4 ] && scontrol update JobId="$job" StartTime=now >/dev/null 2>&1
     [ "$(grep -c '"event":"stopped"' "$run/metrics.jsonl")" -ge 1 ] && [ "$state" = COMPLETED ] && break
     [ "$state" = FAILED ] || [ "$state" = CANCELLED ] && fail "$script: job state $state"
     sleep 0.5

@@ -1,0 +1,86 @@
+#include "kernels/linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/version.h>
+
+namespace aios {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Forward of both Functions below: autocast's rule for linear (every operand in the autocast
+// type), the operands kept for the backward.
+at::Tensor forward_linear(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                          const at::Tensor& bias) {
+  const auto device = x.device().type();
+  const at::ScalarType type =
+      at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : x.scalar_type();
+  const auto xc = x.to(type), wc = weight.to(type);
+  ctx->save_for_backward({xc, wc});
+  ctx->saved_data["input_type"] = x.scalar_type();
+  ctx->saved_data["weight_type"] = weight.scalar_type();
+  if (bias.defined()) ctx->saved_data["bias_type"] = bias.scalar_type();
+  return at::linear(xc, wc, bias.defined() ? bias.to(type) : at::Tensor());
+}
+
+// Backward of both: {input, weight, bias (when there is one)} gradients.
+variable_list backward_linear(AutogradContext* ctx, const at::Tensor& grad_output, bool with_bias) {
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor &x = saved[0], &w = saved[1];
+  const auto g = grad_output.to(w.scalar_type()).reshape({-1, w.size(0)});
+  variable_list grads(with_bias ? 3 : 2);
+  if (ctx->needs_input_grad(0)) grads[0] = at::mm(g, w).view(x.sizes()).to(ctx->saved_data["input_type"].toScalarType());
+  if (ctx->needs_input_grad(1)) {
+    grads[1] = linear_weight_gradient(g, x.reshape({-1, x.size(-1)}), ctx->saved_data["weight_type"].toScalarType());
+  }
+  if (with_bias && ctx->needs_input_grad(2)) {
+    grads[2] = linear_bias_gradient(g, ctx->saved_data["bias_type"].toScalarType());
+  }
+  return grads;
+}
+
+struct Linear : public torch::autograd::Function<Linear> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias) {
+    return {forward_linear(ctx, x, weight, bias)};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return backward_linear(ctx, grad_outputs[0], /*with_bias=*/true);
+  }
+};
+
+// Autograd's custom Functions take no undefined tensor as an input: a layer without bias has its own.
+struct LinearWithoutBias : public torch::autograd::Function<LinearWithoutBias> {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight) {
+    return {forward_linear(ctx, x, weight, at::Tensor())};
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
+    return backward_linear(ctx, grad_outputs[0], /*with_bias=*/false);
+  }
+};
+
+}  // namespace
+
+at::Tensor linear_weight_gradient(const at::Tensor& grad_output, const at::Tensor& x, at::ScalarType weight_type) {
+  const auto type = grad_output.scalar_type();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
+  // cuBLAS writes the float32 product of 16-bit operands itself (ATen's mm with out_dtype, 2.8+).
+  if (grad_output.is_cuda() && weight_type == at::kFloat && (type == at::kBFloat16 || type == at::kHalf)) {
+    return at::mm(grad_output.t(), x, at::kFloat);
+  }
+#endif
+  return at::mm(grad_output.t(), x).to(weight_type);
+}
+
+at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bias_type) {
+  return grad_output.sum(0, /*keepdim=*/false, bias_type);
+}
+
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  return bias.defined() ? Linear::apply(x, weight, bias)[0] : LinearWithoutBias::apply(x, weight)[0];
+}
+
+}  // namespace aios
