@@ -9,10 +9,14 @@
 #   aios whole head, vocabulary 50257   GPT-2's own vocabulary, unpadded (aios pads the head's matmuls)
 #   PyTorch eager, PyTorch torch.compile
 # Prints one table (tokens/s, peak GiB, MFU, ratio to torch.compile) and keeps it in $OUT.
-# Usage (GPU machine, repository root): bench/speed/vs_compile.sh [MODEL=gpt2] [MICRO_BATCH=16] [STEPS=30]
+# Usage (GPU machine, repository root): bench/speed/vs_compile.sh [MODEL=gpt2] [MICRO_BATCH=16] [STEPS=30] [ROWS]
+# ROWS: a comma-separated subset of whole-head,chunked-head,everything-on,whole-head-v50257,eager,compile
+# (default all).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 model=${1:-gpt2}; batch=${2:-16}; steps=${3:-30}
+rows=${4:-whole-head,chunked-head,everything-on,whole-head-v50257,eager,compile}
+has() { [[ ",$rows," == *",$1,"* ]]; }
 source bench/common.sh
 shards=$(bench_shards 40000000)
 init=$(bench_init "$model" 50304)
@@ -27,17 +31,25 @@ aios_row() {  # NAME [--init DIR] FLAGS...
     --log-file "$out/aios-$tag-$name.jsonl" 2>&1 | grep -E "precision|rror" >&2
   rm -rf "$runs/$name"
 }
-aios_row whole-head --amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss
-aios_row chunked-head --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss
-aios_row everything-on --config configs/techniques/all-together.toml
+declare -A label=([whole-head]="aios, whole head" [chunked-head]="aios, chunked head"
+                   [everything-on]="aios, everything on" [whole-head-v50257]="aios, whole head, vocabulary 50257")
+has whole-head && aios_row whole-head --amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss
+has chunked-head && aios_row chunked-head --amp --amp-dtype bf16 --no-gradient-checkpointing --chunked-loss
+has everything-on && aios_row everything-on --config configs/techniques/all-together.toml
 # GPT-2's own vocabulary (50,257, unpadded weights): aios pads the classifier's matmuls itself.
-init_unpadded=$(bench_init "$model")
-aios_row whole-head-v50257 --init "$init_unpadded" --amp --amp-dtype bf16 --no-gradient-checkpointing --no-chunked-loss
-python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp --log-file "$out/eager-$tag.jsonl" >&2
-python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp --compile \
+if has whole-head-v50257; then
+  init_unpadded=$(bench_init "$model")
+  aios_row whole-head-v50257 --init "$init_unpadded" --amp --amp-dtype bf16 --no-gradient-checkpointing \
+    --no-chunked-loss
+fi
+has eager && python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp \
+  --log-file "$out/eager-$tag.jsonl" >&2
+has compile && python3 bench/reference_trainer.py train --init "$init" "${common[@]}" --amp --compile \
   --log-file "$out/compile-$tag.jsonl" >&2
-python3 bench/speed/vs_compile_table.py "$model, micro-batch $batch" \
-  "aios, whole head=$out/aios-$tag-whole-head.jsonl" "aios, chunked head=$out/aios-$tag-chunked-head.jsonl" \
-  "aios, everything on=$out/aios-$tag-everything-on.jsonl" \
-  "aios, whole head, vocabulary 50257=$out/aios-$tag-whole-head-v50257.jsonl" "PyTorch eager=$out/eager-$tag.jsonl" \
-  "PyTorch torch.compile=$out/compile-$tag.jsonl" | tee "$out/vs-compile-$tag.md"
+table=()
+for row in whole-head chunked-head everything-on whole-head-v50257; do
+  has $row && table+=("${label[$row]}=$out/aios-$tag-$row.jsonl")
+done
+has eager && table+=("PyTorch eager=$out/eager-$tag.jsonl")
+has compile && table+=("PyTorch torch.compile=$out/compile-$tag.jsonl")
+python3 bench/speed/vs_compile_table.py "$model, micro-batch $batch" "${table[@]}" | tee "$out/vs-compile-$tag.md"
