@@ -61,7 +61,9 @@ void expect_as_close_as_aten(const torch::Device& device) {
   EXPECT_TRUE(torch::equal(ours.out.cpu(), aten.out.cpu())) << "the same GEMM with the same operands";
   for (const auto& g : {ours.grad_x, ours.grad_w, ours.grad_b}) EXPECT_EQ(g.scalar_type(), torch::kFloat);
   const std::vector<std::pair<const char*, std::pair<torch::Tensor, torch::Tensor>>> grads = {
-      {"input", {ours.grad_x, aten.grad_x}}, {"weight", {ours.grad_w, aten.grad_w}}, {"bias", {ours.grad_b, aten.grad_b}}};
+      {"input", {ours.grad_x, aten.grad_x}},
+      {"weight", {ours.grad_w, aten.grad_w}},
+      {"bias", {ours.grad_b, aten.grad_b}}};
   const std::vector<torch::Tensor> references = {exact.grad_x, exact.grad_w, exact.grad_b};
   for (std::size_t i = 0; i < grads.size(); ++i) {
     const double mine = relative(grads[i].second.first, references[i]);

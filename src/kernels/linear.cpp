@@ -13,8 +13,7 @@ using torch::autograd::variable_list;
 
 // Forward of both Functions below: autocast's rule for linear (every operand in the autocast
 // type), the operands kept for the backward.
-at::Tensor forward_linear(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
-                          const at::Tensor& bias) {
+at::Tensor forward_linear(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   const auto device = x.device().type();
   const at::ScalarType type =
       at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : x.scalar_type();
@@ -32,7 +31,8 @@ variable_list backward_linear(AutogradContext* ctx, const at::Tensor& grad_outpu
   const at::Tensor &x = saved[0], &w = saved[1];
   const auto g = grad_output.to(w.scalar_type()).reshape({-1, w.size(0)});
   variable_list grads(with_bias ? 3 : 2);
-  if (ctx->needs_input_grad(0)) grads[0] = at::mm(g, w).view(x.sizes()).to(ctx->saved_data["input_type"].toScalarType());
+  if (ctx->needs_input_grad(0))
+    grads[0] = at::mm(g, w).view(x.sizes()).to(ctx->saved_data["input_type"].toScalarType());
   if (ctx->needs_input_grad(1)) {
     grads[1] = linear_weight_gradient(g, x.reshape({-1, x.size(-1)}), ctx->saved_data["weight_type"].toScalarType());
   }
