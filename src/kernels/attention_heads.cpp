@@ -19,12 +19,12 @@ using torch::autograd::variable_list;
 // The kernel's view of three [B, H, T, D] gradients and the output they go to, when it takes them.
 bool interleave_on_cuda(const variable_list& grads, at::Tensor& out) {
   const auto& first = grads[0];
-  if (!first.defined() || !first.is_cuda()) return false;
+  if (!first.is_cuda()) return false;
   const void* parts[3];
   HeadStrides strides[3];
   for (int s = 0; s < 3; ++s) {
     const auto& g = grads[s];
-    if (!g.defined() || g.scalar_type() != out.scalar_type() || g.stride(3) != 1 || g.sizes() != first.sizes()) {
+    if (g.scalar_type() != out.scalar_type() || g.stride(3) != 1 || g.sizes() != first.sizes()) {
       return false;
     }
     parts[s] = g.data_ptr();
@@ -48,23 +48,16 @@ struct SplitHeads : public torch::autograd::Function<SplitHeads> {
     return {parts[0], parts[1], parts[2]};
   }
 
+  // The three gradients are always defined: autograd materializes an unused head's as zeros.
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto shape = ctx->saved_data["shape"].toIntVector();
     const auto heads = ctx->saved_data["heads"].toInt();
     const auto batch = shape[0], time = shape[1], width = shape[2] / 3;
-    const at::Tensor& any = grads[0].defined() ? grads[0] : grads[1].defined() ? grads[1] : grads[2];
-    auto grad = at::empty({batch, time, 3, heads, width / heads}, any.options());
+    auto grad = at::empty({batch, time, 3, heads, width / heads}, grads[0].options());
 #if AIOS_WITH_CUDA
     if (interleave_on_cuda(grads, grad)) return {grad.view(shape), at::Tensor()};
 #endif
-    for (int s = 0; s < 3; ++s) {
-      auto slot = grad.select(2, s).permute({0, 2, 1, 3});  // [B, H, T, D] over the output
-      if (grads[s].defined()) {
-        slot.copy_(grads[s]);
-      } else {
-        slot.zero_();
-      }
-    }
+    for (int s = 0; s < 3; ++s) grad.select(2, s).permute({0, 2, 1, 3}).copy_(grads[s]);  // [B, H, T, D] slots
     return {grad.view(shape), at::Tensor()};
   }
 };

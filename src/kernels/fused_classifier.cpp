@@ -1,9 +1,7 @@
 #include "kernels/fused_classifier.h"
 
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/version.h>
 
 #include <algorithm>
 
@@ -13,6 +11,7 @@
 #include "kernels/aten_element_type.h"
 #include "kernels/cross_entropy_cuda.h"
 #endif
+#include "kernels/linear.h"
 
 namespace aios {
 namespace {
@@ -42,28 +41,6 @@ at::Tensor cross_entropy_rows_aten(at::Tensor& logits, const at::Tensor& targets
     if (!softmax.is_same(logits)) logits.copy_(softmax);
   }
   return losses;
-}
-
-// The matmuls run in the autocast type when the forward runs under autocast and the inputs are
-// float32 (the backward runs outside the autocast region, so the type is stated explicitly).
-at::ScalarType matmul_type(const at::Tensor& hidden) {
-  const auto device = hidden.device().type();
-  return at::autocast::is_autocast_enabled(device) && hidden.scalar_type() == at::kFloat
-             ? at::autocast::get_autocast_dtype(device)
-             : hidden.scalar_type();
-}
-
-// One chunk's share of the weight gradient, gᵀ·h, summed over chunks in float32. With 16-bit
-// operands on CUDA cuBLAS writes the product in float32 (ATen's mm with out_dtype, PyTorch 2.8+),
-// so no chunk's partial sum is rounded to 16 bits before the chunks are added. ATen has no such
-// kernel on the CPU, where the product is rounded.
-at::Tensor weight_gradient_part(const at::Tensor& g, const at::Tensor& h) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 8)
-  if (g.is_cuda() && (g.scalar_type() == at::kBFloat16 || g.scalar_type() == at::kHalf)) {
-    return at::mm(g.t(), h, at::kFloat);
-  }
-#endif
-  return at::mm(g.t(), h);
 }
 
 // cuBLAS runs its fast kernels only when every leading dimension is a multiple of 16 bytes; with a
@@ -96,6 +73,7 @@ struct FusedClassifier : public torch::autograd::Function<FusedClassifier> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                                const at::Tensor& targets, std::int64_t chunk, bool with_gradients,
                                std::int64_t vocabulary_multiple) {
+    // Stated here because the backward runs outside the autocast region.
     const at::ScalarType compute = matmul_type(hidden);
     const std::int64_t vocab = weight.size(0), padded = padded_vocabulary(vocab, vocabulary_multiple);
     // Under autocast the matmul would cast anyway; casting once here serves every chunk.
@@ -117,9 +95,9 @@ struct FusedClassifier : public torch::autograd::Function<FusedClassifier> {
       } else {
         grad_hidden.narrow(0, start, length).copy_(at::matmul(g, w));
       }
-      if (compute != weight.scalar_type()) {  // 16-bit operands, float32 sum
-        const auto part = weight_gradient_part(g, h);
-        grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part.to(weight.scalar_type());
+      if (compute != weight.scalar_type()) {  // 16-bit operands: each chunk's part in float32, summed
+        const auto part = linear_weight_gradient(g, h, weight.scalar_type());
+        grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
       } else if (grad_weight.defined()) {
         grad_weight.addmm_(g.t(), h);
       } else {

@@ -11,12 +11,10 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Forward of both Functions below: autocast's rule for linear (every operand in the autocast
-// type), the operands kept for the backward.
+// Forward of both Functions below: every operand in the matmul type, the operands kept for the
+// backward.
 at::Tensor forward_linear(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
-  const auto device = x.device().type();
-  const at::ScalarType type =
-      at::autocast::is_autocast_enabled(device) ? at::autocast::get_autocast_dtype(device) : x.scalar_type();
+  const at::ScalarType type = matmul_type(x);
   const auto xc = x.to(type), wc = weight.to(type);
   ctx->save_for_backward({xc, wc});
   ctx->saved_data["input_type"] = x.scalar_type();
@@ -63,6 +61,13 @@ struct LinearWithoutBias : public torch::autograd::Function<LinearWithoutBias> {
 };
 
 }  // namespace
+
+at::ScalarType matmul_type(const at::Tensor& x) {
+  const auto device = x.device().type();
+  return at::autocast::is_autocast_enabled(device) && x.scalar_type() == at::kFloat
+             ? at::autocast::get_autocast_dtype(device)
+             : x.scalar_type();
+}
 
 at::Tensor linear_weight_gradient(const at::Tensor& grad_output, const at::Tensor& x, at::ScalarType weight_type) {
   const auto type = grad_output.scalar_type();

@@ -13,10 +13,15 @@ namespace aios {
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 
+// The type a matmul on `x` runs in: under autocast the autocast type for float32 input (autocast's
+// rule for linear and matmul; float64 stays float64), else x's own.
+at::ScalarType matmul_type(const at::Tensor& x);
+
 // The parameters' gradients as linear's backward forms them, from the output's gradient
 // grad_output [N, out] and the input x [N, in] in the matmul type: gᵀ·x and Σ over rows of g, each
 // in the parameter's type (float32 written by the GEMM or the sum itself, no 16-bit rounding first).
-// Activation checkpointing's hand-differentiated last layer of a block uses them too.
+// Activation checkpointing's hand-differentiated last layer of a block, and the fused classifier's
+// weight gradient, use them too.
 at::Tensor linear_weight_gradient(const at::Tensor& grad_output, const at::Tensor& x, at::ScalarType weight_type);
 at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bias_type);
 
