@@ -7,6 +7,7 @@
 #   same-losses                this build against BASELINE_BIN (a build of another commit): equal losses?
 #   speed, profile, profile-amp  aios against the PyTorch reference trainer; a kernel-by-kernel profile (both rows, or bf16 alone)
 #   vs-compile, vs-compile-32, vs-compile-large   aios against PyTorch eager and torch.compile (bf16)
+#   vs-compile-quick           the fastest row and everything on against torch.compile, 100 steps
 #   memory, memory-large, max-batch, convergence    the memory techniques, alone and together
 #   long-context, long-context-reference            long windows, whole and in chunks
 #   distributed, distributed-tests                  2 GPUs and more (a multi-GPU kind)
@@ -77,6 +78,7 @@ stage_speed() { bench/speed/vs_reference.sh gpt2 16 60; }
 stage_profile() { bench/speed/profile.sh gpt2 16; }
 stage_profile-amp() { bench/speed/profile.sh gpt2 16 amp-bf16; }
 stage_vs-compile() { bench/speed/vs_compile.sh gpt2 16 300; }
+stage_vs-compile-quick() { bench/speed/vs_compile.sh gpt2 16 100 whole-head,everything-on,compile; }
 # The head's variants (chunked, GPT-2's unpadded vocabulary) are compared at micro-batch 16 only.
 stage_vs-compile-32() { bench/speed/vs_compile.sh gpt2 32 40 whole-head,everything-on,eager,compile; }
 stage_vs-compile-large() { bench/speed/vs_compile.sh gpt2-large 8 30 whole-head,everything-on,eager,compile; }

@@ -38,7 +38,7 @@ for source in sources:
     if r.returncode: print(r.stderr[:4000]); failed += 1
 arches = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ("80", "86", "89", "90")]
 for kernel in ("src/optim/adamw_8bit_cuda.cu", "src/kernels/cross_entropy_cuda.cu", "src/kernels/layer_norm_cuda.cu",
-               "src/kernels/attention_heads_cuda.cu"):
+               "src/kernels/attention_heads_cuda.cu", "src/kernels/cuda_images.cu"):
     nvcc = subprocess.run([f"{cuda}/bin/nvcc", "-std=c++20", *arches, "-Isrc", "-c", kernel, "-o", "/dev/null"],
                           capture_output=True, text=True)
     print(kernel, "ok" if nvcc.returncode == 0 else "FAILED")

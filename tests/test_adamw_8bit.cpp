@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <memory>
+
 #include "optim/adamw.h"
 #include "optim/adamw_8bit.h"
 #include "optim/blockwise_quantization.h"
@@ -89,6 +91,37 @@ TEST(AdamW8bit, StateIsAQuarterOfFp32AdamW) {
   // About 2 bytes per parameter plus absmax, against 8.
   EXPECT_LT(static_cast<double>(eight->state_bytes()) / static_cast<double>(params), 2.2);
   EXPECT_NEAR(static_cast<double>(fp32->state_bytes()) / static_cast<double>(params), 8.0, 0.01);
+}
+
+// The kernel steps all 8-bit tensors of a group in one launch (several, past
+// kAdamw8bitTensorsPerLaunch tensors): each tensor must come out as if stepped alone, bit for bit
+// (the arithmetic of an element does not depend on its neighbours). Ragged lengths, and more
+// tensors than one launch takes.
+TEST(AdamW8bit, CudaOneLaunchForManyTensorsEqualsOneTensorAtATime) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
+  torch::manual_seed(6);
+  AdamWSettings settings{3e-3, 0.9, 0.95, 1e-8, 0.1, false};
+  std::vector<at::Tensor> together, alone;
+  for (int i = 0; i < 70; ++i) {
+    const std::int64_t n = 4096 + 257 * i;
+    const auto start = at::randn({n});
+    together.push_back(start.cuda());
+    alone.push_back(start.cuda());
+  }
+  AdamW8bit batched({{together, 0.1}}, settings);
+  std::vector<std::unique_ptr<AdamW8bit>> singles;
+  for (auto& p : alone)
+    singles.push_back(std::make_unique<AdamW8bit>(std::vector<Optimizer::Group>{{{p}, 0.1}}, settings));
+  for (int step = 0; step < 3; ++step) {
+    for (std::size_t i = 0; i < together.size(); ++i) {
+      const auto grad = at::randn({together[i].numel()}).cuda();
+      together[i].mutable_grad() = grad.clone();
+      alone[i].mutable_grad() = grad.clone();
+    }
+    batched.step();
+    for (auto& single : singles) single->step();
+  }
+  for (std::size_t i = 0; i < together.size(); ++i) EXPECT_TRUE(at::equal(together[i], alone[i])) << "tensor " << i;
 }
 
 TEST(AdamW8bit, CudaKernelMatchesTheReference) {

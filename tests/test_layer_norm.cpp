@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <torch/autograd.h>
 #include <torch/cuda.h>
 #include <torch/nn/modules/normalization.h>
 
@@ -75,6 +76,105 @@ TEST(LayerNorm, CudaKernelsEqualFloat64LayerNormForEachWidthWithAndWithoutAutoca
   // A width without a kernel takes ATen's path, and says so.
   const auto odd = torch::randn({4, 96}, torch::TensorOptions(cuda));
   EXPECT_EQ(layer_norm_path(odd, torch::ones({96}, torch::TensorOptions(cuda))), "ATen");
+}
+
+// The stream functions against what they replace, on any device: returns the largest difference
+// of the outputs and of every gradient, relative to the reference's largest element of each.
+struct StreamCase {
+  torch::Tensor x, branch, weight, bias, grad_stream, grad_normed;
+};
+
+StreamCase stream_case(std::int64_t width, torch::ScalarType branch_type) {
+  torch::manual_seed(43);
+  return {torch::randn({2, 77, width}) * 2 + 0.5,
+          torch::randn({2, 77, width}).to(branch_type),
+          torch::randn({width}),
+          torch::randn({width}),
+          torch::randn({2, 77, width}),
+          torch::randn({2, 77, width}).to(branch_type)};
+}
+
+struct StreamResult {
+  torch::Tensor stream, normed, grad_x, grad_branch, grad_weight, grad_bias;
+};
+
+// with_branch: add_and_layer_norm(x, branch), else layer_norm_of_stream(x). fused: through the
+// functions under test, else the plain add and layer_norm (autograd sums the stream's gradients).
+StreamResult run_stream(const StreamCase& c, const torch::TensorOptions& options, bool with_branch, bool fused,
+                        bool autocast) {
+  auto x = c.x.to(options).requires_grad_(), w = c.weight.to(options).requires_grad_(),
+       b = c.bias.to(options).requires_grad_();
+  // The branch keeps its type (the matmul's) except in the float64 reference.
+  auto branch =
+      (options.dtype() == torch::kDouble ? c.branch.to(options) : c.branch.to(options.device())).requires_grad_();
+  NormedStream out;
+  {
+    AutocastRegion region(options.device().type(), autocast, torch::kBFloat16);
+    if (fused) {
+      out = with_branch ? add_and_layer_norm(x, branch, w, b, 1e-5) : layer_norm_of_stream(x, w, b, 1e-5);
+    } else {
+      out.stream = with_branch ? x + branch : x;
+      out.normed = torch::layer_norm(out.stream, {x.size(-1)}, w, b, 1e-5);
+    }
+  }
+  const auto grad_normed = c.grad_normed.to(options.device(), out.normed.scalar_type());
+  torch::autograd::backward({out.stream, out.normed}, {c.grad_stream.to(options), grad_normed});
+  return {out.stream, out.normed, x.grad(), with_branch ? branch.grad() : torch::Tensor(), w.grad(), b.grad()};
+}
+
+double relative_difference(const torch::Tensor& a, const torch::Tensor& reference) {
+  return max_difference(a, reference) / reference.abs().max().item<double>();
+}
+
+TEST(LayerNorm, OnTheCpuTheStreamFunctionsAreTheAddAndLayerNormBitForBit) {
+  const auto c = stream_case(64, torch::kFloat);
+  for (const bool with_branch : {false, true}) {
+    const auto fused = run_stream(c, torch::kFloat, with_branch, true, false);
+    const auto plain = run_stream(c, torch::kFloat, with_branch, false, false);
+    EXPECT_TRUE(torch::equal(fused.stream, plain.stream));
+    EXPECT_TRUE(torch::equal(fused.normed, plain.normed));
+    EXPECT_TRUE(torch::equal(fused.grad_x, plain.grad_x));
+    EXPECT_TRUE(torch::equal(fused.grad_weight, plain.grad_weight));
+    if (with_branch) EXPECT_TRUE(torch::equal(fused.grad_branch, plain.grad_branch));
+  }
+}
+
+// The fused kernels (the add in the forward, the stream's gradient in the backward) against float64
+// autograd through the plain add and layer_norm. Tolerances as for the plain kernels above; the sum
+// x + branch is float32 arithmetic on the reference's inputs (relative 1e-6); the branch's
+// gradient under autocast is x's rounded to bf16 (relative 2^-8 of its largest element).
+TEST(LayerNorm, CudaStreamKernelsEqualFloat64AddAndLayerNorm) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
+  const auto cuda = torch::TensorOptions(torch::kCUDA);
+  for (const std::int64_t width : {768, 1600}) {
+    for (const bool autocast : {false, true}) {
+      const auto branch_type = autocast ? torch::kBFloat16 : torch::kFloat;
+      const auto c = stream_case(width, branch_type);
+      for (const bool with_branch : {false, true}) {
+        const std::string what = std::string(with_branch ? "add_and_layer_norm" : "layer_norm_of_stream") + ", width " +
+                                 std::to_string(width) + (autocast ? ", bf16 autocast" : ", float32");
+        const auto got = run_stream(c, cuda, with_branch, true, autocast);
+        const auto want = run_stream(c, torch::kDouble, with_branch, false, false);
+        ASSERT_NE(got.normed.grad_fn(), nullptr);
+        const std::string node = got.normed.grad_fn()->name();
+        EXPECT_NE(node.find(with_branch ? "FusedAddLayerNorm" : "FusedLayerNormOfStream"), std::string::npos)
+            << what << ": " << node;
+        EXPECT_EQ(got.stream.scalar_type(), torch::kFloat) << what;
+        EXPECT_EQ(got.normed.scalar_type(), branch_type) << what;
+        EXPECT_LE(relative_difference(got.stream, want.stream), 1e-6) << what;
+        EXPECT_LE(max_difference(got.normed, want.normed),
+                  autocast ? want.normed.abs().max().item<double>() / 256 + 2e-5 : 2e-5)
+            << what;
+        EXPECT_LE(relative_difference(got.grad_x, want.grad_x), 1e-4) << what;
+        EXPECT_LE(relative_difference(got.grad_weight, want.grad_weight), 1e-4) << what;
+        EXPECT_LE(relative_difference(got.grad_bias, want.grad_bias), 1e-4) << what;
+        if (with_branch) {
+          EXPECT_EQ(got.grad_branch.scalar_type(), branch_type) << what;
+          EXPECT_LE(relative_difference(got.grad_branch, want.grad_branch), autocast ? 1.0 / 256 + 1e-4 : 1e-4) << what;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

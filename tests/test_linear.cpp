@@ -82,3 +82,41 @@ TEST(Linear, CudaUnderBf16AutocastIsAsCloseToFloat64AsAtenLinear) {
 
 }  // namespace
 }  // namespace aios
+
+namespace aios {
+namespace {
+
+// The weight gradient summed over chunks of rows against float64 products of the same bf16
+// operands added up. Tolerance relative to the largest element: on CUDA float32 products (cuBLAS
+// writes float32) added in float32, 1e-5; on the CPU ATen's bf16 product is rounded to bf16 before
+// it is added (at most 2^-8 per chunk, 3 chunks).
+void expect_chunked_weight_gradient_sums(const torch::Device& device, double tolerance) {
+  torch::manual_seed(12);
+  const auto options = torch::TensorOptions(device).dtype(torch::kBFloat16);
+  std::vector<torch::Tensor> grads, inputs;
+  for (int chunk = 0; chunk < 3; ++chunk) {
+    grads.push_back(torch::randn({96, 40}, options));
+    inputs.push_back(torch::randn({96, 24}, options));
+  }
+  auto summed = linear_weight_gradient(grads[0], inputs[0], torch::kFloat);
+  for (int chunk = 1; chunk < 3; ++chunk) add_linear_weight_gradient(summed, grads[chunk], inputs[chunk]);
+  auto reference = torch::zeros({40, 24}, torch::kDouble);
+  for (int chunk = 0; chunk < 3; ++chunk) {
+    reference += grads[chunk].to(torch::kCPU, torch::kDouble).t().mm(inputs[chunk].to(torch::kCPU, torch::kDouble));
+  }
+  EXPECT_EQ(summed.scalar_type(), torch::kFloat);
+  EXPECT_LE((summed.to(torch::kCPU, torch::kDouble) - reference).abs().max().item<double>(),
+            tolerance * reference.abs().max().item<double>());
+}
+
+TEST(Linear, ChunkedWeightGradientSumsToTheWholeProductOnTheCpu) {
+  expect_chunked_weight_gradient_sums(torch::kCPU, 3.0 / 256);
+}
+
+TEST(Linear, CudaChunkedWeightGradientSumsToTheWholeProduct) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh)";
+  expect_chunked_weight_gradient_sums(torch::kCUDA, 1e-5);
+}
+
+}  // namespace
+}  // namespace aios

@@ -7,7 +7,11 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "kernels/layer_norm.h"
 #include "model/gpt.h"
+#if AIOS_WITH_CUDA
+#include "kernels/cuda_images.h"
+#endif
 
 namespace aios {
 namespace {
@@ -132,6 +136,41 @@ TEST(Gpt, CudaMatchesCpu) {
   EXPECT_NEAR(cuda_loss.item<double>(), cpu_loss.item<double>(), 1e-4 * cpu_loss.item<double>());
   const auto grad = model->wte->weight.grad().cpu();
   EXPECT_LT((grad - cpu_grad).abs().max().item<double>(), 1e-4 * cpu_grad.abs().max().item<double>() + 1e-7);
+}
+
+// A GPU without an image of aios's kernels (older than the build's architectures) must train on
+// ATen's paths, not stop at a launch. Forced here on the test's GPU: every fused path gives way,
+// and the loss and gradients are those of the fused paths (float32: 1e-4 relative, as above).
+TEST(Gpt, CudaWithoutAiosKernelsTakesAtensPathsWithTheSameResult) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
+#if AIOS_WITH_CUDA
+  EXPECT_TRUE(own_kernels_run_on(0)) << "this GPU should have an image of aios's kernels";
+  torch::manual_seed(5);
+  GptConfig c = gpt_preset("tiny");
+  c.n_embd = 256, c.n_head = 4, c.vocab_size = 300;
+  Gpt model(c);
+  model->to(torch::kCUDA);
+  const auto tokens = torch::randint(0, 300, {2, 64}, torch::kLong).cuda();
+  const auto targets = torch::randint(0, 300, {2, 64}, torch::kLong).cuda();
+  const auto& ln = model->ln_f;
+  const auto probe = torch::randn({4, 256}, torch::kCUDA);
+  const auto run = [&] {
+    model->zero_grad();
+    const auto loss = model->loss_sum(tokens, targets);
+    loss.backward();
+    return std::pair{loss.item<double>(), model->h[0]->as<BlockImpl>()->attn->c_attn->weight.grad().cpu()};
+  };
+  EXPECT_EQ(layer_norm_path(probe, ln->weight), "fused CUDA kernel");
+  const auto [fused_loss, fused_grad] = run();
+  force_aten_kernels_for_testing(true);
+  EXPECT_EQ(layer_norm_path(probe, ln->weight), "ATen");
+  const auto [aten_loss, aten_grad] = run();
+  force_aten_kernels_for_testing(false);
+  EXPECT_NEAR(aten_loss, fused_loss, 1e-4 * fused_loss);
+  EXPECT_LT((aten_grad - fused_grad).abs().max().item<double>(), 1e-4 * fused_grad.abs().max().item<double>());
+#else
+  GTEST_SKIP() << "a CPU build of aios has no CUDA kernels";
+#endif
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <ATen/cuda/CUDAContext.h>
 
 #include "kernels/attention_heads_cuda.h"
+#include "kernels/cuda_images.h"
 #endif
 
 namespace aios {
@@ -19,7 +20,7 @@ using torch::autograd::variable_list;
 // The kernel's view of three [B, H, T, D] gradients and the output they go to, when it takes them.
 bool interleave_on_cuda(const variable_list& grads, at::Tensor& out) {
   const auto& first = grads[0];
-  if (!first.is_cuda()) return false;
+  if (!first.is_cuda() || !own_kernels_run_on(first.device().index())) return false;
   const void* parts[3];
   HeadStrides strides[3];
   for (int s = 0; s < 3; ++s) {

@@ -10,6 +10,7 @@
 
 #include "kernels/aten_element_type.h"
 #include "kernels/cross_entropy_cuda.h"
+#include "kernels/cuda_images.h"
 #endif
 #include "kernels/linear.h"
 
@@ -23,7 +24,8 @@ using torch::autograd::variable_list;
 bool kernel_runs(const at::Tensor& logits) {
   const auto type = logits.scalar_type();
   return logits.is_cuda() && logits.dim() == 2 && logits.stride(1) == 1 &&
-         (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf);
+         (type == at::kFloat || type == at::kBFloat16 || type == at::kHalf) &&
+         own_kernels_run_on(logits.device().index());
 }
 
 #endif
@@ -95,13 +97,11 @@ struct FusedClassifier : public torch::autograd::Function<FusedClassifier> {
       } else {
         grad_hidden.narrow(0, start, length).copy_(at::matmul(g, w));
       }
-      if (compute != weight.scalar_type()) {  // 16-bit operands: each chunk's part in float32, summed
-        const auto part = linear_weight_gradient(g, h, weight.scalar_type());
-        grad_weight = grad_weight.defined() ? grad_weight.add_(part) : part;
-      } else if (grad_weight.defined()) {
-        grad_weight.addmm_(g.t(), h);
+      // In the weight's type (float32 from 16-bit operands), the later chunks added into the first's.
+      if (grad_weight.defined()) {
+        add_linear_weight_gradient(grad_weight, g, h);
       } else {
-        grad_weight = at::mm(g.t(), h);
+        grad_weight = linear_weight_gradient(g, h, weight.scalar_type());
       }
     }
     ctx->saved_data["with_gradients"] = with_gradients;

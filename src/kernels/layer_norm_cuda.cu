@@ -14,12 +14,13 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
 // Lane l of a warp holds columns l, l + 32, ..., l + 32·(K − 1) of its row: coalesced loads, and
-// the row's statistics are warp sums.
-template <int K, typename Out>
+// the row's statistics are warp sums. kAdd: the row normalized is x + branch, and that sum (the
+// next residual stream) is written to sum_out in the same pass.
+template <int K, typename Out, bool kAdd>
 __global__ void __launch_bounds__(kThreads)
-    layer_norm_forward_kernel(const float* __restrict__ x, const float* __restrict__ weight,
-                              const float* __restrict__ bias, Out* __restrict__ out, float* __restrict__ mean,
-                              float* __restrict__ rstd, std::int64_t rows, float eps) {
+    layer_norm_forward_kernel(const float* __restrict__ x, const Out* __restrict__ branch, float* __restrict__ sum_out,
+                              const float* __restrict__ weight, const float* __restrict__ bias, Out* __restrict__ out,
+                              float* __restrict__ mean, float* __restrict__ rstd, std::int64_t rows, float eps) {
   constexpr int kWidth = 32 * K;
   const int lane = threadIdx.x % 32;
   const std::int64_t row = static_cast<std::int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
@@ -30,6 +31,10 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int k = 0; k < K; ++k) {
     v[k] = xr[lane + 32 * k];
+    if constexpr (kAdd) {
+      v[k] += to_float(branch[row * kWidth + lane + 32 * k]);
+      sum_out[row * kWidth + lane + 32 * k] = v[k];
+    }
     sum += v[k];
   }
   const float m = warp_sum(sum) / kWidth;
@@ -51,11 +56,15 @@ __global__ void __launch_bounds__(kThreads)
 
 // Each warp takes rows warp, warp + warps, ...: the input gradient row by row, and its share of
 // the weight and bias gradients in registers, written to scratch [2, warps, width] at the end.
-template <int K, typename Grad>
+// kResidual: the input also reached the output by the residual stream, whose gradient
+// grad_residual is added here rather than by a separate kernel; grad_branch (if not null) receives
+// a copy of the input gradient in Grad's type, for a branch of that type added into the input.
+template <int K, typename Grad, bool kResidual>
 __global__ void __launch_bounds__(kThreads)
-    layer_norm_backward_kernel(const Grad* __restrict__ grad_out, const float* __restrict__ x,
-                               const float* __restrict__ weight, const float* __restrict__ mean,
-                               const float* __restrict__ rstd, float* __restrict__ grad_x, float* __restrict__ scratch,
+    layer_norm_backward_kernel(const Grad* __restrict__ grad_out, const float* __restrict__ grad_residual,
+                               const float* __restrict__ x, const float* __restrict__ weight,
+                               const float* __restrict__ mean, const float* __restrict__ rstd,
+                               float* __restrict__ grad_x, Grad* __restrict__ grad_branch, float* __restrict__ scratch,
                                std::int64_t rows) {
   constexpr int kWidth = 32 * K;
   const int lane = threadIdx.x % 32;
@@ -82,7 +91,11 @@ __global__ void __launch_bounds__(kThreads)
     const float mean_g = warp_sum(sum_g) / kWidth, mean_g_x_hat = warp_sum(sum_g_x_hat) / kWidth;
 #pragma unroll
     for (int k = 0; k < K; ++k) {
-      grad_x[row * kWidth + lane + 32 * k] = r * (g[k] - mean_g - x_hat[k] * mean_g_x_hat);
+      const std::int64_t i = row * kWidth + lane + 32 * k;
+      float grad = r * (g[k] - mean_g - x_hat[k] * mean_g_x_hat);
+      if constexpr (kResidual) grad += grad_residual[i];
+      grad_x[i] = grad;
+      if (grad_branch != nullptr) grad_branch[i] = from_float<Grad>(grad);
     }
   }
 #pragma unroll
@@ -117,31 +130,32 @@ __global__ void __launch_bounds__(kThreads)
 // As many warps as the GPU holds at once for this kernel (its register use decides): each takes
 // an equal share of the rows, and every warp's partial sums are added at the end.
 // Asked of the driver once per device and kernel, not on every backward.
-template <int K, typename Grad>
+template <int K, typename Grad, bool kResidual>
 int backward_warps() {
   constexpr int kDevices = 64;
-  static int warps_of_device[kDevices] = {};
+  static int warps_of_device[kDevices] = {};  // one table per instantiation
   int device = 0;
   cudaGetDevice(&device);
   if (device >= 0 && device < kDevices && warps_of_device[device] > 0) return warps_of_device[device];
   int sms = 0, blocks_per_sm = 0;
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layer_norm_backward_kernel<K, Grad>, kThreads, 0);
+  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks_per_sm, layer_norm_backward_kernel<K, Grad, kResidual>,
+                                                kThreads, 0);
   const int warps = sms * (blocks_per_sm > 0 ? blocks_per_sm : 1) * kWarps;
   if (device >= 0 && device < kDevices) warps_of_device[device] = warps;
   return warps;
 }
 
 // The same for a grad type known at run time.
-template <int K>
+template <int K, bool kResidual>
 int backward_warps(ElementType grad_type) {
   switch (grad_type) {
     case ElementType::kBFloat16:
-      return backward_warps<K, __nv_bfloat16>();
+      return backward_warps<K, __nv_bfloat16, kResidual>();
     case ElementType::kFloat16:
-      return backward_warps<K, __half>();
+      return backward_warps<K, __half, kResidual>();
     default:
-      return backward_warps<K, float>();
+      return backward_warps<K, float, kResidual>();
   }
 }
 
@@ -185,25 +199,31 @@ bool layer_norm_width_supported(std::int64_t width) {
   return with_k(width, [](auto) {});
 }
 
-void launch_layer_norm_forward(const float* x, const float* weight, const float* bias, void* out, ElementType out_type,
-                               float* mean, float* rstd, std::int64_t rows, std::int64_t width, float eps,
-                               cudaStream_t stream) {
+void launch_layer_norm_forward(const float* x, const void* branch, float* sum_out, const float* weight,
+                               const float* bias, void* out, ElementType out_type, float* mean, float* rstd,
+                               std::int64_t rows, std::int64_t width, float eps, cudaStream_t stream) {
   if (rows == 0) return;
   const dim3 grid(static_cast<unsigned>((rows + kWarps - 1) / kWarps));
+  const auto launch = [&]<int K, typename Out>() {
+    if (branch != nullptr) {
+      layer_norm_forward_kernel<K, Out, true><<<grid, kThreads, 0, stream>>>(
+          x, static_cast<const Out*>(branch), sum_out, weight, bias, static_cast<Out*>(out), mean, rstd, rows, eps);
+    } else {
+      layer_norm_forward_kernel<K, Out, false><<<grid, kThreads, 0, stream>>>(
+          x, nullptr, nullptr, weight, bias, static_cast<Out*>(out), mean, rstd, rows, eps);
+    }
+  };
   const bool known = with_k(width, [&](auto k) {
     constexpr int K = decltype(k)::value;
     switch (out_type) {
       case ElementType::kFloat32:
-        layer_norm_forward_kernel<K, float>
-            <<<grid, kThreads, 0, stream>>>(x, weight, bias, static_cast<float*>(out), mean, rstd, rows, eps);
+        launch.template operator()<K, float>();
         break;
       case ElementType::kBFloat16:
-        layer_norm_forward_kernel<K, __nv_bfloat16>
-            <<<grid, kThreads, 0, stream>>>(x, weight, bias, static_cast<__nv_bfloat16*>(out), mean, rstd, rows, eps);
+        launch.template operator()<K, __nv_bfloat16>();
         break;
       case ElementType::kFloat16:
-        layer_norm_forward_kernel<K, __half>
-            <<<grid, kThreads, 0, stream>>>(x, weight, bias, static_cast<__half*>(out), mean, rstd, rows, eps);
+        launch.template operator()<K, __half>();
         break;
     }
   });
@@ -211,33 +231,44 @@ void launch_layer_norm_forward(const float* x, const float* weight, const float*
   check_launch("LayerNorm forward");
 }
 
-std::int64_t layer_norm_backward_scratch(std::int64_t width, ElementType grad_type) {
+std::int64_t layer_norm_backward_scratch(std::int64_t width, ElementType grad_type, bool residual) {
   int warps = 0;
-  with_k(width, [&](auto k) { warps = backward_warps<decltype(k)::value>(grad_type); });
+  with_k(width, [&](auto k) {
+    constexpr int K = decltype(k)::value;
+    warps = residual ? backward_warps<K, true>(grad_type) : backward_warps<K, false>(grad_type);
+  });
   return 2LL * warps * width;
 }
 
-void launch_layer_norm_backward(const void* grad_out, ElementType grad_type, const float* x, const float* weight,
-                                const float* mean, const float* rstd, float* grad_x, float* grad_weight,
-                                float* grad_bias, float* scratch, std::int64_t rows, std::int64_t width,
-                                cudaStream_t stream) {
+void launch_layer_norm_backward(const void* grad_out, ElementType grad_type, const float* grad_residual, const float* x,
+                                const float* weight, const float* mean, const float* rstd, float* grad_x,
+                                void* grad_branch, float* grad_weight, float* grad_bias, float* scratch,
+                                std::int64_t rows, std::int64_t width, cudaStream_t stream) {
   int warps = 0;
+  const auto launch = [&]<int K, typename Grad>() {
+    const auto* dy = static_cast<const Grad*>(grad_out);
+    auto* grad_branch_typed = static_cast<Grad*>(grad_branch);
+    if (grad_residual != nullptr) {
+      warps = backward_warps<K, Grad, true>();
+      layer_norm_backward_kernel<K, Grad, true><<<warps / kWarps, kThreads, 0, stream>>>(
+          dy, grad_residual, x, weight, mean, rstd, grad_x, grad_branch_typed, scratch, rows);
+    } else {
+      warps = backward_warps<K, Grad, false>();
+      layer_norm_backward_kernel<K, Grad, false><<<warps / kWarps, kThreads, 0, stream>>>(
+          dy, nullptr, x, weight, mean, rstd, grad_x, grad_branch_typed, scratch, rows);
+    }
+  };
   const bool known = with_k(width, [&](auto k) {
     constexpr int K = decltype(k)::value;
-    warps = backward_warps<K>(grad_type);
-    const dim3 grid(static_cast<unsigned>(warps / kWarps));
     switch (grad_type) {
       case ElementType::kFloat32:
-        layer_norm_backward_kernel<K, float><<<grid, kThreads, 0, stream>>>(static_cast<const float*>(grad_out), x,
-                                                                            weight, mean, rstd, grad_x, scratch, rows);
+        launch.template operator()<K, float>();
         break;
       case ElementType::kBFloat16:
-        layer_norm_backward_kernel<K, __nv_bfloat16><<<grid, kThreads, 0, stream>>>(
-            static_cast<const __nv_bfloat16*>(grad_out), x, weight, mean, rstd, grad_x, scratch, rows);
+        launch.template operator()<K, __nv_bfloat16>();
         break;
       case ElementType::kFloat16:
-        layer_norm_backward_kernel<K, __half><<<grid, kThreads, 0, stream>>>(static_cast<const __half*>(grad_out), x,
-                                                                             weight, mean, rstd, grad_x, scratch, rows);
+        launch.template operator()<K, __half>();
         break;
     }
   });

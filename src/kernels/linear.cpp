@@ -84,6 +84,14 @@ at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bi
   return grad_output.sum(0, /*keepdim=*/false, bias_type);
 }
 
+void add_linear_weight_gradient(at::Tensor& grad_weight, const at::Tensor& grad_output, const at::Tensor& x) {
+  if (grad_output.scalar_type() == grad_weight.scalar_type()) {
+    grad_weight.addmm_(grad_output.t(), x);
+  } else {
+    grad_weight.add_(linear_weight_gradient(grad_output, x, grad_weight.scalar_type()));
+  }
+}
+
 at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
   return bias.defined() ? Linear::apply(x, weight, bias)[0] : LinearWithoutBias::apply(x, weight)[0];
 }

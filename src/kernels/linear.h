@@ -25,4 +25,9 @@ at::ScalarType matmul_type(const at::Tensor& x);
 at::Tensor linear_weight_gradient(const at::Tensor& grad_output, const at::Tensor& x, at::ScalarType weight_type);
 at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bias_type);
 
+// grad_weight += gᵀ·x in grad_weight's type, for a weight gradient summed over chunks of rows (the
+// fused classifier): in one addmm where the operands have grad_weight's type, else the product as
+// linear_weight_gradient forms it, added.
+void add_linear_weight_gradient(at::Tensor& grad_weight, const at::Tensor& grad_output, const at::Tensor& x);
+
 }  // namespace aios

@@ -35,6 +35,16 @@ torch::Tensor norm(const torch::nn::LayerNorm& layer, const torch::Tensor& x) {
   return layer_norm(x, layer->weight, layer->bias, layer->options.eps());
 }
 
+// The same for a block's residual stream (kernels/layer_norm.h): {x, norm(x)}, and
+// {x + branch, norm(x + branch)}, with the adds and the stream's gradient sums inside LayerNorm's
+// kernels on CUDA.
+NormedStream norm_of_stream(const torch::nn::LayerNorm& layer, const torch::Tensor& x) {
+  return layer_norm_of_stream(x, layer->weight, layer->bias, layer->options.eps());
+}
+NormedStream add_and_norm(const torch::nn::LayerNorm& layer, const torch::Tensor& x, const torch::Tensor& branch) {
+  return add_and_layer_norm(x, branch, layer->weight, layer->bias, layer->options.eps());
+}
+
 }  // namespace
 
 CausalSelfAttentionImpl::CausalSelfAttentionImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary)
@@ -98,21 +108,23 @@ BlockImpl::BlockImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotar
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto y = x + residual_dropout(attn(norm(ln_1, x)));
-  return y + residual_dropout(mlp(norm(ln_2, y)));
+  const auto [stream, normed] = norm_of_stream(ln_1, x);
+  const auto [y, y_normed] = add_and_norm(ln_2, stream, residual_dropout(attn(normed)));
+  return y + residual_dropout(mlp(y_normed));
 }
 
 std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward_to_output_projection(const torch::Tensor& x) {
-  auto y = x + residual_dropout(attn(norm(ln_1, x)));
-  auto h = mlp->hidden(norm(ln_2, y));
-  return {y, h};
+  const auto [stream, normed] = norm_of_stream(ln_1, x);
+  const auto [y, y_normed] = add_and_norm(ln_2, stream, residual_dropout(attn(normed)));
+  return {y, mlp->hidden(y_normed)};
 }
 
 ChunkOutput BlockImpl::forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
                                      const torch::Tensor& past_values) {
-  auto attention = attn->forward_chunk(norm(ln_1, x), start, past_keys, past_values);
-  auto y = x + residual_dropout(attention.output);
-  attention.output = y + residual_dropout(mlp(norm(ln_2, y)));
+  const auto [stream, normed] = norm_of_stream(ln_1, x);
+  auto attention = attn->forward_chunk(normed, start, past_keys, past_values);
+  const auto [y, y_normed] = add_and_norm(ln_2, stream, residual_dropout(attention.output));
+  attention.output = y + residual_dropout(mlp(y_normed));
   return attention;
 }
 

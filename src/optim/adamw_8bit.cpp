@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.h"
@@ -10,6 +11,7 @@
 #if AIOS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 
+#include "kernels/cuda_images.h"
 #include "optim/adamw_8bit_cuda.h"
 #endif
 
@@ -60,35 +62,51 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
   }
 }
 
-void AdamW8bit::step_quantized(at::Tensor& param, const at::Tensor& grad, ParamState& state, double weight_decay) {
-  if (param.numel() == 0) return;  // an empty ZeRO shard
+void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, double weight_decay) {
   const double t = static_cast<double>(quantized_steps_);
   const double bias1 = 1.0 - std::pow(beta1_, t), bias2 = 1.0 - std::pow(beta2_, t);
 #if AIOS_WITH_CUDA
-  if (!reference_only_ && param.is_cuda() && param.scalar_type() == at::kFloat && param.is_contiguous()) {
-    const auto g = grad.contiguous();
-    Adamw8bitStep step{lr_, beta1_, beta2_, eps_, weight_decay, bias1, std::sqrt(bias2)};
-    launch_adamw_8bit(param.data_ptr<float>(), g.data_ptr<float>(), state.codes_avg.data_ptr<std::uint8_t>(),
-                      state.codes_avg_sq.data_ptr<std::uint8_t>(), state.absmax_avg.data_ptr<float>(),
-                      state.absmax_avg_sq.data_ptr<float>(), map_signed_.data_ptr<float>(),
-                      map_unsigned_.data_ptr<float>(), param.numel(), step,
-                      at::cuda::getCurrentCUDAStream(param.device().index()).stream());
+  // One kernel for all of them where every tensor can take it (the usual case: all on one GPU).
+  const auto kernel_takes = [&](const QuantizedParam& q) {
+    return q.param->is_cuda() && q.param->scalar_type() == at::kFloat && q.param->is_contiguous() &&
+           own_kernels_run_on(q.param->device().index());
+  };
+  if (!reference_only_ && !quantized.empty() && std::all_of(quantized.begin(), quantized.end(), kernel_takes)) {
+    std::vector<at::Tensor> grads;  // kept alive until the launch is queued
+    std::vector<Adamw8bitTensor> tensors;
+    grads.reserve(quantized.size());
+    tensors.reserve(quantized.size());
+    for (const auto& q : quantized) {
+      grads.push_back(q.grad->to(at::kFloat).contiguous());
+      tensors.push_back({q.param->data_ptr<float>(), grads.back().data_ptr<float>(),
+                         q.state->codes_avg.data_ptr<std::uint8_t>(), q.state->codes_avg_sq.data_ptr<std::uint8_t>(),
+                         q.state->absmax_avg.data_ptr<float>(), q.state->absmax_avg_sq.data_ptr<float>(),
+                         q.param->numel()});
+    }
+    const Adamw8bitStep step{lr_, beta1_, beta2_, eps_, weight_decay, bias1, std::sqrt(bias2)};
+    launch_adamw_8bit(tensors.data(), static_cast<int>(tensors.size()), map_signed_.data_ptr<float>(),
+                      map_unsigned_.data_ptr<float>(), step,
+                      at::cuda::getCurrentCUDAStream(quantized.front().param->device().index()).stream());
     return;
   }
 #endif
   // Reference: dequantize -> fp32 AdamW update -> requantize with the new absmax.
-  auto flat = param.view({-1});
-  const auto g = grad.reshape({-1}).to(at::kFloat);
-  auto m = dequantize_blockwise(state.codes_avg, state.absmax_avg, map_signed_);
-  auto v = dequantize_blockwise(state.codes_avg_sq, state.absmax_avg_sq, map_unsigned_);
-  m.mul_(beta1_).add_(g, 1.0 - beta1_);
-  v.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
-  const auto denom = (v.sqrt() / std::sqrt(bias2)).add_(eps_);
-  const auto update = m / denom;
-  if (weight_decay != 0) flat.mul_(1.0 - lr_ * weight_decay);
-  flat.add_(update.to(flat.scalar_type()), -lr_ / bias1);
-  quantize_blockwise_into(m, map_signed_, state.codes_avg, state.absmax_avg);
-  quantize_blockwise_into(v, map_unsigned_, state.codes_avg_sq, state.absmax_avg_sq);
+  for (const auto& q : quantized) {
+    if (q.param->numel() == 0) continue;  // an empty ZeRO shard
+    auto flat = q.param->view({-1});
+    ParamState& state = *q.state;
+    const auto g = q.grad->reshape({-1}).to(at::kFloat);
+    auto m = dequantize_blockwise(state.codes_avg, state.absmax_avg, map_signed_);
+    auto v = dequantize_blockwise(state.codes_avg_sq, state.absmax_avg_sq, map_unsigned_);
+    m.mul_(beta1_).add_(g, 1.0 - beta1_);
+    v.mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+    const auto denom = (v.sqrt() / std::sqrt(bias2)).add_(eps_);
+    const auto update = m / denom;
+    if (weight_decay != 0) flat.mul_(1.0 - lr_ * weight_decay);
+    flat.add_(update.to(flat.scalar_type()), -lr_ / bias1);
+    quantize_blockwise_into(m, map_signed_, state.codes_avg, state.absmax_avg);
+    quantize_blockwise_into(v, map_unsigned_, state.codes_avg_sq, state.absmax_avg_sq);
+  }
 }
 
 void AdamW8bit::step() {
@@ -96,12 +114,13 @@ void AdamW8bit::step() {
   ++quantized_steps_;
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     std::vector<at::Tensor> params, grads, exp_avg, exp_avg_sq, steps;
+    std::vector<QuantizedParam> quantized;
     for (std::size_t i = 0; i < groups_[g].params.size(); ++i) {
       auto& p = groups_[g].params[i];
       if (!p.grad().defined()) continue;
       ParamState& state = state_[g][i];
       if (state.quantized) {
-        step_quantized(p, p.grad(), state, groups_[g].weight_decay);
+        quantized.push_back({&p, &p.grad(), &state});
       } else {
         params.push_back(p);
         grads.push_back(p.grad());
@@ -110,6 +129,7 @@ void AdamW8bit::step() {
         steps.push_back(state.step);
       }
     }
+    step_quantized(quantized, groups_[g].weight_decay);
     fused_adamw_update(params, grads, exp_avg, exp_avg_sq, steps, lr_, beta1_, beta2_, groups_[g].weight_decay, eps_);
   }
 }

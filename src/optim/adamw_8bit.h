@@ -9,8 +9,9 @@
 // (bitsandbytes applies the decay after the update; torchao and PyTorch before).
 //
 // Two implementations of one step: a reference in ATen ops (any device; the CPU path) and a
-// fused CUDA kernel (one pass over grad, param, codes and absmax) used for float32 parameters on
-// CUDA when the build has CUDA. Tests check them against each other.
+// fused CUDA kernel (one pass over grad, param, codes and absmax; one launch for all the 8-bit
+// tensors of a group) used for float32 parameters on CUDA when the build has CUDA. Tests check
+// them against each other.
 #pragma once
 
 #include "optim/optimizer.h"
@@ -41,7 +42,14 @@ class AdamW8bit : public Optimizer {
     at::Tensor codes_avg, codes_avg_sq;    // uint8 [n] (8-bit tensors)
     at::Tensor absmax_avg, absmax_avg_sq;  // float32 [ceil(n/256)]
   };
-  void step_quantized(at::Tensor& param, const at::Tensor& grad, ParamState& state, double weight_decay);
+  struct QuantizedParam {
+    at::Tensor* param;
+    const at::Tensor* grad;
+    ParamState* state;
+  };
+  // The 8-bit tensors of one group (one weight decay): on CUDA one multi-tensor kernel, else the
+  // reference's ATen ops tensor by tensor.
+  void step_quantized(const std::vector<QuantizedParam>& quantized, double weight_decay);
 
   std::vector<std::vector<ParamState>> state_;  // [group][param]
   std::int64_t quantized_steps_ = 0;            // steps taken by the 8-bit tensors (bias correction)

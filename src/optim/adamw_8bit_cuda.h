@@ -14,10 +14,24 @@ struct Adamw8bitStep {
   double sqrt_bias_correction2;  // √(1 − β2^t)
 };
 
-// One thread block per 256-element quantization block: reads grad, param, both codes and both
-// absmax once; writes param, codes and absmax once. maps: 256 float32 each (signed, unsigned).
-void launch_adamw_8bit(float* param, const float* grad, std::uint8_t* codes_avg, std::uint8_t* codes_avg_sq,
-                       float* absmax_avg, float* absmax_avg_sq, const float* map_signed, const float* map_unsigned,
-                       std::int64_t n, const Adamw8bitStep& step, cudaStream_t stream);
+// One 8-bit tensor's memory: param and grad [n] float32; codes [n] uint8; absmax [ceil(n / 256)].
+struct Adamw8bitTensor {
+  float* param;
+  const float* grad;
+  std::uint8_t* codes_avg;
+  std::uint8_t* codes_avg_sq;
+  float* absmax_avg;
+  float* absmax_avg_sq;
+  std::int64_t n;
+};
+
+// The step of every tensor given, in as few launches as the kernel's argument space allows (one
+// for up to kAdamw8bitTensorsPerLaunch tensors): each thread block loads the two maps (256 float32
+// each: signed, unsigned) once, and each of its warps then takes 256-element quantization blocks of
+// any tensor in turn, reading grad, param, both codes and both absmax once and writing param,
+// codes and absmax once.
+constexpr int kAdamw8bitTensorsPerLaunch = 48;
+void launch_adamw_8bit(const Adamw8bitTensor* tensors, int count, const float* map_signed, const float* map_unsigned,
+                       const Adamw8bitStep& step, cudaStream_t stream);
 
 }  // namespace aios

@@ -22,6 +22,9 @@ class StepProfiler {
   void before_step(std::int64_t step);  // step: 1-based number of the step about to run
   // Returns true when this call wrote the trace.
   bool after_step(std::int64_t step);
+  // Whether the loop should wait for `step` before it queues the next one: the profile starts and
+  // ends with the GPU idle, so that it holds its steps' kernels and no others.
+  bool wants_idle_gpu_after(std::int64_t step) const { return !path_.empty() && (step == first_ - 1 || step == last_); }
 
  private:
   std::string path_;

@@ -108,30 +108,40 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
   // Unscale, clip and update. Under fp16 the update is skipped on every rank when any rank's
   // gradients hold inf/NaN (the scale then backs off), so it waits for that finding. Otherwise
   // nothing decides on the update but a non-finite loss or norm, which stops the run without
-  // saving this step: the update is queued before the host waits for the loss and norm, and the
-  // GPU goes from the backward to the update without idling on that round trip.
+  // saving this step: the update is queued and the step returns unread, so that the GPU goes from
+  // this step's update to the next step's forward without idling on the host's round trip.
   run.watchdog->beat(step, "gradient norm, optimizer step and parameter all-gather");
   const auto gradients = run.optimizer->gradients();
   run.scaler->unscale(gradients);
   const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
   run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
-  const bool update_before_checks = !run.scaler->enabled();
-  if (update_before_checks) apply_update(run);
-  stats.grad_norm = norm.item<double>();                       // sync
-  stats.loss = run.comm->sum_over_ranks(loss.item<double>());  // sync, collective (host)
-  stats.synced_at = std::chrono::steady_clock::now();
+  stats.loss_on_device = loss;
+  stats.grad_norm_on_device = norm;
+  if (!run.scaler->enabled()) {
+    apply_update(run);
+    return stats;
+  }
+  read_step_results(run, stats, step);                                                     // sync, collective
   const bool overflow = run.comm->agree_max(run.scaler->found_non_finite() ? 1 : 0) != 0;  // sync, collective
+  stats.skipped = overflow || !std::isfinite(stats.grad_norm);
+  if (!stats.skipped) apply_update(run);
+  stats.loss_scale = run.scaler->current_scale();  // sync
+  run.scaler->update(overflow);                    // the agreed finding: every rank's scale changes alike
+  return stats;
+}
+
+void read_step_results(TrainingSetup& run, StepStats& stats, std::int64_t step) {
+  if (stats.read) return;
+  stats.grad_norm = stats.grad_norm_on_device.item<double>();                  // sync
+  stats.loss = run.comm->sum_over_ranks(stats.loss_on_device.item<double>());  // sync, collective (host)
+  stats.synced_at = std::chrono::steady_clock::now();
+  stats.read = true;
   if (!std::isfinite(stats.loss) || (!std::isfinite(stats.grad_norm) && !run.scaler->enabled())) {
     throw Error("step " + std::to_string(step),
                 "loss is " + std::to_string(stats.loss) + " and gradient norm " + std::to_string(stats.grad_norm) +
                     "; the run stops without saving this step, and the last checkpoint is kept",
                 "a lower --lr, more --warmup-steps or --grad-clip; resume with --resume latest");
   }
-  stats.skipped = overflow || !std::isfinite(stats.grad_norm);
-  if (!update_before_checks && !stats.skipped) apply_update(run);
-  stats.loss_scale = run.scaler->enabled() ? run.scaler->current_scale() : 1.0;  // sync
-  run.scaler->update(overflow);  // the agreed finding: every rank's scale changes alike
-  return stats;
 }
 
 }  // namespace aios

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "base/error.h"
 #include "base/files.h"
@@ -244,10 +245,12 @@ TrainSummary train(const TrainOptions& options) {
   const std::int64_t first_step = progress.step + 1;
   const auto run_start = Clock::now();
   auto last_checkpoint_time = run_start;
-  // No synchronisation between steps: the host queues the next step while the GPU runs this
-  // step's update. A step's time runs from the previous step's loss read (where the host waited
-  // for the GPU) to its own; evaluation, sampling and checkpoints start from an idle GPU and their
-  // time is left out.
+  // The host does not wait for a step before it queues the next one: a step's loss and norm are read
+  // (and its record written) once the next step is queued, so the GPU goes from one step's update
+  // to the next step's forward while the host is still a step ahead. A step's time runs from the
+  // previous step's loss read to its own; evaluation, sampling and checkpoints need the GPU idle
+  // and the step's own weights, so the step before them is read at once (`planned_pause`), and
+  // their time is left out.
   auto last_synced = run_start;
   double paused_seconds = 0;
   const auto paused = [&](const auto& work) {
@@ -256,29 +259,45 @@ TrainSummary train(const TrainOptions& options) {
     work();
     paused_seconds += std::chrono::duration<double>(Clock::now() - start).count();
   };
-  torch::Tensor next_windows;  // read during the previous step
-  for (std::int64_t step = first_step; step <= o.steps; ++step) {
-    profiler.before_step(step);
-    reset_peak_memory(run.device);
-    const torch::Tensor windows =
-        next_windows.defined() ? next_windows : read_windows(*run.train_data, windows_per_step, run.device);
+  const auto evaluation_due = [&](std::int64_t step) {
+    return (o.eval_interval > 0 && step % o.eval_interval == 0) || step == o.steps;
+  };
+  const auto planned_pause = [&](std::int64_t step) {
+    return step == o.steps || (evaluation_due(step) && (run.val_data || !run.hellaswag_items.empty())) ||
+           (o.sample_every > 0 && step % o.sample_every == 0) ||
+           (o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || profiler.wants_idle_gpu_after(step);
+  };
+  // A step queued, not yet read, and what the loop knew of it when it was queued.
+  struct QueuedStep {
+    std::int64_t step;
+    StepStats stats;
+    StepShape shape;
+    std::uint64_t cursor_after_step;
+    MemoryStats memory;  // the allocator's counters of this step, taken before the next step allocates
+  };
+  // What the bookkeeping of a step read late found (a stop signal, a log that could not be written,
+  // a timed checkpoint): every rank acts on it at the next step, which is then read at once.
+  struct Carried {
+    bool due = false;
+    std::string log_failure;
+    int stop_signal = 0;
+  } carried;
 
-    // The next step's windows are read from disk and copied to the device while the GPU runs this
-    // step's backward; the cursor before that read is this step's, so its checkpoint resumes at them.
-    std::uint64_t cursor_after_step = 0;
-    const auto read_next_windows = [&] {
-      cursor_after_step = run.train_data->cursor();
-      next_windows = step < o.steps ? read_windows(*run.train_data, windows_per_step, run.device) : torch::Tensor();
-    };
-    const StepStats stats = train_step(run, shape, step, windows, read_next_windows);
-
+  // The bookkeeping of a step: its loss and norm, its record and progress line, and (unless the
+  // next step is already queued: `late`) evaluation, sampling, checkpoint and stop. Returns true
+  // when the run stops.
+  const auto finish = [&](QueuedStep& queued, bool late) -> bool {
+    const std::int64_t step = queued.step;
+    StepStats& stats = queued.stats;
+    const StepShape& step_shape = queued.shape;  // after any out-of-memory shrink in the step
+    read_step_results(run, stats, step);         // sync, collective (host)
     for (const auto& shrink : stats.shrinks) report_shrink(run, log, progress_line, step, shrink);
     summary.batch_shrinks += static_cast<std::int64_t>(stats.shrinks.size());
     summary.skipped_steps += stats.skipped ? 1 : 0;
     if (step == first_step) summary.first_loss = stats.loss;
     summary.last_loss = stats.loss;
     progress.step = step;
-    progress.data_cursor = cursor_after_step;
+    progress.data_cursor = queued.cursor_after_step;
     progress.tokens_seen += tokens_per_step;
 
     const double step_seconds = std::chrono::duration<double>(stats.synced_at - last_synced).count() - paused_seconds;
@@ -302,8 +321,8 @@ TrainSummary train(const TrainOptions& options) {
                    {"tokens", progress.tokens_seen},
                    {"tokens_per_s", tokens_per_second},
                    {"step_time_ms", step_seconds * 1e3},
-                   {"micro_batch", shape.micro_batch},
-                   {"accumulation", shape.accumulation},
+                   {"micro_batch", step_shape.micro_batch},
+                   {"accumulation", step_shape.accumulation},
                    {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
     if (run.scaler->enabled()) {
       record["loss_scale"] = stats.loss_scale;
@@ -317,7 +336,7 @@ TrainSummary train(const TrainOptions& options) {
       }
       record["skipped"] = stats.skipped;
     }
-    const MemoryStats memory = memory_stats(run.device);
+    const MemoryStats& memory = queued.memory;
     if (memory.available) {
       record["peak_allocated_bytes"] = memory.peak_allocated;
       record["peak_reserved_bytes"] = memory.peak_reserved;
@@ -336,14 +355,14 @@ TrainSummary train(const TrainOptions& options) {
     }
 
     const bool last = step == o.steps;
-    const bool evaluation_due = (o.eval_interval > 0 && step % o.eval_interval == 0) || last;
-    if (run.val_data && evaluation_due) {
+    const bool evaluate_now = evaluation_due(step) && !late;
+    if (run.val_data && evaluate_now) {
       run.watchdog->beat(step, "evaluation");
-      paused([&] { summary.last_val_loss = evaluate(run, shape.micro_batch); });
+      paused([&] { summary.last_val_loss = evaluate(run, step_shape.micro_batch); });
       record["val_loss"] = summary.last_val_loss;
     }
     // Text in and out on rank 0 alone: the other ranks wait for it at the next collective.
-    if (run.lead && evaluation_due && !run.hellaswag_items.empty()) {
+    if (run.lead && evaluate_now && !run.hellaswag_items.empty()) {
       run.watchdog->beat(step, "multiple-choice evaluation");
       paused([&] {
         const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
@@ -351,7 +370,7 @@ TrainSummary train(const TrainOptions& options) {
         record["hellaswag_acc_norm"] = choice.accuracy_normalized();
       });
     }
-    if (run.lead && o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
+    if (run.lead && !late && o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
       run.watchdog->beat(step, "sampling");
       paused([&] { record["sample"] = sample_text(run, step); });
       progress_line.finish();
@@ -389,6 +408,16 @@ TrainSummary train(const TrainOptions& options) {
       any_log_failure = any_log_failure || (flags & 2) != 0;
       stop_signal = std::max(stop_signal, static_cast<int>(flags / 4));
     }
+    if (late) {  // this step's weights are gone: the next step acts on what was found
+      carried.due = carried.due || any_due;
+      if (any_log_failure && carried.log_failure.empty()) carried.log_failure = log_failure.empty() ? "-" : log_failure;
+      carried.stop_signal = std::max(carried.stop_signal, stop_signal);
+      return false;
+    }
+    any_due = any_due || carried.due;
+    any_log_failure = any_log_failure || !carried.log_failure.empty();
+    stop_signal = std::max(stop_signal, carried.stop_signal);
+    carried = Carried{};
     if (last) stop_signal = 0;
     if ((o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || last || any_due || any_log_failure ||
         stop_signal != 0) {
@@ -419,6 +448,37 @@ TrainSummary train(const TrainOptions& options) {
                      StopSignals::name(stop_signal), static_cast<long long>(step), static_cast<long long>(o.steps),
                      summary.last_checkpoint.c_str());
       }
+      return true;
+    }
+    return false;
+  };
+
+  torch::Tensor next_windows;  // read during the previous step
+  std::optional<QueuedStep> unread;
+  for (std::int64_t step = first_step; step <= o.steps; ++step) {
+    profiler.before_step(step);
+    reset_peak_memory(run.device);
+    const torch::Tensor windows =
+        next_windows.defined() ? next_windows : read_windows(*run.train_data, windows_per_step, run.device);
+
+    // The next step's windows are read from disk and copied to the device while the GPU runs this
+    // step's backward; the cursor before that read is this step's, so its checkpoint resumes at them.
+    std::uint64_t cursor_after_step = 0;
+    const auto read_next_windows = [&] {
+      cursor_after_step = run.train_data->cursor();
+      next_windows = step < o.steps ? read_windows(*run.train_data, windows_per_step, run.device) : torch::Tensor();
+    };
+    QueuedStep queued{step, train_step(run, shape, step, windows, read_next_windows), shape, 0, {}};
+    queued.cursor_after_step = cursor_after_step;
+    queued.memory = memory_stats(run.device);
+    if (unread) {
+      finish(*unread, /*late=*/true);  // the previous step, read now that this one is queued
+      unread.reset();
+    }
+    const bool act_on_carried = carried.due || !carried.log_failure.empty() || carried.stop_signal != 0;
+    if (!queued.stats.read && !planned_pause(step) && !act_on_carried) {
+      unread = std::move(queued);  // read after the next step is queued
+    } else if (finish(queued, /*late=*/false)) {
       break;
     }
   }
