@@ -119,6 +119,39 @@ TEST_F(TrainerTest, ResumeIsBitIdentical) {
   EXPECT_EQ(testing::read_file(dir_ / "straight/latest"), "ckpt-00000006.pt\n");
 }
 
+// The loop reads a step's loss after it has queued the next step, so a checkpoint found due while
+// reading a step late (here a timed one, due at every read) is written after the next step, and
+// must hold that step's weights and data position: resuming from each checkpoint written that way
+// ends where the run without them ends, bit for bit, and every step keeps one record, in order.
+TEST_F(TrainerTest, CheckpointsFoundDueWhileReadingAStepLateHoldTheNextStepsState) {
+  auto plain = options("late-plain");
+  plain.run.steps = 7;
+  const auto end = parameters_of(train(plain).last_checkpoint, plain);
+  auto timed = options("late-timed");
+  timed.run.steps = 7;
+  timed.run.checkpoint_minutes = 1e-9;  // due whenever a step is read
+  timed.run.keep_last = 0;              // keep them all
+  timed.run.log_file = dir_ / "late-timed.jsonl";
+  train(timed);
+  const auto records = records_of(timed.run.log_file, "step");
+  ASSERT_EQ(records.size(), 7u);
+  for (std::size_t i = 0; i < records.size(); ++i) EXPECT_EQ(records[i]["step"], i + 1);
+  int checked = 0;
+  for (int step = 1; step < 7; ++step) {
+    char file[32];
+    std::snprintf(file, sizeof(file), "ckpt-%08d.pt", step);
+    const std::string name = file;
+    if (!is_regular_file(dir_ / ("late-timed/" + name))) continue;
+    auto resumed = options("late-resumed-" + std::to_string(step));
+    resumed.run.steps = 7;
+    resumed.run.resume = dir_ / ("late-timed/" + name);
+    const auto b = parameters_of(train(resumed).last_checkpoint, resumed);
+    for (std::size_t i = 0; i < end.size(); ++i) ASSERT_TRUE(torch::equal(end[i], b[i])) << name << " tensor " << i;
+    ++checked;
+  }
+  EXPECT_GE(checked, 2) << "checkpoints written during the run";
+}
+
 // With dropout the random state is part of what a checkpoint must restore: 6 steps equal 3 +
 // resume + 3 bit for bit, and dropout does act (the run differs from one without it).
 TEST_F(TrainerTest, ResumeWithDropoutIsBitIdentical) {

@@ -278,8 +278,7 @@ TrainSummary train(const TrainOptions& options) {
   // What the bookkeeping of a step read late found (a stop signal, a log that could not be written,
   // a timed checkpoint): every rank acts on it at the next step, which is then read at once.
   struct Carried {
-    bool due = false;
-    std::string log_failure;
+    bool due = false, log_failure = false;
     int stop_signal = 0;
   } carried;
 
@@ -410,12 +409,12 @@ TrainSummary train(const TrainOptions& options) {
     }
     if (late) {  // this step's weights are gone: the next step acts on what was found
       carried.due = carried.due || any_due;
-      if (any_log_failure && carried.log_failure.empty()) carried.log_failure = log_failure.empty() ? "-" : log_failure;
+      carried.log_failure = carried.log_failure || any_log_failure;
       carried.stop_signal = std::max(carried.stop_signal, stop_signal);
       return false;
     }
     any_due = any_due || carried.due;
-    any_log_failure = any_log_failure || !carried.log_failure.empty();
+    any_log_failure = any_log_failure || carried.log_failure;
     stop_signal = std::max(stop_signal, carried.stop_signal);
     carried = Carried{};
     if (last) stop_signal = 0;
@@ -475,7 +474,7 @@ TrainSummary train(const TrainOptions& options) {
       finish(*unread, /*late=*/true);  // the previous step, read now that this one is queued
       unread.reset();
     }
-    const bool act_on_carried = carried.due || !carried.log_failure.empty() || carried.stop_signal != 0;
+    const bool act_on_carried = carried.due || carried.log_failure || carried.stop_signal != 0;
     if (!queued.stats.read && !planned_pause(step) && !act_on_carried) {
       unread = std::move(queued);  // read after the next step is queued
     } else if (finish(queued, /*late=*/false)) {
