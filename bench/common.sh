@@ -8,6 +8,17 @@ bin=$AIOS_BUILD_DIR/aios
 # bitsandbytes for the reference's AdamW8bit, carried as an unpacked package (see docs/benchmarks.md).
 [ -d .bnb ] && export PYTHONPATH="$PWD/.bnb${PYTHONPATH:+:$PYTHONPATH}"
 
+# The GPU's clocks, temperature and power every half second into $out/gpu-clocks-NAME.csv while a
+# bench runs (gpu_clocks_start NAME ... gpu_clocks_stop), so that a change of speed along a run can
+# be told from a change of clocks. Nothing where nvidia-smi is missing.
+gpu_clocks_start() {
+  command -v nvidia-smi > /dev/null || return 0
+  nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,temperature.gpu,power.draw,clocks_throttle_reasons.active \
+    --format=csv -lms 500 > "$out/gpu-clocks-$1.csv" 2> /dev/null &
+  gpu_clocks_pid=$!
+}
+gpu_clocks_stop() { [ -n "${gpu_clocks_pid:-}" ] && kill "$gpu_clocks_pid" 2> /dev/null; gpu_clocks_pid=; return 0; }
+
 # Each row of the technique tables: aios's flags come from configs/techniques/ROW.toml; the
 # reference's flags name PyTorch's own equivalents (no entry: no stock equivalent). Shared by the
 # techniques, profile and quick benches.

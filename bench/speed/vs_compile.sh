@@ -24,6 +24,8 @@ common=(--dataset-file "$shards" --window-size 1024 --batch-size "$batch" --step
         --lr 6e-4 --min-lr 6e-5)
 tag=$model-mb$batch
 runs=/dev/shm/aios-vs-compile  # the final checkpoint is written to memory, not timed, and removed
+gpu_clocks_start "$tag"
+trap gpu_clocks_stop EXIT
 aios_row() {  # NAME [--init DIR] FLAGS...
   local name=$1 row_init=$init; shift
   if [ "$1" = --init ]; then row_init=$2; shift 2; fi
