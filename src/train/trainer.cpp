@@ -262,8 +262,10 @@ TrainSummary train(const TrainOptions& options) {
   const auto evaluation_due = [&](std::int64_t step) {
     return (o.eval_interval > 0 && step % o.eval_interval == 0) || step == o.steps;
   };
+  // From the options alone, so the same on every rank: every rank reads a step at the same point
+  // of its loop, and the collectives of reading a step and of queuing the next keep one order.
   const auto planned_pause = [&](std::int64_t step) {
-    return step == o.steps || (evaluation_due(step) && (run.val_data || !run.hellaswag_items.empty())) ||
+    return step == o.steps || (evaluation_due(step) && (o.eval_batches > 0 || !o.eval_hellaswag.empty())) ||
            (o.sample_every > 0 && step % o.sample_every == 0) ||
            (o.checkpoint_interval > 0 && step % o.checkpoint_interval == 0) || profiler.wants_idle_gpu_after(step);
   };
