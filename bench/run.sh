@@ -78,10 +78,14 @@ stage_speed() { bench/speed/vs_reference.sh gpt2 16 60; }
 stage_profile() { bench/speed/profile.sh gpt2 16; }
 stage_profile-amp() { bench/speed/profile.sh gpt2 16 amp-bf16; }
 stage_vs-compile() { bench/speed/vs_compile.sh gpt2 16 300; }
-stage_vs-compile-quick() { bench/speed/vs_compile.sh gpt2 16 100 whole-head,everything-on,compile; }
+stage_vs-compile-quick() {
+  bench/speed/vs_compile.sh gpt2 16 100 whole-head,whole-head-eager,everything-on,everything-on-eager,compile
+}
 # The head's variants (chunked, GPT-2's unpadded vocabulary) are compared at micro-batch 16 only.
-stage_vs-compile-32() { bench/speed/vs_compile.sh gpt2 32 40 whole-head,everything-on,eager,compile; }
-stage_vs-compile-large() { bench/speed/vs_compile.sh gpt2-large 8 30 whole-head,everything-on,eager,compile; }
+stage_vs-compile-32() { bench/speed/vs_compile.sh gpt2 32 40 whole-head,whole-head-eager,everything-on,eager,compile; }
+stage_vs-compile-large() {
+  bench/speed/vs_compile.sh gpt2-large 8 30 whole-head,whole-head-eager,everything-on,eager,compile
+}
 stage_memory() { bench/memory/techniques.sh gpt2 16 20; }
 stage_memory-large() { bench/memory/techniques.sh gpt2-large 8 12; }
 stage_max-batch() { bench/memory/max_batch.sh gpt2-large 512; }

@@ -21,7 +21,7 @@ headers, cuda = sys.argv[1], sys.argv[2]
 sources = ["src/distributed/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
            "src/train/device_stats.cpp", "src/memory/attention_backend.cpp", "src/kernels/fused_classifier.cpp",
            "src/kernels/layer_norm.cpp", "src/kernels/attention_heads.cpp",
-           "src/kernels/linear.cpp"]
+           "src/kernels/linear.cpp", "src/train/step_graph.cpp"]
 entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/distributed/comm.cpp"))
 flags, words, i = [], shlex.split(entry["command"]), 0
 while i < len(words):

@@ -269,6 +269,10 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1000}))
       ->group("Profiling");
+  add_switch(cmd, "--cuda-graphs,!--no-cuda-graphs", o.run.cuda_graphs,
+             "On a GPU, capture the training step as a CUDA graph after two eager steps and replay it "
+             "(eager where the run cannot: the log says why)")
+      ->group("Speed");
   // Hidden (no group): tests and GPU drills turn on the AIOS_FAULT_* variables with it.
   cmd.add_flag("--fault-injection", o.run.fault_injection, "Act on AIOS_FAULT_* variables (testing aid)")->group("");
 }

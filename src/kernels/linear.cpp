@@ -5,6 +5,13 @@
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/version.h>
 
+#include <limits>
+
+#if AIOS_WITH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <cublas_v2.h>
+#endif
+
 namespace aios {
 namespace {
 
@@ -84,7 +91,47 @@ at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bi
   return grad_output.sum(0, /*keepdim=*/false, bias_type);
 }
 
+#if AIOS_WITH_CUDA
+namespace {
+
+// grad_weight += gᵀ·x on CUDA for 16-bit g and x and a float32 grad_weight, in one cuBLAS call that
+// accumulates into it (β = 1, float32 accumulation): no float32 temporary of the whole weight and
+// no separate add. ATen's addmm cannot, as its float32-output form wants 16-bit C. False when the
+// layouts or types do not fit (the caller then takes ATen's way).
+bool accumulate_in_float32(at::Tensor& grad_weight, const at::Tensor& g, const at::Tensor& x) {
+  const auto type = g.scalar_type();
+  if (!g.is_cuda() || grad_weight.scalar_type() != at::kFloat || (type != at::kBFloat16 && type != at::kHalf) ||
+      x.scalar_type() != type || !grad_weight.is_contiguous() || !g.is_contiguous() || !x.is_contiguous() ||
+      g.dim() != 2 || x.dim() != 2 || g.size(0) != x.size(0) || grad_weight.size(0) != g.size(1) ||
+      grad_weight.size(1) != x.size(1)) {
+    return false;
+  }
+  const auto rows = x.size(0), in = x.size(1), out = g.size(1);
+  constexpr std::int64_t kMax = std::numeric_limits<int>::max();
+  if (rows == 0) return true;
+  if (rows > kMax || in > kMax || out > kMax) return false;
+  // cuBLAS is column-major: row-major C [out, in] is Cᵀ [in, out] to it, and row-major x [rows, in]
+  // and g [rows, out] are xᵀ [in, rows] and gᵀ [out, rows]. Cᵀ = xᵀ · g = xᵀ · (gᵀ)ᵀ: A = xᵀ as
+  // stored, B = gᵀ transposed.
+  const float alpha = 1.0f, beta = 1.0f;
+  const cudaDataType_t data = type == at::kBFloat16 ? CUDA_R_16BF : CUDA_R_16F;
+  const cublasStatus_t status =
+      cublasGemmEx(at::cuda::getCurrentCUDABlasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(in),
+                   static_cast<int>(out), static_cast<int>(rows), &alpha, x.data_ptr(), data, static_cast<int>(in),
+                   g.data_ptr(), data, static_cast<int>(out), &beta, grad_weight.data_ptr(), CUDA_R_32F,
+                   static_cast<int>(in), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  TORCH_CHECK(status == CUBLAS_STATUS_SUCCESS,
+              "aios: cublasGemmEx (weight gradient accumulation) failed: ", cublasGetStatusString(status));
+  return true;
+}
+
+}  // namespace
+#endif
+
 void add_linear_weight_gradient(at::Tensor& grad_weight, const at::Tensor& grad_output, const at::Tensor& x) {
+#if AIOS_WITH_CUDA
+  if (accumulate_in_float32(grad_weight, grad_output, x)) return;
+#endif
   if (grad_output.scalar_type() == grad_weight.scalar_type()) {
     grad_weight.addmm_(grad_output.t(), x);
   } else {

@@ -14,17 +14,22 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// Forward: remember what the recomputation must replay (RNG streams, autocast state), then run
-// with the autocast weight-cast cache off so that no cast without autograd history is cached
-// (pytorch#65766). Function::apply already runs forward with grad mode off: no activations kept.
+// Forward: remember what the recomputation must replay (RNG streams when the block draws random
+// numbers, autocast state), then run with the autocast weight-cast cache off so that no cast
+// without autograd history is cached (pytorch#65766). Function::apply already runs forward with
+// grad mode off: no activations kept. A block without dropout draws nothing, so its RNG streams
+// are left alone: reading a GPU generator's state is refused while a CUDA graph is captured.
 class CheckpointedForward {
  public:
-  CheckpointedForward(AutogradContext* ctx, const at::Tensor& x)
+  CheckpointedForward(AutogradContext* ctx, const at::Tensor& x, bool draws_random_numbers)
       : autocast_(x.device().type(), at::autocast::is_autocast_enabled(x.device().type()),
                   at::autocast::get_autocast_dtype(x.device().type()), /*cache_enabled=*/false) {
     const at::DeviceType device = x.device().type();
-    ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
-    if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
+    ctx->saved_data["random"] = draws_random_numbers;
+    if (draws_random_numbers) {
+      ctx->saved_data["rng_cpu"] = get_rng_state(at::Device(at::kCPU));
+      if (x.is_cuda()) ctx->saved_data["rng_device"] = get_rng_state(x.device());
+    }
     ctx->saved_data["autocast"] = at::autocast::is_autocast_enabled(device);
     ctx->saved_data["autocast_dtype"] = static_cast<std::int64_t>(at::autocast::get_autocast_dtype(device));
   }
@@ -39,26 +44,31 @@ class Recomputation {
  public:
   Recomputation(AutogradContext* ctx, const at::Device& device)
       : device_(device),
-        current_cpu_(get_rng_state(at::Device(at::kCPU))),
-        current_device_(device.is_cuda() ? get_rng_state(device) : at::Tensor()),
+        random_(ctx->saved_data["random"].toBool()),
+        current_cpu_(random_ ? get_rng_state(at::Device(at::kCPU)) : at::Tensor()),
+        current_device_(random_ && device.is_cuda() ? get_rng_state(device) : at::Tensor()),
         grad_mode_(true),
         autocast_(device.type(), ctx->saved_data["autocast"].toBool(),
                   static_cast<at::ScalarType>(ctx->saved_data["autocast_dtype"].toInt()), /*cache_enabled=*/false) {
+    if (!random_) return;
     set_rng_state(at::Device(at::kCPU), ctx->saved_data["rng_cpu"].toTensor());
     if (device_.is_cuda()) set_rng_state(device_, ctx->saved_data["rng_device"].toTensor());
   }
   ~Recomputation() {
+    if (!random_) return;
     set_rng_state(at::Device(at::kCPU), current_cpu_);
     if (device_.is_cuda()) set_rng_state(device_, current_device_);
   }
 
  private:
   at::Device device_;
+  bool random_;
   at::Tensor current_cpu_, current_device_;
   torch::AutoGradMode grad_mode_;
   AutocastRegion autocast_;
 };
 
+// Also whether the block draws random numbers at all: its attention dropout has the same rate.
 bool residual_dropout_active(BlockImpl& block) {
   return block.is_training() && block.residual_dropout->options.p() > 0.0;
 }
@@ -101,7 +111,7 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     (void)params;
     ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
     ctx->save_for_backward({x});
-    CheckpointedForward scope(ctx, x);
+    CheckpointedForward scope(ctx, x, residual_dropout_active(*block));
     return {block->forward(x)};
   }
 
@@ -138,7 +148,7 @@ struct ChunkCheckpointFunction : public torch::autograd::Function<ChunkCheckpoin
     ctx->saved_data["start"] = start;
     ctx->saved_data["has_past"] = has_past;
     ctx->save_for_backward(has_past ? variable_list{x, past_keys, past_values} : variable_list{x});
-    CheckpointedForward scope(ctx, x);
+    CheckpointedForward scope(ctx, x, residual_dropout_active(*block));
     auto out =
         block->forward_chunk(x, start, has_past ? past_keys : at::Tensor(), has_past ? past_values : at::Tensor());
     return {out.output, out.keys[0], out.values[0]};

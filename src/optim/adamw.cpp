@@ -6,13 +6,18 @@ namespace aios {
 
 void fused_adamw_update(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                         const std::vector<at::Tensor>& exp_avg, const std::vector<at::Tensor>& exp_avg_sq,
-                        const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2,
-                        double weight_decay, double eps) {
+                        const std::vector<at::Tensor>& steps, double lr, const at::Tensor& lr_on_device, double beta1,
+                        double beta2, double weight_decay, double eps) {
   if (params.empty()) return;
   at::NoGradGuard no_grad;
   at::_foreach_add_(steps, 1.0);
-  at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
-                    eps, /*amsgrad=*/false, /*maximize=*/false);
+  if (lr_on_device.defined()) {
+    at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr_on_device, beta1, beta2,
+                      weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+  } else {
+    at::_fused_adamw_(params, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2, weight_decay,
+                      eps, /*amsgrad=*/false, /*maximize=*/false);
+  }
 }
 
 AdamW::AdamW(std::vector<Group> groups, const AdamWSettings& s) : Optimizer(std::move(groups), s) {
@@ -39,7 +44,8 @@ void AdamW::step() {
       exp_avg_sq.push_back(state_[g].exp_avg_sq[i]);
       steps.push_back(state_[g].steps[i]);
     }
-    fused_adamw_update(params, grads, exp_avg, exp_avg_sq, steps, lr_, beta1_, beta2_, groups_[g].weight_decay, eps_);
+    fused_adamw_update(params, grads, exp_avg, exp_avg_sq, steps, lr_, lr_on_device_, beta1_, beta2_,
+                       groups_[g].weight_decay, eps_);
   }
 }
 

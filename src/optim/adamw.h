@@ -8,11 +8,12 @@
 namespace aios {
 
 // One fused AdamW update of `params` with moments `exp_avg`/`exp_avg_sq` and per-parameter step
-// counters `steps` (float32 scalars, incremented here). Shared by both AdamW variants.
+// counters `steps` (float32 scalars, incremented here). The rate is `lr_on_device` (a float32
+// scalar on the parameters' GPU) where defined, else `lr`. Shared by both AdamW variants.
 void fused_adamw_update(const std::vector<at::Tensor>& params, const std::vector<at::Tensor>& grads,
                         const std::vector<at::Tensor>& exp_avg, const std::vector<at::Tensor>& exp_avg_sq,
-                        const std::vector<at::Tensor>& steps, double lr, double beta1, double beta2,
-                        double weight_decay, double eps);
+                        const std::vector<at::Tensor>& steps, double lr, const at::Tensor& lr_on_device, double beta1,
+                        double beta2, double weight_decay, double eps);
 
 class AdamW : public Optimizer {
  public:

@@ -48,6 +48,7 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
   }
   const auto device = groups_.empty() || groups_.front().params.empty() ? at::Device(at::kCPU)
                                                                         : groups_.front().params.front().device();
+  quantized_steps_ = at::zeros({}, at::TensorOptions(device).dtype(at::kFloat));
   map_signed_ = dynamic_quantization_map(true).to(device);
   map_unsigned_ = dynamic_quantization_map(false).to(device);
   const auto zero_signed = at::searchsorted(map_signed_, at::zeros({1}, map_signed_.options())).item<std::int64_t>();
@@ -63,15 +64,14 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
 }
 
 void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, double weight_decay) {
-  const double t = static_cast<double>(quantized_steps_);
-  const double bias1 = 1.0 - std::pow(beta1_, t), bias2 = 1.0 - std::pow(beta2_, t);
 #if AIOS_WITH_CUDA
   // One kernel for all of them where every tensor can take it (the usual case: all on one GPU).
   const auto kernel_takes = [&](const QuantizedParam& q) {
     return q.param->is_cuda() && q.param->scalar_type() == at::kFloat && q.param->is_contiguous() &&
            own_kernels_run_on(q.param->device().index());
   };
-  if (!reference_only_ && !quantized.empty() && std::all_of(quantized.begin(), quantized.end(), kernel_takes)) {
+  if (!reference_only_ && lr_on_device_.defined() && !quantized.empty() &&
+      std::all_of(quantized.begin(), quantized.end(), kernel_takes)) {
     std::vector<at::Tensor> grads;  // kept alive until the launch is queued
     std::vector<Adamw8bitTensor> tensors;
     grads.reserve(quantized.size());
@@ -83,7 +83,8 @@ void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, dou
                          q.state->absmax_avg.data_ptr<float>(), q.state->absmax_avg_sq.data_ptr<float>(),
                          q.param->numel()});
     }
-    const Adamw8bitStep step{lr_, beta1_, beta2_, eps_, weight_decay, bias1, std::sqrt(bias2)};
+    const Adamw8bitStep step{
+        lr_on_device_.data_ptr<float>(), quantized_steps_.data_ptr<float>(), beta1_, beta2_, eps_, weight_decay};
     launch_adamw_8bit(tensors.data(), static_cast<int>(tensors.size()), map_signed_.data_ptr<float>(),
                       map_unsigned_.data_ptr<float>(), step,
                       at::cuda::getCurrentCUDAStream(quantized.front().param->device().index()).stream());
@@ -91,6 +92,9 @@ void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, dou
   }
 #endif
   // Reference: dequantize -> fp32 AdamW update -> requantize with the new absmax.
+  if (quantized.empty()) return;
+  const double t = quantized_steps_.item<double>();  // sync on a GPU: the reference is for tests there
+  const double bias1 = 1.0 - std::pow(beta1_, t), bias2 = 1.0 - std::pow(beta2_, t);
   for (const auto& q : quantized) {
     if (q.param->numel() == 0) continue;  // an empty ZeRO shard
     auto flat = q.param->view({-1});
@@ -111,7 +115,7 @@ void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, dou
 
 void AdamW8bit::step() {
   at::NoGradGuard no_grad;
-  ++quantized_steps_;
+  quantized_steps_.add_(1);
   for (std::size_t g = 0; g < groups_.size(); ++g) {
     std::vector<at::Tensor> params, grads, exp_avg, exp_avg_sq, steps;
     std::vector<QuantizedParam> quantized;
@@ -130,7 +134,8 @@ void AdamW8bit::step() {
       }
     }
     step_quantized(quantized, groups_[g].weight_decay);
-    fused_adamw_update(params, grads, exp_avg, exp_avg_sq, steps, lr_, beta1_, beta2_, groups_[g].weight_decay, eps_);
+    fused_adamw_update(params, grads, exp_avg, exp_avg_sq, steps, lr_, lr_on_device_, beta1_, beta2_,
+                       groups_[g].weight_decay, eps_);
   }
 }
 
@@ -158,7 +163,7 @@ void AdamW8bit::save(torch::serialize::OutputArchive& archive) const {
   // The block size and map travel with the codes: a different one would misread every value.
   archive.write("map_id", c10::IValue(std::string(kMapId)));
   archive.write("block_size", c10::IValue(kQuantizationBlock));
-  archive.write("quantized_steps", c10::IValue(quantized_steps_));
+  archive.write("quantized_steps", c10::IValue(static_cast<std::int64_t>(quantized_steps_.item<double>())));  // sync
   for (std::size_t g = 0; g < state_.size(); ++g) {
     for (std::size_t i = 0; i < state_[g].size(); ++i) {
       const std::string key = std::to_string(g) + "." + std::to_string(i);
@@ -189,7 +194,7 @@ void AdamW8bit::load(torch::serialize::InputArchive& archive) {
                 "blocks of " + std::to_string(kQuantizationBlock));
   }
   archive.read("quantized_steps", value);
-  quantized_steps_ = value.toInt();
+  quantized_steps_.fill_(static_cast<double>(value.toInt()));
   for (std::size_t g = 0; g < state_.size(); ++g) {
     for (std::size_t i = 0; i < state_[g].size(); ++i) {
       const std::string key = std::to_string(g) + "." + std::to_string(i);

@@ -52,8 +52,10 @@ class AdamW8bit : public Optimizer {
   void step_quantized(const std::vector<QuantizedParam>& quantized, double weight_decay);
 
   std::vector<std::vector<ParamState>> state_;  // [group][param]
-  std::int64_t quantized_steps_ = 0;            // steps taken by the 8-bit tensors (bias correction)
-  at::Tensor map_signed_, map_unsigned_;        // on the parameters' device
+  // Steps taken by the 8-bit tensors (bias correction): a float32 scalar on the parameters' device,
+  // counted there so that a step replayed from a CUDA graph counts too (exact to 2^24 steps).
+  at::Tensor quantized_steps_;
+  at::Tensor map_signed_, map_unsigned_;  // on the parameters' device
   bool reference_only_ = false;
 };
 

@@ -12,18 +12,27 @@ constexpr int kPerLane = kBlock / 32;  // elements of a quantization block per l
 constexpr int kThreadsPerCta = 256;
 constexpr int kWarpsPerCta = kThreadsPerCta / 32;
 
-// Index of the nearest map entry, ties to the larger: the first entry >= x (binary search over the
-// sorted map, as torch.searchsorted), then it or its left neighbour. Same rule as the reference.
-__device__ __forceinline__ std::uint8_t nearest_code(const float* map, float x) {
-  int lo = 0, hi = 256;
-  while (lo < hi) {
-    const int mid = (lo + hi) >> 1;
-    if (map[mid] < x)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  const int upper = min(max(lo, 1), 255);
+// The sorted map's entries 0..254 as a complete binary search tree in breadth-first order
+// ("Eytzinger" layout): node k (1..255) has children 2k and 2k + 1, and the nodes a search visits
+// at one depth are neighbours in memory, so a warp's lanes, each searching its own value, read
+// distinct shared-memory banks where the sorted array's midpoints all fall in one bank.
+// Node k at depth d, p-th of its level, holds sorted entry (2p + 1)·2^(7 − d) − 1.
+__device__ __forceinline__ int sorted_index_of_node(int k) {
+  const int depth = 31 - __clz(k), p = k - (1 << depth);
+  return ((2 * p + 1) << (7 - depth)) - 1;
+}
+
+// Index of the nearest map entry, ties to the larger: the first entry >= x (as torch.searchsorted),
+// then it or its left neighbour. Same rule as the reference. Eight steps down `tree`; the first
+// entry >= x is the node where the search last went left (k without its trailing ones and that
+// zero), or entry 255 = 1.0 when it never did (x is at most 1).
+__device__ __forceinline__ std::uint8_t nearest_code(const float* map, const float* tree, float x) {
+  int k = 1;
+#pragma unroll
+  for (int level = 0; level < 8; ++level) k = 2 * k + (tree[k] < x ? 1 : 0);
+  k >>= __ffs(~k);
+  const int lower_bound = k == 0 ? 255 : sorted_index_of_node(k);
+  const int upper = min(max(lower_bound, 1), 255);
   const float up = map[upper], down = map[upper - 1];
   return static_cast<std::uint8_t>(__fsub_rn(up, x) <= __fsub_rn(x, down) ? upper : upper - 1);
 }
@@ -38,8 +47,25 @@ struct TensorBatch {
 };
 
 struct Hyperparameters {
-  float beta1, one_minus_beta1, beta2, one_minus_beta2, eps, decay_factor, step_size, sqrt_bias2;
+  float beta1, one_minus_beta1, beta2, one_minus_beta2, eps;
+  const float* lr;
+  const float* step;
+  double beta1_exact, beta2_exact, weight_decay;
 };
+
+// What depends on the step: computed in double from the device scalars, as the reference does on
+// the host, and only then rounded to float.
+struct StepFactors {
+  float decay_factor;  // 1 − lr·wd
+  float step_size;     // lr / (1 − β1^t)
+  float sqrt_bias2;    // √(1 − β2^t)
+};
+
+__device__ __forceinline__ StepFactors step_factors(const Hyperparameters& h) {
+  const double lr = *h.lr, t = *h.step;
+  return {static_cast<float>(1.0 - lr * h.weight_decay), static_cast<float>(lr / (1.0 - pow(h.beta1_exact, t))),
+          static_cast<float>(sqrt(1.0 - pow(h.beta2_exact, t)))};
+}
 
 __device__ __forceinline__ float warp_max(float value) {
   for (int offset = 16; offset > 0; offset /= 2) value = fmaxf(value, __shfl_xor_sync(0xffffffffu, value, offset));
@@ -53,12 +79,19 @@ __device__ __forceinline__ float warp_max(float value) {
 __global__ void __launch_bounds__(kThreadsPerCta)
     adamw_8bit_kernel(const __grid_constant__ TensorBatch batch, const float* __restrict__ map_signed,
                       const float* __restrict__ map_unsigned, const Hyperparameters h) {
-  __shared__ float signed_map[256], unsigned_map[256];
+  __shared__ float signed_map[256], unsigned_map[256], signed_tree[256], unsigned_tree[256];
+  __shared__ StepFactors factors;
   for (int i = threadIdx.x; i < 256; i += kThreadsPerCta) {
     signed_map[i] = map_signed[i];
     unsigned_map[i] = map_unsigned[i];
+    if (i > 0) {
+      signed_tree[i] = map_signed[sorted_index_of_node(i)];
+      unsigned_tree[i] = map_unsigned[sorted_index_of_node(i)];
+    }
   }
+  if (threadIdx.x == 0) factors = step_factors(h);
   __syncthreads();
+  const float decay_factor = factors.decay_factor, step_size = factors.step_size, sqrt_bias2 = factors.sqrt_bias2;
 
   const int lane = threadIdx.x % 32;
   const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * kWarpsPerCta;
@@ -83,9 +116,9 @@ __global__ void __launch_bounds__(kThreadsPerCta)
         v[k] = __fmul_rn(unsigned_map[x.codes_avg_sq[i]], old_absmax_v);
         m[k] = __fadd_rn(__fmul_rn(m[k], h.beta1), __fmul_rn(g, h.one_minus_beta1));
         v[k] = __fadd_rn(__fmul_rn(v[k], h.beta2), __fmul_rn(__fmul_rn(h.one_minus_beta2, g), g));
-        const float denom = __fadd_rn(__fdiv_rn(sqrtf(v[k]), h.sqrt_bias2), h.eps);
-        float p = __fmul_rn(x.param[i], h.decay_factor);
-        p = __fadd_rn(p, __fmul_rn(__fdiv_rn(m[k], denom), -h.step_size));
+        const float denom = __fadd_rn(__fdiv_rn(sqrtf(v[k]), sqrt_bias2), h.eps);
+        float p = __fmul_rn(x.param[i], decay_factor);
+        p = __fadd_rn(p, __fmul_rn(__fdiv_rn(m[k], denom), -step_size));
         x.param[i] = p;
       }
       max_m = fmaxf(max_m, fabsf(m[k]));
@@ -103,8 +136,9 @@ __global__ void __launch_bounds__(kThreadsPerCta)
     for (int k = 0; k < kPerLane; ++k) {
       const std::int64_t i = block * kBlock + k * 32 + lane;
       if (i < x.n) {
-        x.codes_avg[i] = nearest_code(signed_map, fminf(fmaxf(__fdiv_rn(m[k], scale_m), -1.f), 1.f));
-        x.codes_avg_sq[i] = nearest_code(unsigned_map, fminf(fmaxf(__fdiv_rn(v[k], scale_v), -1.f), 1.f));
+        x.codes_avg[i] = nearest_code(signed_map, signed_tree, fminf(fmaxf(__fdiv_rn(m[k], scale_m), -1.f), 1.f));
+        x.codes_avg_sq[i] =
+            nearest_code(unsigned_map, unsigned_tree, fminf(fmaxf(__fdiv_rn(v[k], scale_v), -1.f), 1.f));
       }
     }
   }
@@ -135,9 +169,11 @@ void launch_adamw_8bit(const Adamw8bitTensor* tensors, int count, const float* m
                           static_cast<float>(s.beta2),
                           static_cast<float>(1.0 - s.beta2),
                           static_cast<float>(s.eps),
-                          static_cast<float>(1.0 - s.lr * s.weight_decay),
-                          static_cast<float>(s.lr / s.bias_correction1),
-                          static_cast<float>(s.sqrt_bias_correction2)};
+                          s.lr,
+                          s.step,
+                          s.beta1,
+                          s.beta2,
+                          s.weight_decay};
   const std::int64_t resident = resident_blocks();
   int next = 0;
   while (next < count) {

@@ -8,10 +8,12 @@
 
 namespace aios {
 
+// The step's rate and count are read from device memory by the kernel, not passed by value, so
+// that a launch captured in a CUDA graph applies each replay's values.
 struct Adamw8bitStep {
-  double lr, beta1, beta2, eps, weight_decay;
-  double bias_correction1;       // 1 − β1^t
-  double sqrt_bias_correction2;  // √(1 − β2^t)
+  const float* lr;    // device scalar: this step's learning rate
+  const float* step;  // device scalar: t, the step count including this step (bias corrections)
+  double beta1, beta2, eps, weight_decay;
 };
 
 // One 8-bit tensor's memory: param and grad [n] float32; codes [n] uint8; absmax [ceil(n / 256)].

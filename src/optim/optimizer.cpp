@@ -9,7 +9,19 @@
 namespace aios {
 
 Optimizer::Optimizer(std::vector<Group> groups, const AdamWSettings& s)
-    : groups_(std::move(groups)), lr_(s.lr), beta1_(s.beta1), beta2_(s.beta2), eps_(s.eps) {}
+    : groups_(std::move(groups)), lr_(s.lr), beta1_(s.beta1), beta2_(s.beta2), eps_(s.eps) {
+  for (const auto& group : groups_) {
+    if (!group.params.empty() && group.params.front().is_cuda()) {
+      lr_on_device_ = at::full({}, lr_, group.params.front().options().dtype(at::kFloat));
+      break;
+    }
+  }
+}
+
+void Optimizer::set_learning_rate(double lr) {
+  lr_ = lr;
+  if (lr_on_device_.defined()) lr_on_device_.fill_(lr);  // queued on the stream: no sync
+}
 
 std::vector<at::Tensor> Optimizer::gradients() const {
   std::vector<at::Tensor> grads;

@@ -36,7 +36,9 @@ class Optimizer {
 
   virtual ~Optimizer() = default;
 
-  void set_learning_rate(double lr) { lr_ = lr; }
+  // On a GPU the rate is also written to a device scalar that the update kernels read, so that a
+  // step captured in a CUDA graph applies each step's rate, not the one of its capture.
+  void set_learning_rate(double lr);
   std::vector<at::Tensor> gradients() const;  // the defined gradients, group by group
   // Scales the gradients so that the whole model's gradient, whose L2 norm is `global_norm` (a
   // device scalar, already reduced over ranks when the gradients are shards), has a norm of at
@@ -56,6 +58,7 @@ class Optimizer {
 
   std::vector<Group> groups_;
   double lr_, beta1_, beta2_, eps_;
+  at::Tensor lr_on_device_;  // float32 scalar on the parameters' GPU; undefined on the CPU
 };
 
 // The L2 norm over all of `gradients` (non-empty) as a device scalar: one multi-tensor norm launch.

@@ -29,6 +29,7 @@
 #include "optim/lr_schedule.h"
 #include "optim/optimizer.h"
 #include "train/fault_injection.h"
+#include "train/step_graph.h"
 #include "train/train_options.h"
 
 namespace aios {
@@ -92,6 +93,11 @@ struct TrainingSetup {
   std::optional<FileLock> out_dir_lock;  // rank 0: one run at a time writes into --out-dir
   FaultInjector faults;
   std::optional<HangWatchdog> watchdog;  // a stuck peer would leave this rank in a collective for ever
+
+  // Speed: the step as a CUDA graph (--cuda-graphs), built last so that it ends first: its stream
+  // is current from the end of set-up to the end of the run.
+  std::unique_ptr<StepGraph> step_graph;  // null when off or unavailable
+  std::string step_graph_note;            // why there is none ("" when there is one)
 };
 
 }  // namespace aios

@@ -182,6 +182,7 @@ nlohmann::json to_json(const TrainOptions& o) {
             {"profile-file", r.profile_file},
             {"profile-from", r.profile_from},
             {"profile-steps", r.profile_steps},
+            {"cuda-graphs", r.cuda_graphs},
             {"fault-injection", r.fault_injection}}}};
 }
 

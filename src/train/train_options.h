@@ -103,6 +103,9 @@ struct RunOptions {
   std::string profile_file;       // empty = no profiling
   std::int64_t profile_from = 5;  // first profiled step (1-based), past warm-up and allocator growth
   std::int64_t profile_steps = 3;
+  // Speed: capture the step as a CUDA graph and replay it (train/step_graph.h); where the run
+  // cannot, it stays eager and the header says why.
+  bool cuda_graphs = true;
   // --fault-injection (hidden): read the AIOS_FAULT_* variables (train/fault_injection.h). A test
   // and drill aid; without it a stray variable cannot hang, kill or cap a real run.
   bool fault_injection = false;

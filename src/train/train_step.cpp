@@ -57,9 +57,32 @@ void clear_gradients(std::vector<torch::Tensor>& parameters) {
   for (auto& p : parameters) p.mutable_grad() = torch::Tensor();  // the next backward writes, not adds
 }
 
+// Unscales (fp16) and clips the summed gradients; returns their global norm before clipping, a
+// device scalar.
+torch::Tensor unscale_and_clip(TrainingSetup& run) {
+  const auto gradients = run.optimizer->gradients();
+  run.scaler->unscale(gradients);
+  const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
+  run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
+  return norm;
+}
+
 void apply_update(TrainingSetup& run) {
   run.optimizer->step();
   run.gradient_sync->after_update();  // collective under ZeRO-1: the updated shards to every rank
+}
+
+// The whole step as the GPU runs it when nothing in it waits for the host (no fp16 loss scaling,
+// one rank): what the CUDA graph captures. The eager path in train_step runs the same pieces
+// around its out-of-memory recovery and the fp16 decision.
+StepOutputs queue_step(TrainingSetup& run, const torch::Tensor& windows, const StepShape& shape, std::int64_t step) {
+  clear_gradients(run.parameters);
+  StepOutputs outputs;
+  outputs.loss = forward_backward(run, windows, shape, step);
+  run.gradient_sync->finish();
+  outputs.grad_norm = unscale_and_clip(run);
+  apply_update(run);
+  return outputs;
 }
 
 }  // namespace
@@ -68,7 +91,27 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
                      const std::function<void()>& while_backward_runs) {
   StepStats stats;
   stats.lr = run.schedule.at(step - 1);
-  run.optimizer->set_learning_rate(stats.lr);
+  run.optimizer->set_learning_rate(stats.lr);  // on a GPU also queued to the device scalar the update reads
+
+  // CUDA graph (train/step_graph.h): queue_step's kernels, captured once and launched as one, with
+  // no host work, collective or sync inside. A capture that fails leaves this and every later step
+  // to the eager path below.
+  if (run.step_graph && run.step_graph->replays(shape)) {
+    run.watchdog->beat(step, "the step's CUDA graph");
+    const bool capture = !run.step_graph->captured();
+    const auto outputs = run.step_graph->replay(windows, [&](const torch::Tensor& graph_windows) {
+      return queue_step(run, graph_windows, shape, step);
+    });  // sync when it captures
+    stats.graph = !outputs  ? StepStats::Graph::kCaptureFailed
+                  : capture ? StepStats::Graph::kCaptured
+                            : StepStats::Graph::kReplayed;
+    if (outputs) {
+      if (while_backward_runs) while_backward_runs();  // host work while the GPU runs the step
+      stats.loss_on_device = outputs->loss;
+      stats.grad_norm_on_device = outputs->grad_norm;
+      return stats;
+    }
+  }
 
   // Forward and backward on every rank, gradient buckets going out during the last backward. A
   // rank that runs out of memory still issues every bucket's collective (finish), so no peer waits
@@ -111,10 +154,7 @@ StepStats train_step(TrainingSetup& run, StepShape& shape, std::int64_t step, co
   // saving this step: the update is queued and the step returns unread, so that the GPU goes from
   // this step's update to the next step's forward without idling on the host's round trip.
   run.watchdog->beat(step, "gradient norm, optimizer step and parameter all-gather");
-  const auto gradients = run.optimizer->gradients();
-  run.scaler->unscale(gradients);
-  const auto norm = run.gradient_sync->global_norm(gradients);  // collective under ZeRO-1 (on the device)
-  run.optimizer->clip_gradients(run.options.optimizer.grad_clip, norm);
+  const auto norm = unscale_and_clip(run);  // collective under ZeRO-1 (on the device)
   stats.loss_on_device = loss;
   stats.grad_norm_on_device = norm;
   if (!run.scaler->enabled()) {

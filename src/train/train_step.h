@@ -36,6 +36,8 @@ struct StepStats {
   // is still running on the GPU when train_step returns.
   std::chrono::steady_clock::time_point synced_at;
   std::vector<BatchShrink> shrinks;
+  // How the step ran with a CUDA graph (train/step_graph.h); a failed capture ran eagerly after it.
+  enum class Graph { kEager, kCaptured, kReplayed, kCaptureFailed } graph = Graph::kEager;
   torch::Tensor loss_on_device, grad_norm_on_device;  // this rank's share of the loss; the norm
 };
 

@@ -125,6 +125,7 @@ json header_record(const TrainingSetup& run) {
                    {"sharded_optimizer", run.gradient_sync->shards_optimizer_state()},
                    // collective (host): every rank's optimizer state
                    {"optimizer_state_bytes_per_rank", run.comm->gather_values(run.optimizer->state_bytes())}}},
+                 {"cuda_graphs", run.step_graph ? "on" : run.step_graph_note},
                  {"resumed_from_step", run.progress.step}};
   if (!run.chunk_attention.empty()) header["attention"]["chunks_after_the_first"] = run.chunk_attention;
   return header;
@@ -158,6 +159,36 @@ void print_run(const TrainingSetup& run, std::int64_t tokens_per_step) {
                run.attention.note.empty() ? "" : ("; " + run.attention.note).c_str(), run.optimizer->kind().c_str(),
                run.gradient_sync->shards_optimizer_state() ? " (ZeRO-1 sharded)" : "",
                format_bytes(static_cast<double>(run.optimizer->state_bytes())).c_str());
+  if (run.device.is_cuda()) {
+    std::fprintf(stderr, "aios train: CUDA graphs: %s\n",
+                 run.step_graph ? "the step is captured after 2 eager steps and replayed from then on"
+                                : run.step_graph_note.c_str());
+  }
+}
+
+// A step that captured the CUDA graph, or failed to: one line and one event record.
+void report_graph_capture(const TrainingSetup& run, MetricsLog& log, ProgressLine& progress_line, std::int64_t step,
+                          StepStats::Graph graph) {
+  const StepGraph& step_graph = *run.step_graph;
+  progress_line.finish();
+  if (graph == StepStats::Graph::kCaptured) {
+    log.write({{"type", "event"},
+               {"event", "cuda_graph_captured"},
+               {"step", step},
+               {"capture_seconds", step_graph.capture_seconds()},
+               {"capture_peak_allocated_bytes", step_graph.capture_peak_bytes()}});
+    if (run.lead) {
+      std::fprintf(stderr, "aios train: step %lld captured as a CUDA graph in %.0f ms; later steps replay it\n",
+                   static_cast<long long>(step), step_graph.capture_seconds() * 1e3);
+    }
+  } else {
+    log.write({{"type", "event"}, {"event", "cuda_graph_failed"}, {"step", step}, {"reason", step_graph.failure()}});
+    if (run.lead) {
+      std::fprintf(stderr,
+                   "aios train: step %lld could not be captured as a CUDA graph (%s); the run goes on eagerly\n",
+                   static_cast<long long>(step), step_graph.failure().c_str());
+    }
+  }
 }
 
 void report_shrink(const TrainingSetup& run, MetricsLog& log, ProgressLine& progress_line, std::int64_t step,
@@ -293,6 +324,9 @@ TrainSummary train(const TrainOptions& options) {
     const StepShape& step_shape = queued.shape;  // after any out-of-memory shrink in the step
     read_step_results(run, stats, step);         // sync, collective (host)
     for (const auto& shrink : stats.shrinks) report_shrink(run, log, progress_line, step, shrink);
+    if (stats.graph == StepStats::Graph::kCaptured || stats.graph == StepStats::Graph::kCaptureFailed) {
+      report_graph_capture(run, log, progress_line, step, stats.graph);
+    }
     summary.batch_shrinks += static_cast<std::int64_t>(stats.shrinks.size());
     summary.skipped_steps += stats.skipped ? 1 : 0;
     if (step == first_step) summary.first_loss = stats.loss;
@@ -325,6 +359,9 @@ TrainSummary train(const TrainOptions& options) {
                    {"micro_batch", step_shape.micro_batch},
                    {"accumulation", step_shape.accumulation},
                    {"mfu", peak_flops > 0 ? json(flops_per_step / step_seconds / peak_flops) : json(nullptr)}};
+    if (run.step_graph) {
+      record["cuda_graph"] = stats.graph == StepStats::Graph::kCaptured || stats.graph == StepStats::Graph::kReplayed;
+    }
     if (run.scaler->enabled()) {
       record["loss_scale"] = stats.loss_scale;
       // Every rank's scale must stay equal (each changes it from the agreed inf/NaN finding); the
@@ -472,6 +509,10 @@ TrainSummary train(const TrainOptions& options) {
     QueuedStep queued{step, train_step(run, shape, step, windows, read_next_windows), shape, 0, {}};
     queued.cursor_after_step = cursor_after_step;
     queued.memory = memory_stats(run.device);
+    if (queued.stats.graph == StepStats::Graph::kReplayed) {
+      // A replay allocates nothing: the step's peak is the capture's, held in the graph's pool.
+      queued.memory.peak_allocated = std::max(queued.memory.peak_allocated, run.step_graph->capture_peak_bytes());
+    }
     if (unread) {
       finish(*unread, /*late=*/true);  // the previous step, read now that this one is queued
       unread.reset();
