@@ -11,6 +11,22 @@ namespace {
 
 bool has_gpu() { return torch::cuda::is_available(); }
 
+TEST(StepGraph, NamesWhyARunStaysEager) {
+  EXPECT_EQ(StepGraph::unavailable_because({torch::Device(torch::kCPU)}), "the device is not a GPU");
+  const torch::Device gpu(torch::kCUDA, 0);
+  if (!at::hasCUDA()) {
+    EXPECT_EQ(StepGraph::unavailable_because({gpu}), "this build of aios has no CUDA");
+    return;
+  }
+  EXPECT_EQ(StepGraph::unavailable_because({gpu}), "");
+  const auto reason = [&](StepGraphConditions c) { return StepGraph::unavailable_because(c); };
+  EXPECT_NE(reason({gpu, 2}).find("more than one rank"), std::string::npos);
+  EXPECT_NE(reason({gpu, 1, true}).find("fp16"), std::string::npos);
+  EXPECT_NE(reason({gpu, 1, false, true}).find("dropout"), std::string::npos);
+  EXPECT_NE(reason({gpu, 1, false, false, true}).find("--fault-injection"), std::string::npos);
+  EXPECT_NE(reason({gpu, 1, false, false, false, true}).find("--chunked-training"), std::string::npos);
+}
+
 TEST(CudaGraph, ReplaysReadEachStepsInputsAndDeviceScalars) {
   if (!has_gpu()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh gpu-tests)";
   const auto cuda = torch::TensorOptions(torch::kCUDA);

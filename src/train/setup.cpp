@@ -387,9 +387,10 @@ TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_direc
     std::fprintf(stderr, "aios train: no --out-dir: this run writes to %s\n", o.run.out_dir.c_str());
   }
 
-  step_graph_note = !o.run.cuda_graphs ? "off (--no-cuda-graphs)"
-                                       : StepGraph::unavailable_because({device, comm->world(), scaler->enabled(),
-                                                                         config.dropout > 0, o.run.fault_injection});
+  step_graph_note = !o.run.cuda_graphs
+                        ? "off (--no-cuda-graphs)"
+                        : StepGraph::unavailable_because({device, comm->world(), scaler->enabled(), config.dropout > 0,
+                                                          o.run.fault_injection, o.memory.chunked_training});
   if (step_graph_note.empty()) step_graph = std::make_unique<StepGraph>(device);
 }
 

@@ -24,6 +24,7 @@ std::string StepGraph::unavailable_because(const StepGraphConditions& run) {
   if (run.loss_scaling) return "fp16 loss scaling decides on the host whether each update is applied";
   if (run.dropout) return "dropout: checkpointed blocks replay their random numbers from the host";
   if (run.fault_injection) return "--fault-injection: faults strike between the step's kernels";
+  if (run.chunked_training) return "--chunked-training: its step is not yet checked under a CUDA graph";
   return "";
 #endif
 }
@@ -37,7 +38,7 @@ struct StepGraph::Cuda {
         pool(at::cuda::graph_pool_handle()) {}
   at::cuda::CUDAStream stream;
   c10::cuda::CUDAStreamGuard guard;  // restores the device's previous stream when the run ends
-  c10::MempoolId_t pool;        // the graph's own memory
+  c10::MempoolId_t pool;             // the graph's own memory
   at::cuda::CUDAGraph graph;
 };
 

@@ -35,9 +35,10 @@ struct StepOutputs {
 struct StepGraphConditions {
   c10::Device device{c10::kCPU};
   std::int64_t world = 1;
-  bool loss_scaling = false;   // fp16: the host decides whether the update is applied
-  bool dropout = false;        // checkpointed blocks replay their random numbers from the host's RNG state
+  bool loss_scaling = false;  // fp16: the host decides whether the update is applied
+  bool dropout = false;       // checkpointed blocks replay their random numbers from the host's RNG state
   bool fault_injection = false;
+  bool chunked_training = false;  // not yet run under a graph on a GPU
 };
 
 class StepGraph {
@@ -82,7 +83,7 @@ class StepGraph {
   int eager_steps_ = 0;
   bool captured_ = false;
   std::string failure_;
-  at::Tensor windows_;  // the graph's input
+  at::Tensor windows_;   // the graph's input
   StepOutputs outputs_;  // the graph's outputs, rewritten by each replay
   std::int64_t capture_peak_bytes_ = 0;
   double capture_seconds_ = 0;

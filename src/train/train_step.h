@@ -1,8 +1,10 @@
 // One optimizer step: the step's micro-batches forward and backward, gradients summed over ranks,
 // unscaled, clipped, and the update applied (or skipped, agreed by every rank). Out of memory on
 // any rank drops the attempt on every rank and re-runs the same windows at a smaller micro-batch.
-// The step holds no I/O and no logging: what happened comes back in StepStats for the loop to
-// write. Every host synchronisation and every collective is marked where it happens.
+// On a GPU, from the third step on, the whole step is replayed from a CUDA graph captured from
+// the same code (train/step_graph.h). The step holds no I/O and no logging: what happened comes
+// back in StepStats for the loop to write. Every host synchronisation and every collective is
+// marked where it happens.
 #pragma once
 
 #include <chrono>
