@@ -58,6 +58,26 @@ TEST(CudaGraph, ReplaysReadEachStepsInputsAndDeviceScalars) {
   }
   // Another shape is not the captured one: eager.
   EXPECT_FALSE(graph.replays(StepShape{1, 2, 0}));
+  // Work between steps beside the graph: run once when it fits; when it runs out of memory, the
+  // graph is given back, the gradients it holds dropped, the work run again; eager from then on.
+  auto weight = torch::ones({3}, cuda.dtype(torch::kFloat).requires_grad(true));
+  weight.mutable_grad() = torch::ones({3}, cuda.dtype(torch::kFloat));
+  std::vector<torch::Tensor> parameters{weight};
+  int runs = 0;
+  EXPECT_FALSE(graph.run_beside([&] { ++runs; }, parameters, "evaluation"));
+  EXPECT_EQ(runs, 1);
+  EXPECT_TRUE(graph.captured());
+  const auto out_of_memory_once = [&] {
+    if (++runs == 2) TORCH_CHECK_WITH(OutOfMemoryError, false, "injected: out of memory beside the graph");
+  };
+  EXPECT_TRUE(graph.run_beside(out_of_memory_once, parameters, "evaluation at step 6"));
+  EXPECT_EQ(runs, 3);
+  EXPECT_FALSE(graph.captured());
+  EXPECT_FALSE(weight.grad().defined());
+  EXPECT_NE(graph.failure().find("evaluation at step 6"), std::string::npos);
+  EXPECT_FALSE(graph.replays(shape));
+  const auto windows = torch::full({2, 3}, 7, cuda.dtype(torch::kLong));
+  EXPECT_FLOAT_EQ(step(windows).grad_norm.item<float>(), 7.0f);
 }
 
 TEST(CudaGraph, ACaptureThatFailsLeavesTheDeviceUsableAndTheRunEager) {

@@ -143,6 +143,32 @@ std::optional<StepOutputs> StepGraph::replay(const at::Tensor& windows,
   return StepOutputs{outputs_.loss.clone(), outputs_.grad_norm.clone()};
 }
 
+void StepGraph::release(const std::string& why) {
+  cuda_->graph.reset();  // after the pause's sync: no replay is running
+  outputs_ = StepOutputs{};
+  windows_ = at::Tensor();
+  captured_ = false;
+  failure_ = why;
+}
+
+bool StepGraph::run_beside(const std::function<void()>& work, std::vector<at::Tensor>& parameters,
+                           const std::string& what) {
+  if (!captured_) {
+    work();
+    return false;
+  }
+  try {
+    work();
+    return false;
+  } catch (const c10::OutOfMemoryError&) {
+  }
+  for (auto& p : parameters) p.mutable_grad() = at::Tensor();
+  release(what + " ran out of memory beside the graph");
+  release_cached_memory(device_);  // sync
+  work();
+  return true;
+}
+
 #else
 
 struct StepGraph::Cuda {};
@@ -151,6 +177,11 @@ StepGraph::StepGraph(const c10::Device& device) : device_(device) {
 }
 StepGraph::~StepGraph() = default;
 bool StepGraph::replays(const StepShape&) { return false; }
+void StepGraph::release(const std::string& why) { failure_ = why; }
+bool StepGraph::run_beside(const std::function<void()>& work, std::vector<at::Tensor>&, const std::string&) {
+  work();
+  return false;
+}
 std::optional<StepOutputs> StepGraph::replay(const at::Tensor&, const std::function<StepOutputs(const at::Tensor&)>&) {
   return std::nullopt;
 }

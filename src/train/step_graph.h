@@ -20,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "train/step_shape.h"
 
@@ -67,6 +68,18 @@ class StepGraph {
   // capture failed (failure() says why; the caller runs the step eagerly).
   std::optional<StepOutputs> replay(const at::Tensor& windows,
                                     const std::function<StepOutputs(const at::Tensor&)>& queue_step);
+
+  // Gives the graph and its memory back (the pool is freed once nothing allocated in it is alive:
+  // the caller drops the gradients it holds), for work between steps that ran out of memory
+  // beside it; every later step runs eagerly, and failure() says `why`.
+  void release(const std::string& why);
+
+  // Runs `work` (between steps: evaluation, sampling), which allocates beside the graph's memory
+  // where eagerly it would reuse the step's freed blocks. Where it runs out of memory there, the
+  // graph and its memory are given back (with the gradients in `parameters`, which the graph's
+  // pool holds; the next step writes them anew) and `work` runs once more. Returns true when it
+  // gave the graph back; `what` names the work in failure().
+  bool run_beside(const std::function<void()>& work, std::vector<at::Tensor>& parameters, const std::string& what);
 
   bool captured() const { return captured_; }
   const std::string& failure() const { return failure_; }

@@ -217,6 +217,29 @@ void report_shrink(const TrainingSetup& run, MetricsLog& log, ProgressLine& prog
                             : "");
 }
 
+// Work between steps (evaluation, sampling): beside the step's CUDA graph, which it gives back
+// where the work runs out of memory beside it (StepGraph::run_beside); said on the terminal and
+// in the log.
+template <typename Work>
+void beside_step_graph(TrainingSetup& run, MetricsLog& log, ProgressLine& progress_line, std::int64_t step,
+                       const std::string& what, const Work& work) {
+  if (!run.step_graph) {
+    work();
+    return;
+  }
+  const std::string at_step = what + " at step " + std::to_string(step);
+  if (!run.step_graph->run_beside(work, run.parameters, at_step)) return;
+  log.write(
+      {{"type", "event"}, {"event", "cuda_graph_released"}, {"step", step}, {"reason", run.step_graph->failure()}});
+  if (run.lead) {
+    progress_line.finish();
+    std::fprintf(stderr,
+                 "aios train: %s ran out of memory beside the CUDA graph; the graph's memory was given back, it ran "
+                 "again, and later steps run eagerly\n",
+                 at_step.c_str());
+  }
+}
+
 std::string profile_path_of(const TrainingSetup& run) {
   const std::string& path = run.options.run.profile_file;
   if (path.empty() || run.comm->world() == 1) return path;
@@ -396,21 +419,29 @@ TrainSummary train(const TrainOptions& options) {
     const bool evaluate_now = evaluation_due(step) && !late;
     if (run.val_data && evaluate_now) {
       run.watchdog->beat(step, "evaluation");
-      paused([&] { summary.last_val_loss = evaluate(run, step_shape.micro_batch); });
+      paused([&] {
+        beside_step_graph(run, log, progress_line, step, "evaluation",
+                          [&] { summary.last_val_loss = evaluate(run, step_shape.micro_batch); });
+      });
       record["val_loss"] = summary.last_val_loss;
     }
     // Text in and out on rank 0 alone: the other ranks wait for it at the next collective.
     if (run.lead && evaluate_now && !run.hellaswag_items.empty()) {
       run.watchdog->beat(step, "multiple-choice evaluation");
       paused([&] {
-        const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
-        record["hellaswag_acc"] = choice.accuracy();
-        record["hellaswag_acc_norm"] = choice.accuracy_normalized();
+        beside_step_graph(run, log, progress_line, step, "multiple-choice evaluation", [&] {
+          const auto choice = evaluate_multiple_choice(run.model, *run.tokenizer, run.hellaswag_items, run.precision);
+          record["hellaswag_acc"] = choice.accuracy();
+          record["hellaswag_acc_norm"] = choice.accuracy_normalized();
+        });
       });
     }
     if (run.lead && !late && o.sample_every > 0 && (step % o.sample_every == 0 || last)) {
       run.watchdog->beat(step, "sampling");
-      paused([&] { record["sample"] = sample_text(run, step); });
+      paused([&] {
+        beside_step_graph(run, log, progress_line, step, "sampling",
+                          [&] { record["sample"] = sample_text(run, step); });
+      });
       progress_line.finish();
       std::fprintf(stderr, "aios train: sample at step %lld: %s\n", static_cast<long long>(step),
                    json(record["sample"]).dump().c_str());
