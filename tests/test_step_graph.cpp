@@ -11,7 +11,7 @@ namespace {
 
 bool has_gpu() { return torch::cuda::is_available(); }
 
-TEST(StepGraph, NamesWhyARunStaysEager) {
+TEST(CudaGraph, NamesWhyARunStaysEager) {
   EXPECT_EQ(StepGraph::unavailable_because({torch::Device(torch::kCPU)}), "the device is not a GPU");
   const torch::Device gpu(torch::kCUDA, 0);
   if (!at::hasCUDA()) {
