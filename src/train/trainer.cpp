@@ -160,9 +160,13 @@ void print_run(const TrainingSetup& run, std::int64_t tokens_per_step) {
                run.gradient_sync->shards_optimizer_state() ? " (ZeRO-1 sharded)" : "",
                format_bytes(static_cast<double>(run.optimizer->state_bytes())).c_str());
   if (run.device.is_cuda()) {
-    std::fprintf(stderr, "aios train: CUDA graphs: %s\n",
-                 run.step_graph ? "the step is captured after 2 eager steps and replayed from then on"
-                                : run.step_graph_note.c_str());
+    if (run.step_graph) {
+      std::fprintf(stderr,
+                   "aios train: CUDA graphs: the step is captured after %d eager steps and replayed from then on\n",
+                   StepGraph::kEagerStepsFirst);
+    } else {
+      std::fprintf(stderr, "aios train: CUDA graphs: %s\n", run.step_graph_note.c_str());
+    }
   }
 }
 
