@@ -1,14 +1,17 @@
-// Blockwise 8-bit AdamW: the dynamic maps, quantization error bounds, the first step against fp32
-// AdamW, the CUDA kernel against the ATen reference (GPU), training within 2% of fp32 AdamW over
-// 200 steps, the state size, and bit-identical resume.
+// Blockwise 8-bit AdamW: the dynamic maps, quantization error bounds, the kernel's code search, the first step against
+// fp32 AdamW, the CUDA kernel against the ATen reference (GPU), training within 2% of fp32 AdamW over 200 steps, the
+// state size, and bit-identical resume.
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "optim/adamw.h"
 #include "optim/adamw_8bit.h"
 #include "optim/blockwise_quantization.h"
+#include "optim/code_search.h"
 #include "trainer_fixture.h"
 
 namespace aios {
@@ -52,6 +55,54 @@ TEST(BlockwiseQuantization, RoundTripErrorIsBoundedByHalfTheLargestCodeGap) {
     EXPECT_LT(((restored - x).abs() / scale).mean().item<double>(), 0.0025);
     // A block's largest magnitude survives exactly (it maps to 1.0) when positive.
     EXPECT_TRUE(at::allclose(restored.index_select(0, x.view({-1}).argmax().view({1})), x.max().view({1})));
+  }
+}
+
+// The 8-bit kernel's code search (optim/code_search.h, the same source compiled for the host here)
+// against the reference's rule, torch.searchsorted then the nearer neighbour, on every map entry,
+// the floats next to each entry and to each midpoint (where the rule's ties and its ">=" decide),
+// zeros, denormals, and a million values spread over every decade of [-1, 1]. Also how far the
+// scan walks from the table's start: at most three entries, or the table is too coarse.
+TEST(BlockwiseQuantization, TableSearchFindsTheCodesOfTheBinarySearch) {
+  torch::manual_seed(3);
+  for (bool is_signed : {true, false}) {
+    const auto map = dynamic_quantization_map(is_signed);
+    const auto table = code_search_table(map);
+    ASSERT_EQ(table.numel(), code_search::kBuckets);
+    const float* m = map.data_ptr<float>();
+    const std::uint8_t* t = table.data_ptr<std::uint8_t>();
+    std::vector<float> values = {0.0f, -0.0f, 1.0f, -1.0f, 1e-45f, -1e-45f, 1e-30f, -1e-30f, 5.96e-8f, -5.96e-8f};
+    for (int i = 0; i < 256; ++i) {
+      for (float x : {m[i], i > 0 ? (m[i - 1] + m[i]) / 2 : m[i]}) {
+        values.push_back(x);
+        values.push_back(std::nextafter(x, 2.0f));
+        values.push_back(std::nextafter(x, -2.0f));
+      }
+    }
+    const auto magnitudes = at::pow(10.0, at::rand({1'000'000}, at::kDouble) * -9.0);
+    const auto signs = is_signed ? at::where(at::rand({1'000'000}) < 0.5, -1.0, 1.0) : at::ones({1'000'000});
+    const auto random = (magnitudes * signs).to(at::kFloat).contiguous();
+    values.insert(values.end(), random.data_ptr<float>(), random.data_ptr<float>() + random.numel());
+
+    const auto x = at::from_blob(values.data(), {static_cast<std::int64_t>(values.size())}, at::kFloat)
+                       .clamp(-1.0, 1.0)
+                       .contiguous();
+    const auto upper = at::searchsorted(map, x).clamp(1, 255);
+    const auto hi = map.index_select(0, upper), lo = map.index_select(0, upper - 1);
+    const auto expected = at::where((hi - x) <= (x - lo), upper, upper - 1).to(at::kByte).contiguous();
+    const float* xs = x.data_ptr<float>();
+    const std::uint8_t* want = expected.data_ptr<std::uint8_t>();
+    int mismatches = 0, longest_scan = 0;
+    for (std::int64_t i = 0; i < x.numel(); ++i) {
+      const std::uint8_t got = code_search::nearest_code(m, t, xs[i]);
+      if (got != want[i] && ++mismatches <= 5) {
+        ADD_FAILURE() << (is_signed ? "signed" : "unsigned") << " map, x = " << xs[i] << ": code " << int(got)
+                      << ", the binary search's " << int(want[i]);
+      }
+      longest_scan = std::max(longest_scan, code_search::lower_bound(m, t, xs[i]) - t[code_search::bucket_of(xs[i])]);
+    }
+    EXPECT_EQ(mismatches, 0) << (is_signed ? "signed" : "unsigned");
+    EXPECT_LE(longest_scan, 3) << (is_signed ? "signed" : "unsigned");
   }
 }
 
@@ -122,6 +173,32 @@ TEST(AdamW8bit, CudaOneLaunchForManyTensorsEqualsOneTensorAtATime) {
     for (auto& single : singles) single->step();
   }
   for (std::size_t i = 0; i < together.size(); ++i) EXPECT_TRUE(at::equal(together[i], alone[i])) << "tensor " << i;
+}
+
+// The kernel reads aligned tensors 16 bytes at a time (8 values per lane) and others one value at a
+// time (strided): the same arithmetic per element, so the same bits. A parameter one float past an
+// aligned start takes the strided layout; a ragged length puts a partial group in the last block.
+TEST(AdamW8bit, CudaPackedAndStridedLayoutsGiveTheSameBits) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device (runs in bench/run.sh test)";
+  torch::manual_seed(8);
+  constexpr std::int64_t n = 100'003;
+  const auto start = at::randn({n});
+  auto aligned = start.cuda();
+  auto buffer = at::zeros({n + 1}, aligned.options());
+  auto shifted = buffer.slice(0, 1, n + 1);  // 4 bytes past the allocation's start
+  shifted.copy_(aligned);
+  ASSERT_NE(reinterpret_cast<std::uintptr_t>(shifted.data_ptr()) % 16, 0u);
+  AdamWSettings settings{3e-3, 0.9, 0.95, 1e-8, 0.1, false};
+  AdamW8bit packed({{{aligned}, 0.1}}, settings), strided({{{shifted}, 0.1}}, settings);
+  for (int step = 0; step < 3; ++step) {
+    const auto grad = at::randn({n}).cuda() * (step + 1);
+    aligned.mutable_grad() = grad.clone();
+    shifted.mutable_grad() = grad.clone();
+    packed.step();
+    strided.step();
+  }
+  EXPECT_TRUE(at::equal(aligned, shifted));
+  EXPECT_FALSE(at::equal(aligned, start.cuda())) << "the steps moved the parameters";
 }
 
 TEST(AdamW8bit, CudaKernelMatchesTheReference) {

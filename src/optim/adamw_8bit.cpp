@@ -51,6 +51,8 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
   quantized_steps_ = at::zeros({}, at::TensorOptions(device).dtype(at::kFloat));
   map_signed_ = dynamic_quantization_map(true).to(device);
   map_unsigned_ = dynamic_quantization_map(false).to(device);
+  table_signed_ = code_search_table(dynamic_quantization_map(true)).to(device);
+  table_unsigned_ = code_search_table(dynamic_quantization_map(false)).to(device);
   const auto zero_signed = at::searchsorted(map_signed_, at::zeros({1}, map_signed_.options())).item<std::int64_t>();
   const auto zero_unsigned =
       at::searchsorted(map_unsigned_, at::zeros({1}, map_unsigned_.options())).item<std::int64_t>();
@@ -85,8 +87,9 @@ void AdamW8bit::step_quantized(const std::vector<QuantizedParam>& quantized, dou
     }
     const Adamw8bitStep step{
         lr_on_device_.data_ptr<float>(), quantized_steps_.data_ptr<float>(), beta1_, beta2_, eps_, weight_decay};
-    launch_adamw_8bit(tensors.data(), static_cast<int>(tensors.size()), map_signed_.data_ptr<float>(),
-                      map_unsigned_.data_ptr<float>(), step,
+    const Adamw8bitMaps maps{map_signed_.data_ptr<float>(), map_unsigned_.data_ptr<float>(),
+                             table_signed_.data_ptr<std::uint8_t>(), table_unsigned_.data_ptr<std::uint8_t>()};
+    launch_adamw_8bit(tensors.data(), static_cast<int>(tensors.size()), maps, step,
                       at::cuda::getCurrentCUDAStream(quantized.front().param->device().index()).stream());
     return;
   }

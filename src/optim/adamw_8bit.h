@@ -55,7 +55,8 @@ class AdamW8bit : public Optimizer {
   // Steps taken by the 8-bit tensors (bias correction): a float32 scalar on the parameters' device,
   // counted there so that a step replayed from a CUDA graph counts too (exact to 2^24 steps).
   at::Tensor quantized_steps_;
-  at::Tensor map_signed_, map_unsigned_;  // on the parameters' device
+  at::Tensor map_signed_, map_unsigned_;      // on the parameters' device
+  at::Tensor table_signed_, table_unsigned_;  // their search tables (optim/code_search.h), there too
   bool reference_only_ = false;
 };
 

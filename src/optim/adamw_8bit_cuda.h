@@ -27,13 +27,22 @@ struct Adamw8bitTensor {
   std::int64_t n;
 };
 
+// The two quantization maps (256 sorted float32 each) and their search tables (optim/code_search.h,
+// code_search::kBuckets uint8 each), in device memory.
+struct Adamw8bitMaps {
+  const float* map_signed;
+  const float* map_unsigned;
+  const std::uint8_t* table_signed;
+  const std::uint8_t* table_unsigned;
+};
+
 // The step of every tensor given, in as few launches as the kernel's argument space allows (one
-// for up to kAdamw8bitTensorsPerLaunch tensors): each thread block loads the two maps (256 float32
-// each: signed, unsigned) once, and each of its warps then takes 256-element quantization blocks of
+// for up to kAdamw8bitTensorsPerLaunch tensors): each thread block loads the two maps and their
+// search tables once, and each of its warps then takes 256-element quantization blocks of
 // any tensor in turn, reading grad, param, both codes and both absmax once and writing param,
 // codes and absmax once.
 constexpr int kAdamw8bitTensorsPerLaunch = 48;
-void launch_adamw_8bit(const Adamw8bitTensor* tensors, int count, const float* map_signed, const float* map_unsigned,
-                       const Adamw8bitStep& step, cudaStream_t stream);
+void launch_adamw_8bit(const Adamw8bitTensor* tensors, int count, const Adamw8bitMaps& maps, const Adamw8bitStep& step,
+                       cudaStream_t stream);
 
 }  // namespace aios

@@ -2,8 +2,12 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
+
+#include "optim/code_search.h"
 
 namespace aios {
 
@@ -24,6 +28,33 @@ at::Tensor dynamic_quantization_map(bool is_signed) {
   parts.push_back(at::zeros({1}, at::kFloat));
   parts.push_back(at::ones({1}, at::kFloat));
   return std::get<0>(at::sort(at::cat(parts)));
+}
+
+at::Tensor code_search_table(const at::Tensor& map) {
+  using namespace code_search;
+  const auto sorted = map.to(at::kFloat).cpu().contiguous();
+  const float* begin = sorted.data_ptr<float>();
+  const float* end = begin + sorted.numel();
+  const auto first_at_least = [&](float value) {
+    return static_cast<std::uint8_t>(std::min<std::ptrdiff_t>(std::lower_bound(begin, end, value) - begin, kLastCode));
+  };
+  const auto float_of = [](std::uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+  };
+  auto table = at::empty({kBuckets}, at::kByte);
+  auto* start = table.data_ptr<std::uint8_t>();
+  const std::uint32_t width = 1u << (23 - kMantissaBits);  // a bucket, in the float's bits
+  for (std::uint32_t offset = 0; offset < kBucketsPerSide; ++offset) {
+    // The bucket's smallest magnitude: exponent and top mantissa bits as bucket_of reads them.
+    const std::uint32_t low = (((offset >> kMantissaBits) + kSmallestExponent) << 23) |
+                              ((offset & ((1u << kMantissaBits) - 1)) << (23 - kMantissaBits));
+    start[kBucketsPerSide + 1 + offset] = first_at_least(float_of(low));
+    start[kBucketsPerSide - 1 - offset] = first_at_least(-float_of(low + width));
+  }
+  start[kBucketsPerSide] = first_at_least(-float_of(static_cast<std::uint32_t>(kSmallestExponent) << 23));
+  return table;
 }
 
 void quantize_blockwise_into(const at::Tensor& values, const at::Tensor& map, at::Tensor& codes, at::Tensor& absmax) {

@@ -21,6 +21,11 @@ constexpr std::int64_t kQuantizationBlock = 256;
 // The 256 sorted float32 values of the dynamic code, on the CPU.
 at::Tensor dynamic_quantization_map(bool is_signed);
 
+// The search table of optim/code_search.h for a sorted float32 map of 256 entries: uint8
+// [code_search::kBuckets], on the CPU. Entry b: the first map entry >= the smallest value of
+// bucket b (its infimum, for the open lower end of a negative bucket).
+at::Tensor code_search_table(const at::Tensor& map);
+
 struct BlockwiseQuantized {
   at::Tensor codes;   // uint8 [n]: index into the map
   at::Tensor absmax;  // float32 [ceil(n / 256)]: each block's largest |value|
