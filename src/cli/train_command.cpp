@@ -133,6 +133,10 @@ void bind_train_options(CLI::App& cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(positive)
       ->group("Memory");
+  add_switch(cmd, "--keep-attention-output,!--no-keep-attention-output", o.memory.keep_attention_output,
+             "With --gradient-checkpointing on a GPU: keep each block's attention output for its recomputation "
+             "(skips the attention's second forward; one [batch, window, width] tensor more per block)")
+      ->group("Memory");
   add_switch(cmd, "--amp,!--no-amp", o.memory.amp,
              "Mixed precision: autocast matmuls and attention, fp32 master weights")
       ->group("Memory");

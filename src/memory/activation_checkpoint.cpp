@@ -4,8 +4,11 @@
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <optional>
+
 #include "base/rng_state.h"
 #include "kernels/linear.h"
+#include "memory/kept_attention.h"
 #include "memory/mixed_precision.h"
 
 namespace aios {
@@ -107,12 +110,22 @@ variable_list recompute_to_output_projection(BlockImpl& block, const variable_li
 struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction> {
   // params is an at::TensorList so that autograd counts each parameter as an input (a
   // std::vector<Tensor> argument would be silently treated as a non-variable before torch 2.10).
-  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params, BlockImpl* block) {
+  static variable_list forward(AutogradContext* ctx, const torch::Tensor& x, at::TensorList params, BlockImpl* block,
+                               bool keep_attention) {
     (void)params;
     ctx->saved_data["block"] = reinterpret_cast<std::int64_t>(block);
     ctx->save_for_backward({x});
-    CheckpointedForward scope(ctx, x, residual_dropout_active(*block));
-    return {block->forward(x)};
+    const bool random = residual_dropout_active(*block);
+    CheckpointedForward scope(ctx, x, random);
+    if (!keep_attention || random) return {block->forward(x)};
+    KeptAttention kept;
+    torch::Tensor output;
+    {
+      const AttentionThroughKept through(*block->attn, kept);
+      output = block->forward(x);
+    }
+    ctx->saved_data["attention"] = kept.release();
+    return {output};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
@@ -122,15 +135,21 @@ struct CheckpointFunction : public torch::autograd::Function<CheckpointFunction>
     variable_list inputs = {x.detach().requires_grad_(x.requires_grad())};
     const auto params = block->parameters();
     inputs.insert(inputs.end(), params.begin(), params.end());
+    // The attention output kept by the forward, if any, leaves the context with the recomputation.
+    KeptAttention kept = KeptAttention::from(ctx->saved_data["attention"]);
+    ctx->saved_data.erase("attention");
     variable_list grads;
     {
       Recomputation scope(ctx, x.device());
+      std::optional<AttentionThroughKept> through;
+      if (kept.holds()) through.emplace(*block->attn, kept);
       grads = residual_dropout_active(*block) ? recompute_whole_block(*block, inputs, grad_outputs[0])
                                               : recompute_to_output_projection(*block, inputs, grad_outputs[0]);
     }
 
     if (!x.requires_grad()) grads[0] = at::Tensor();
     grads.push_back(at::Tensor());  // block pointer
+    grads.push_back(at::Tensor());  // keep_attention
     return grads;
   }
 };
@@ -204,19 +223,19 @@ ChunkOutput checkpointed_block_forward_chunk(BlockImpl& block, const torch::Tens
   return {out[0], {out[1]}, {out[2]}};
 }
 
-torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x) {
+torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x, bool keep_attention) {
   const auto params = block.parameters();
-  return CheckpointFunction::apply(x, at::TensorList(params), &block)[0];
+  return CheckpointFunction::apply(x, at::TensorList(params), &block, keep_attention)[0];
 }
 
-void apply_activation_checkpointing(Gpt& model, std::int64_t every) {
+void apply_activation_checkpointing(Gpt& model, std::int64_t every, bool keep_attention) {
   if (every <= 0) {
     model->set_block_runner(nullptr);
     model->set_chunk_block_runner(nullptr);
     return;
   }
-  model->set_block_runner([every](BlockImpl& block, std::int64_t index, const torch::Tensor& x) {
-    return index % every == 0 ? checkpointed_block_forward(block, x) : block.forward(x);
+  model->set_block_runner([every, keep_attention](BlockImpl& block, std::int64_t index, const torch::Tensor& x) {
+    return index % every == 0 ? checkpointed_block_forward(block, x, keep_attention) : block.forward(x);
   });
   model->set_chunk_block_runner([every](BlockImpl& block, std::int64_t index, const torch::Tensor& x,
                                         std::int64_t start, const torch::Tensor& past_keys,

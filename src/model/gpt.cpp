@@ -58,8 +58,7 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x) {
   if (rotary_) return forward_chunk(x, 0, {}, {}).output;
   const auto batch = x.size(0), time = x.size(1), width = x.size(2);
   const auto qkv = split_heads(linear(c_attn, x), n_head_);  // three [B, nh, T, hd] views
-  auto y = at::scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
-                                            /*is_causal=*/true);
+  const auto y = causal_attention(qkv[0], qkv[1], qkv[2], is_training() ? dropout_ : 0.0);
   return linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width}));
 }
 
@@ -77,13 +76,19 @@ ChunkOutput CausalSelfAttentionImpl::forward_chunk(const torch::Tensor& x, std::
   const double dropout = is_training() ? dropout_ : 0.0;
   torch::Tensor y;
   if (!past_keys.defined() || past_keys.size(2) == 0) {
-    y = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout, /*is_causal=*/true);
+    y = causal_attention(q, k, v, dropout);
   } else {
     const auto keys = at::cat({past_keys, k.to(past_keys.scalar_type())}, 2);
     const auto values = at::cat({past_values, v.to(past_values.scalar_type())}, 2);
     y = causal_attention_after_past(q, keys.to(q.scalar_type()), values.to(q.scalar_type()), dropout);
   }
   return {linear(c_proj, y.transpose(1, 2).contiguous().view({batch, time, width})), {k}, {v}};
+}
+
+torch::Tensor CausalSelfAttentionImpl::causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                                                        const torch::Tensor& v, double dropout) {
+  if (attention_runner_ && dropout == 0.0) return attention_runner_(q, k, v);
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, dropout, /*is_causal=*/true);
 }
 
 MlpImpl::MlpImpl(const GptConfig& config) {

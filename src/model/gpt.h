@@ -39,13 +39,24 @@ class CausalSelfAttentionImpl : public torch::nn::Module {
   ChunkOutput forward_chunk(const torch::Tensor& x, std::int64_t start, const torch::Tensor& past_keys,
                             const torch::Tensor& past_values);
 
+  // How causal attention of q, k, v [B, heads, T, head_dim] without earlier tokens and without
+  // dropout runs; null: SDPA. A memory technique installs one for the span of a call
+  // (memory/kept_attention.h), so the model knows nothing of it.
+  using AttentionRunner =
+      std::function<torch::Tensor(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v)>;
+  void set_attention_runner(AttentionRunner runner) { attention_runner_ = std::move(runner); }
+
   torch::nn::Linear c_attn{nullptr};  // [3C, C]: query, key, value
   torch::nn::Linear c_proj{nullptr};  // [C, C]
 
  private:
+  torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                 double dropout);
+
   std::int64_t n_head_;
   double dropout_;
   std::shared_ptr<RotaryTable> rotary_;  // null with learned positions
+  AttentionRunner attention_runner_;
 };
 TORCH_MODULE(CausalSelfAttention);
 

@@ -32,6 +32,7 @@ struct Shape {
   double lse;    // attention's saved log-sum-exp per token, or the math kernel's probabilities
   bool amp, checkpointing, chunked_loss;
   std::int64_t checkpoint_every;
+  double kept_attention;  // per token of a checkpointed block: its kept attention output and log-sum-exp
   double loss_chunk;
 };
 
@@ -59,6 +60,13 @@ Shape shape_of(const GptConfig& config, const TrainOptions& o, const PlanTarget&
                   ? "auto (flash, cuDNN or memory-efficient: O(window) per head)"
                   : to_string(o.memory.attention);
   s.lse = math ? s.heads * s.window * (2 * s.a) : 4 * s.heads;
+  // Checkpointed blocks keep their attention output where flash or cuDNN runs it: on a GPU, with
+  // 16-bit inputs, without dropout, with a backend that is not math or memory-efficient
+  // (memory/kept_attention.h).
+  const bool kept = s.checkpointing && o.memory.keep_attention_output && target.cuda && s.a == 2 &&
+                    o.model.dropout == 0.0 && o.memory.attention != AttentionBackend::kMath &&
+                    o.memory.attention != AttentionBackend::kEfficient;
+  s.kept_attention = kept ? s.a * s.C + s.lse : 0;
   const double loss_chunk_tokens = o.memory.loss_chunk_tokens > 0
                                        ? static_cast<double>(o.memory.loss_chunk_tokens)
                                        : std::max(128.0, std::floor(256.0 * kMiB / (s.a * s.V)));
@@ -76,8 +84,9 @@ double block_saved_per_token(const Shape& s) { return (2 * s.p + 14 * s.a) * s.C
 // output projection (the residual sum y in the parameter type), and while going back through the
 // MLP holds the gradient into GELU's output and input (4C each) and the incoming gradient cast to
 // the matmul type.
+// A kept attention output is the one the forward saved, not a new tensor.
 double block_recompute_per_token(const Shape& s) {
-  return (14 * s.a + s.p) * s.C + 2 * s.stats + s.lse + 8 * s.a * s.C + (s.a != s.p ? s.a * s.C : 0);
+  return (14 * s.a + s.p) * s.C + 2 * s.stats + s.lse + 8 * s.a * s.C + (s.a != s.p ? s.a * s.C : 0) - s.kept_attention;
 }
 
 // What a rank holds across the step: weights and optimizer state; gradients from the backward to
@@ -153,11 +162,12 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   const double n = micro * chunk;  // tokens of one forward pass (one chunk of a long window)
   const std::string tokens_text = count_text(n) + " tokens";
 
-  // Saved activations of a whole forward: checkpointed blocks keep only their input.
+  // Saved activations of a whole forward: checkpointed blocks keep only their input (and their
+  // attention output where it is kept).
   const double checkpointed = s.checkpointing ? std::ceil(s.L / static_cast<double>(s.checkpoint_every)) : 0;
   const double plain = s.L - checkpointed;
-  const double saved_per_token =
-      checkpointed * s.p * s.C + plain * block_saved_per_token(s) + s.p * s.C + s.stats + s.a * s.C;
+  const double saved_per_token = checkpointed * (s.p * s.C + s.kept_attention) + plain * block_saved_per_token(s) +
+                                 s.p * s.C + s.stats + s.a * s.C;
   // Autocast keeps each matmul's weight cast to 16 bits until its backward (not in checkpointed
   // blocks, which run with the cast cache off).
   const double cast_weights = s.amp ? plain * 12 * s.C * s.C * s.a : 0;
@@ -199,7 +209,9 @@ MemoryPlan plan_memory(const GptConfig& config, const TrainOptions& o, const Pla
   MemoryMoment forward{"end of the forward (classifier)", {weights, optimizer, workspace}};
   forward.items.push_back({"activations saved for the backward", n * saved_per_token + cast_weights,
                            tokens_text + ", " + std::to_string(int(checkpointed)) + " checkpointed blocks of " +
-                               std::to_string(int(s.L)) + (cast_weights > 0 ? ", 16-bit weight casts" : "")});
+                               std::to_string(int(s.L)) +
+                               (s.kept_attention > 0 ? " (inputs and attention outputs)" : "") +
+                               (cast_weights > 0 ? ", 16-bit weight casts" : "")});
   forward.items.push_back({"classifier", classifier, classifier_text});
   if (accumulating) forward.items.push_back({"gradients", gradients.bytes, accumulated_text});
   if (chunked_training) {

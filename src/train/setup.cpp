@@ -294,7 +294,9 @@ TrainingSetup::TrainingSetup(const TrainOptions& given) : options(with_run_direc
   torch::manual_seed(o.run.seed);
   model = Gpt(config);
   if (!o.model.init_from.empty()) load_hf_gpt2_weights(o.model.init_from, model);
-  if (o.memory.gradient_checkpointing) apply_activation_checkpointing(model, o.memory.checkpoint_every);
+  if (o.memory.gradient_checkpointing) {
+    apply_activation_checkpointing(model, o.memory.checkpoint_every, o.memory.keep_attention_output);
+  }
   apply_chunked_loss(model, !o.memory.chunked_loss ? 0
                             : o.memory.loss_chunk_tokens > 0
                                 ? o.memory.loss_chunk_tokens

@@ -147,6 +147,7 @@ nlohmann::json to_json(const TrainOptions& o) {
           {"memory",
            {{"gradient-checkpointing", mem.gradient_checkpointing},
             {"checkpoint-every", mem.checkpoint_every},
+            {"keep-attention-output", mem.keep_attention_output},
             {"amp", mem.amp},
             {"amp-dtype", to_string(mem.amp_dtype)},
             {"attention", to_string(mem.attention)},

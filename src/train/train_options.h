@@ -60,6 +60,7 @@ struct OptimizerOptions {
 struct MemoryOptions {
   bool gradient_checkpointing = true;
   std::int64_t checkpoint_every = 1;  // checkpoint every K-th block (1 = all)
+  bool keep_attention_output = true;  // checkpointed blocks keep their attention output (memory/kept_attention.h)
   bool amp = true;
   AmpDtype amp_dtype = AmpDtype::kAuto;
   AttentionBackend attention = AttentionBackend::kAuto;
