@@ -6,6 +6,8 @@
 #   test                       the test suite (scripts/test.sh), then the GPU tests by name: none may skip
 #   same-losses                this build against BASELINE_BIN (a build of another commit): equal losses?
 #   speed, profile, profile-amp  aios against the PyTorch reference trainer; a kernel-by-kernel profile (both rows, or bf16 alone)
+#   profile-aios               aios alone: everything on against the fastest row, kernel by kernel
+#   ncu-8bit                   Nsight Compute on the 8-bit AdamW kernel in an everything-on step
 #   vs-compile, vs-compile-32, vs-compile-large   aios against PyTorch eager and torch.compile (bf16)
 #   vs-compile-quick           the fastest row and everything on against torch.compile, 100 steps
 #   memory, memory-large, max-batch, convergence    the memory techniques, alone and together
@@ -77,6 +79,8 @@ stage_same-losses() { bench/numerics/same_losses.sh "$BASELINE_BIN" build-gpu/ai
 stage_speed() { bench/speed/vs_reference.sh gpt2 16 60; }
 stage_profile() { bench/speed/profile.sh gpt2 16; }
 stage_profile-amp() { bench/speed/profile.sh gpt2 16 amp-bf16; }
+stage_profile-aios() { bench/speed/profile_aios.sh gpt2 16; }
+stage_ncu-8bit() { bench/speed/ncu_kernel.sh adamw_8bit all-together adamw-8bit; }
 stage_vs-compile() { bench/speed/vs_compile.sh gpt2 16 300; }
 stage_vs-compile-quick() {
   bench/speed/vs_compile.sh gpt2 16 100 whole-head,whole-head-eager,everything-on,everything-on-eager,compile
