@@ -81,9 +81,7 @@ at::Tensor KeptAttention::replay(const at::Tensor& q, const at::Tensor& k, const
   return ReplayedAttention::apply(q, k, v, std::move(state_))[0];
 }
 
-c10::IValue KeptAttention::release() {
-  return holds() ? c10::IValue::make_capsule(std::move(state_)) : c10::IValue();
-}
+c10::IValue KeptAttention::release() { return holds() ? c10::IValue::make_capsule(std::move(state_)) : c10::IValue(); }
 
 KeptAttention KeptAttention::from(const c10::IValue& value) {
   KeptAttention kept;

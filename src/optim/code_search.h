@@ -21,11 +21,11 @@
 
 namespace aios::code_search {
 
-constexpr int kMantissaBits = 6;                                // buckets per octave: 64
-constexpr int kSmallestExponent = 127 - 24;                     // |x| < 2^-24: the middle bucket
-constexpr int kOctaves = 127 - kSmallestExponent + 1;           // 2^-24 .. 2^0
-constexpr int kBucketsPerSide = kOctaves << kMantissaBits;      // 1600
-constexpr int kBuckets = 2 * kBucketsPerSide + 1;               // negative, middle, positive
+constexpr int kMantissaBits = 6;                            // buckets per octave: 64
+constexpr int kSmallestExponent = 127 - 24;                 // |x| < 2^-24: the middle bucket
+constexpr int kOctaves = 127 - kSmallestExponent + 1;       // 2^-24 .. 2^0
+constexpr int kBucketsPerSide = kOctaves << kMantissaBits;  // 1600
+constexpr int kBuckets = 2 * kBucketsPerSide + 1;           // negative, middle, positive
 constexpr int kLastCode = 255;
 
 AIOS_HOST_DEVICE std::uint32_t bits_of(float x) {
