@@ -225,7 +225,9 @@ ChunkOutput checkpointed_block_forward_chunk(BlockImpl& block, const torch::Tens
 
 torch::Tensor checkpointed_block_forward(BlockImpl& block, const torch::Tensor& x, bool keep_attention) {
   const auto params = block.parameters();
-  return CheckpointFunction::apply(x, at::TensorList(params), &block, keep_attention)[0];
+  // Without gradients (evaluation) no backward will read a kept output.
+  const bool keep = keep_attention && at::GradMode::is_enabled();
+  return CheckpointFunction::apply(x, at::TensorList(params), &block, keep)[0];
 }
 
 void apply_activation_checkpointing(Gpt& model, std::int64_t every, bool keep_attention) {

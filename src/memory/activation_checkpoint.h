@@ -6,9 +6,9 @@
 //
 // The recomputation restores the forward's RNG state (so dropout masks match) and its autocast
 // state, and runs with autocast's weight-cast cache off (pytorch#65766: a cast cached under
-// no-grad would lose the weights' gradient). With keep_attention, a block without dropout keeps
-// its attention output from the forward where the kernel allows (memory/kept_attention.h), and the
-// recomputation runs only the attention's backward.
+// no-grad would lose the weights' gradient). With keep_attention, a block without dropout run with
+// gradients on keeps its attention output from the forward where the kernel allows
+// (memory/kept_attention.h), and the recomputation runs only the attention's backward.
 #pragma once
 
 #include "model/gpt.h"

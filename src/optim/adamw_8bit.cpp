@@ -49,10 +49,11 @@ AdamW8bit::AdamW8bit(std::vector<Group> groups, const AdamWSettings& s, std::int
   const auto device = groups_.empty() || groups_.front().params.empty() ? at::Device(at::kCPU)
                                                                         : groups_.front().params.front().device();
   quantized_steps_ = at::zeros({}, at::TensorOptions(device).dtype(at::kFloat));
-  map_signed_ = dynamic_quantization_map(true).to(device);
-  map_unsigned_ = dynamic_quantization_map(false).to(device);
-  table_signed_ = code_search_table(dynamic_quantization_map(true)).to(device);
-  table_unsigned_ = code_search_table(dynamic_quantization_map(false)).to(device);
+  const auto map_signed = dynamic_quantization_map(true), map_unsigned = dynamic_quantization_map(false);
+  map_signed_ = map_signed.to(device);
+  map_unsigned_ = map_unsigned.to(device);
+  table_signed_ = code_search_table(map_signed).to(device);
+  table_unsigned_ = code_search_table(map_unsigned).to(device);
   const auto zero_signed = at::searchsorted(map_signed_, at::zeros({1}, map_signed_.options())).item<std::int64_t>();
   const auto zero_unsigned =
       at::searchsorted(map_unsigned_, at::zeros({1}, map_unsigned_.options())).item<std::int64_t>();
