@@ -5,6 +5,9 @@
 #   build, build-aios          the whole tree with tests, or the program alone
 #   test                       the test suite (scripts/test.sh), then the GPU tests by name: none may skip
 #   same-losses                this build against BASELINE_BIN (a build of another commit): equal losses?
+#   baseline, loss-300         builds .deps/baseline (bench/numerics/baseline_tree.sh COMMIT, run before the
+#                              call); 300 steps of GPT-2 with it and with this build: losses within 0.5 %?
+#                              (LOSS_SEEDS="1 2" for more seeds than 1)
 #   speed, profile, profile-amp  aios against the PyTorch reference trainer; a kernel-by-kernel profile (both rows, or bf16 alone)
 #   profile-aios               aios alone: everything on against the fastest row, kernel by kernel
 #   ncu-8bit                   Nsight Compute on the 8-bit AdamW kernel in an everything-on step
@@ -76,6 +79,18 @@ stage_gpu-tests() {
 
 stage_build-aios() { AIOS_BUILD_TARGET=aios stage_build; }
 stage_same-losses() { bench/numerics/same_losses.sh "$BASELINE_BIN" build-gpu/aios; }
+stage_baseline() {
+  echo "baseline: $(cat .deps/baseline/COMMIT)" | tee -a "$summary"
+  (cd .deps/baseline && AIOS_BUILD_DIR=/tmp/aios-baseline-build AIOS_BUILD_TARGET=aios scripts/build.sh) \
+    > "$OUT/build-baseline.log" 2>&1 || { grep -E "error" -A3 "$OUT/build-baseline.log" | head -30; return 1; }
+}
+stage_loss-300() {
+  local seed status=0
+  for seed in ${LOSS_SEEDS:-1}; do
+    bench/numerics/loss_300.sh /tmp/aios-baseline-build/aios build-gpu/aios 300 "$seed" || status=1
+  done
+  return $status
+}
 stage_speed() { bench/speed/vs_reference.sh gpt2 16 60; }
 stage_profile() { bench/speed/profile.sh gpt2 16; }
 stage_profile-amp() { bench/speed/profile.sh gpt2 16 amp-bf16; }

@@ -21,7 +21,8 @@ headers, cuda = sys.argv[1], sys.argv[2]
 sources = ["src/distributed/nccl_comm.cpp", "src/optim/adamw_8bit.cpp", "src/memory/mixed_precision.cpp",
            "src/train/device_stats.cpp", "src/memory/attention_backend.cpp", "src/kernels/fused_classifier.cpp",
            "src/kernels/layer_norm.cpp", "src/kernels/attention_heads.cpp",
-           "src/kernels/linear.cpp", "src/train/step_graph.cpp"]
+           "src/kernels/linear.cpp", "src/kernels/bias_gradient.cpp", "src/kernels/linear_gelu.cpp",
+           "src/train/step_graph.cpp"]
 entry = next(e for e in json.load(open("build/compile_commands.json")) if e["file"].endswith("src/distributed/comm.cpp"))
 flags, words, i = [], shlex.split(entry["command"]), 0
 while i < len(words):
@@ -38,7 +39,7 @@ for source in sources:
     if r.returncode: print(r.stderr[:4000]); failed += 1
 arches = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in ("80", "86", "89", "90")]
 for kernel in ("src/optim/adamw_8bit_cuda.cu", "src/kernels/cross_entropy_cuda.cu", "src/kernels/layer_norm_cuda.cu",
-               "src/kernels/attention_heads_cuda.cu", "src/kernels/cuda_images.cu"):
+               "src/kernels/attention_heads_cuda.cu", "src/kernels/cuda_images.cu", "src/kernels/bias_gradient_cuda.cu"):
     nvcc = subprocess.run([f"{cuda}/bin/nvcc", "-std=c++20", *arches, "-Isrc", "-c", kernel, "-o", "/dev/null"],
                           capture_output=True, text=True)
     print(kernel, "ok" if nvcc.returncode == 0 else "FAILED")

@@ -43,6 +43,19 @@ TEST(StepShape, ShrinksKeepingTheWindowsPerStep) {
   EXPECT_NE(message.find("step 7"), std::string::npos) << message;
 }
 
+TEST(StepShape, AdviceNamesKeptAttentionOutputsOnlyWhereTheyAreKept) {
+  TrainOptions o;
+  o.memory.gradient_checkpointing = true;
+  o.memory.keep_attention_output = true;
+  o.run.device = "cuda";
+  const auto on_gpu = testing::error_of([&] { shrink_after_oom({1, 1, 0}, o, 3, "oom"); });
+  EXPECT_NE(on_gpu.find("--no-keep-attention-output"), std::string::npos) << on_gpu;
+  o.run.device = "cpu";
+  const auto on_cpu = testing::error_of([&] { shrink_after_oom({1, 1, 0}, o, 3, "oom"); });
+  EXPECT_EQ(on_cpu.find("--no-keep-attention-output"), std::string::npos) << on_cpu;
+  EXPECT_NE(on_cpu.find("--window-size"), std::string::npos) << on_cpu;
+}
+
 TEST_F(TrainerTest, AnOutOfMemoryShrinksTheMicroBatchAndChangesNothingElse) {
   // float64: Adam turns rounding-level gradient differences (4x1 vs 2x2 summation order) into
   // lr-sized steps on near-zero gradients, so fp32 would compare noise, not the recovery.

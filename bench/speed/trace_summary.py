@@ -24,7 +24,7 @@ KINDS = (
     ("classifier: softmax, cross-entropy", r"softmax|cross_entropy|nll_loss|log_softmax"),
     ("GELU", r"[Gg]elu|tanh"),
     ("optimizer", r"multi_tensor_apply|adam|Adam"),
-    ("bias-gradient and other reductions", r"reduce_kernel|triton_red_|triton_per_|sum_partials"),
+    ("bias-gradient and other reductions", r"reduce_kernel|triton_red_|triton_per_|sum_partials|column_sums"),
     ("embedding", r"embedding|indexSelect|index_put|indexing_backward|EmbeddingBackward|radix|sort"),
     ("copies, casts, concatenation, fills", r"copy|Memcpy|Memset|CatArray|fill|cast"),
     ("other elementwise (adds, scales)", r"elementwise|triton_poi_"),

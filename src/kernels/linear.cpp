@@ -7,6 +7,8 @@
 
 #include <limits>
 
+#include "kernels/bias_gradient.h"
+
 #if AIOS_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <cublas_v2.h>
@@ -88,7 +90,7 @@ at::Tensor linear_weight_gradient(const at::Tensor& grad_output, const at::Tenso
 }
 
 at::Tensor linear_bias_gradient(const at::Tensor& grad_output, at::ScalarType bias_type) {
-  return grad_output.sum(0, /*keepdim=*/false, bias_type);
+  return bias_gradient(grad_output, bias_type);
 }
 
 #if AIOS_WITH_CUDA

@@ -12,6 +12,7 @@
 #include "kernels/fused_classifier.h"
 #include "kernels/layer_norm.h"
 #include "kernels/linear.h"
+#include "kernels/linear_gelu.h"
 #include "model/causal_attention.h"
 
 namespace aios {
@@ -99,8 +100,8 @@ MlpImpl::MlpImpl(const GptConfig& config) {
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return linear(c_proj, hidden(x)); }
 
 torch::Tensor MlpImpl::hidden(const torch::Tensor& x) {
-  // GPT-2's "gelu_new" is the tanh approximation.
-  return F::gelu(linear(c_fc, x), F::GELUFuncOptions().approximate("tanh"));
+  // GPT-2's "gelu_new" is the tanh approximation, which linear_gelu computes.
+  return linear_gelu(x, c_fc->weight, c_fc->bias);
 }
 
 BlockImpl::BlockImpl(const GptConfig& config, std::shared_ptr<RotaryTable> rotary) {

@@ -23,7 +23,8 @@ StepShape shrink_after_oom(const StepShape& shape, const TrainOptions& o, std::i
   add(!m.chunked_loss, "--chunked-loss");
   add(!m.chunked_training, "--chunked-training with a --chunk-size");
   add(m.gradient_checkpointing && m.checkpoint_every > 1, "--checkpoint-every 1");
-  add(m.gradient_checkpointing && m.keep_attention_output, "--no-keep-attention-output");
+  // Attention outputs are kept only where cuDNN or flash attention runs: never on the CPU.
+  add(m.gradient_checkpointing && m.keep_attention_output && o.run.device != "cpu", "--no-keep-attention-output");
   enable += std::string(enable.empty() ? "" : ", ") + "a shorter --window-size (now " +
             std::to_string(o.data.window_size) + ")";
   throw Error("step " + std::to_string(step),

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The source tree of an earlier commit in .deps/baseline (carried to the GPU machine with .deps),
+# for the stages that compare this build with it (bench/run.sh baseline loss-300).
+# Usage (here, repository root): bench/numerics/baseline_tree.sh COMMIT
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+commit=$(git rev-parse --short "${1:?usage: bench/numerics/baseline_tree.sh COMMIT}")
+rm -rf .deps/baseline
+mkdir -p .deps/baseline
+git archive "$commit" | tar -x -C .deps/baseline
+echo "$commit" > .deps/baseline/COMMIT
+echo "bench: .deps/baseline holds the tree of $commit"
