@@ -15,8 +15,8 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr int kVector = 8;                // 16-bit values in one 16-byte access
-constexpr int kStrip = 32 * kVector;      // columns one block sums: a warp's 32 lanes of 8
+constexpr int kVector = 8;            // 16-bit values in one 16-byte access
+constexpr int kStrip = 32 * kVector;  // columns one block sums: a warp's 32 lanes of 8
 constexpr std::int64_t kMinRowsPerWarp = 8;
 
 void check(cudaError_t status, const char* what) {

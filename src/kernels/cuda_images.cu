@@ -28,7 +28,8 @@ bool ask_driver(int device) {
     cudaGetDeviceProperties(&properties, device);
     std::fprintf(stderr,
                  "aios: %s (compute capability %d.%d) has no image of aios's CUDA kernels (%s): LayerNorm, the "
-                 "classifier, the q/k/v gradients and 8-bit AdamW run on ATen's kernels instead\n",
+                 "classifier, GELU and the bias gradients, the q/k/v gradients and 8-bit AdamW run on ATen's "
+                 "kernels instead\n",
                  properties.name, properties.major, properties.minor, cudaGetErrorString(status));
   }
   if (current != device) cudaSetDevice(current);

@@ -60,8 +60,9 @@ std::optional<cublasLtMatmulAlgo_t> algorithm_for(const LtMatmul& m, int device,
         "cublasLtMatmulPreferenceSetAttribute");
   // Every pointer is only promised 16-byte alignment (the default promise is 256).
   const std::uint32_t alignment = 16;
-  for (const auto attribute : {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-                               CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
+  for (const auto attribute :
+       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES}) {
     check(cublasLtMatmulPreferenceSetAttribute(preference, attribute, &alignment, sizeof(alignment)),
           "cublasLtMatmulPreferenceSetAttribute");
   }
@@ -118,9 +119,8 @@ bool gelu_epilogue(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b
         "AUX_POINTER");
   const float alpha = 1.f, beta = 0.f;
   check(cublasLtMatmul(at::cuda::getCurrentCUDABlasLtHandle(), m.op, &alpha, w.data_ptr(), m.a, x.data_ptr(), m.b,
-                       &beta, out.data_ptr(), m.d, out.data_ptr(), m.d, &*algorithm,
-                       at::cuda::getCUDABlasLtWorkspace(), workspace_size,
-                       at::cuda::getCurrentCUDAStream(x.device().index()).stream()),
+                       &beta, out.data_ptr(), m.d, out.data_ptr(), m.d, &*algorithm, at::cuda::getCUDABlasLtWorkspace(),
+                       workspace_size, at::cuda::getCurrentCUDAStream(x.device().index()).stream()),
         "cublasLtMatmul (linear + GELU epilogue)");
   return true;
 }
@@ -156,15 +156,15 @@ struct LinearGelu : public torch::autograd::Function<LinearGelu> {
     const at::Tensor &x = saved[0], &w = saved[1], &pre = saved[2];
     const auto out = w.size(0);
     const auto grad_h = grad_outputs[0].to(pre.scalar_type()).reshape({-1, out}).contiguous();
-    const auto [grad_pre, grad_bias] = gelu_backward_and_bias_gradient(
-        grad_h, pre.reshape({-1, out}).contiguous(), ctx->saved_data["bias_type"].toScalarType());
+    const auto [grad_pre, grad_bias] = gelu_backward_and_bias_gradient(grad_h, pre.reshape({-1, out}).contiguous(),
+                                                                       ctx->saved_data["bias_type"].toScalarType());
     variable_list grads(3);
     if (ctx->needs_input_grad(0)) {
       grads[0] = at::mm(grad_pre, w).view(x.sizes()).to(ctx->saved_data["input_type"].toScalarType());
     }
     if (ctx->needs_input_grad(1)) {
-      grads[1] = linear_weight_gradient(grad_pre, x.reshape({-1, x.size(-1)}),
-                                        ctx->saved_data["weight_type"].toScalarType());
+      grads[1] =
+          linear_weight_gradient(grad_pre, x.reshape({-1, x.size(-1)}), ctx->saved_data["weight_type"].toScalarType());
     }
     if (ctx->needs_input_grad(2)) grads[2] = grad_bias;
     return grads;
