@@ -252,6 +252,11 @@ TEST(TrainOptions, OptionsThatWouldBeIgnoredAreRefused) {
   EXPECT_NE(amp.find("--no-amp"), std::string::npos) << amp;
   EXPECT_EQ(message_of({"--chunked-loss", "--loss-chunk-tokens", "512"}), "");
   EXPECT_EQ(message_of({"--gradient-checkpointing", "--checkpoint-every", "2"}), "");
+  EXPECT_NE(
+      message_of({"--no-gradient-checkpointing", "--no-keep-attention-output"}).find("--no-keep-attention-output"),
+      std::string::npos);
+  EXPECT_EQ(message_of({"--no-keep-attention-output"}), "");
+  EXPECT_EQ(message_of({"--no-gradient-checkpointing"}), "");
   EXPECT_EQ(message_of({"--amp", "--amp-dtype", "fp16"}), "");
   EXPECT_EQ(message_of({"--no-amp"}), "");
 }

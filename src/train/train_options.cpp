@@ -42,6 +42,10 @@ void require_needed_companions(const TrainOptions& o) {
     throw Error("--checkpoint-every", "has no effect with --no-gradient-checkpointing",
                 "--gradient-checkpointing with it, or leave it out");
   }
+  if (!m.keep_attention_output && !m.gradient_checkpointing) {
+    throw Error("--no-keep-attention-output", "has no effect with --no-gradient-checkpointing (nothing is kept)",
+                "--gradient-checkpointing with it, or leave it out");
+  }
   if (m.amp_dtype != AmpDtype::kAuto && !m.amp) {
     throw Error("--amp-dtype", "'" + to_string(m.amp_dtype) + "' has no effect with --no-amp",
                 "--amp with it, or leave it out");
