@@ -5,6 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 commit=$(git rev-parse --short "${1:?usage: bench/numerics/baseline_tree.sh COMMIT}")
+# Replaces only a tree this script wrote (it leaves COMMIT beside the sources), never other files.
+if [ -e .deps/baseline ] && [ ! -f .deps/baseline/COMMIT ]; then
+  echo "bench: .deps/baseline exists and was not written by this script; move it away first" >&2
+  exit 1
+fi
 rm -rf .deps/baseline
 mkdir -p .deps/baseline
 git archive "$commit" | tar -x -C .deps/baseline
